@@ -1,0 +1,108 @@
+"""Projects, sites and API keys in the metadata store: statements and small operations."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Select, Update, select, update
+
+from weldpulse import keys
+from weldpulse.schema import api_keys, projects, sites
+
+PLANS = ("free", "pro", "enterprise")
+SCOPES = ("stats:read", "events:write")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def create_project(conn: Connection, name: str, plan: str = "pro") -> str:
+    if plan not in PLANS:
+        raise ValueError(f"plan must be one of {', '.join(PLANS)}")
+    project_id = str(uuid.uuid4())
+    conn.execute(
+        projects.insert().values(id=project_id, name=name, plan=plan, created_at=_now())
+    )
+    return project_id
+
+
+def create_site(conn: Connection, project_id: str, domain: str, name: str | None = None) -> dict:
+    if conn.execute(select(projects.c.id).where(projects.c.id == project_id)).first() is None:
+        raise ValueError(f"no project {project_id}")
+    row = {
+        "id": str(uuid.uuid4()),
+        "project_id": project_id,
+        "domain": domain,
+        "name": name or domain,
+        "site_key": keys.new_site_key(),
+        "is_active": True,
+        "created_at": _now().replace(microsecond=0),
+    }
+    conn.execute(sites.insert().values(**row))
+    return row
+
+
+def create_api_key(conn: Connection, project_id: str, scopes: list[str]) -> dict:
+    """Creates a key and returns it with its secret, which is never stored or shown again."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scope {', '.join(unknown)}; scopes are {', '.join(SCOPES)}")
+    if conn.execute(select(projects.c.id).where(projects.c.id == project_id)).first() is None:
+        raise ValueError(f"no project {project_id}")
+    secret = keys.new_api_key()
+    key_id = str(uuid.uuid4())
+    conn.execute(
+        api_keys.insert().values(
+            id=key_id,
+            project_id=project_id,
+            key_hash=keys.hash_key(secret),
+            prefix=keys.display_prefix(secret),
+            scopes=" ".join(scopes),
+            created_at=_now(),
+        )
+    )
+    return {"id": key_id, "key": secret, "project_id": project_id, "scopes": scopes}
+
+
+def revoke_api_key_stmt(key_id: str) -> Update:
+    return (
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=_now())
+    )
+
+
+def key_owner_stmt(key_hash: str) -> Select:
+    """The key with this hash, its project's plan and its revocation time."""
+    return (
+        select(
+            api_keys.c.id,
+            api_keys.c.key_hash,
+            api_keys.c.scopes,
+            api_keys.c.revoked_at,
+            projects.c.id.label("project_id"),
+            projects.c.plan,
+        )
+        .join(projects, projects.c.id == api_keys.c.project_id)
+        .where(api_keys.c.key_hash == key_hash)
+    )
+
+
+def project_sites_stmt(project_id: str) -> Select:
+    return (
+        select(sites)
+        .where(sites.c.project_id == project_id)
+        .order_by(sites.c.created_at, sites.c.id)
+    )
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key, its project and the ids of the project's sites."""
+
+    key_id: str
+    project_id: str
+    plan: str
+    scopes: frozenset[str]
+    site_ids: tuple[str, ...]

@@ -1,0 +1,193 @@
+"""AnalyticsService: thin servicers that parse, authorize, query and shape each /v1 call."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import grpc
+from sqlalchemy import Engine, Select
+from sqlalchemy.engine import Row
+
+from weldpulse import accounts, queries
+from weldpulse.interceptors import principal_var
+from weldpulse.params import (
+    bucket_start,
+    buckets,
+    parse_interval,
+    parse_limit,
+    parse_range,
+    parse_site,
+)
+from weldpulse.v1 import analytics_pb2 as pb
+from weldpulse.v1 import analytics_pb2_grpc
+
+Ctx = grpc.ServicerContext
+
+
+def _limit(request: pb.ListPagesRequest | pb.ListReferrersRequest | pb.ListGeoRequest | pb.ListDevicesRequest, default: int) -> int:  # noqa: E501
+    return parse_limit(request.limit if request.HasField("limit") else None, default)
+
+
+def _sites(site_id: str) -> tuple[str, ...]:
+    return parse_site(site_id, principal_var.get().site_ids)
+
+
+def _ratio(part: float | None, whole: int) -> float:
+    """A fraction rounded to 4 places (0.01 %), so JSON shows 0.4286, not 0.42857142857142855."""
+    return round(float(part or 0) / whole, 4) if whole else 0.0
+
+
+def _seconds(value: float | None) -> float:
+    return round(float(value or 0), 1)
+
+
+class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
+    def __init__(self, metadata: Engine, events: Engine) -> None:
+        self.metadata = metadata
+        self.events = events
+
+    def _rows(self, stmt: Select) -> Sequence[Row]:
+        with self.events.connect() as conn:
+            return conn.execute(stmt).all()
+
+    def GetStats(self, request: pb.GetStatsRequest, context: Ctx) -> pb.GetStatsResponse:
+        rng = parse_range(request.start, request.end)
+        sites = _sites(request.site_id)
+        ev = self._rows(queries.event_totals(sites, rng))[0]
+        se = self._rows(queries.session_totals(sites, rng))[0]
+        row = pb.StatsRow(
+            visitors=ev.visitors,
+            pageviews=ev.pageviews,
+            sessions=se.sessions,
+            avg_duration=_seconds(se.avg_duration),
+            bounce_rate=_ratio(se.bounces, se.sessions),
+        )
+        return pb.GetStatsResponse(data=[row])
+
+    def ListPages(self, request: pb.ListPagesRequest, context: Ctx) -> pb.ListPagesResponse:
+        rng = parse_range(request.start, request.end)
+        limit = _limit(request, 10)
+        sites = _sites(request.site_id)
+        top = self._rows(queries.top_pages(sites, rng, limit))
+        paths = [r.pathname for r in top]
+        durations = {r.pathname: r.avg_duration for r in self._rows(queries.time_on_page(sites, rng, paths))}
+        bounces = {r.entry_page: r for r in self._rows(queries.entry_page_bounces(sites, rng, paths))}
+        data = []
+        for r in top:
+            entry = bounces.get(r.pathname)
+            data.append(
+                pb.PageRow(
+                    pathname=r.pathname,
+                    visitors=r.visitors,
+                    pageviews=r.pageviews,
+                    avg_duration=_seconds(durations.get(r.pathname)),
+                    bounce_rate=_ratio(entry.bounces, entry.sessions) if entry else 0.0,
+                )
+            )
+        return pb.ListPagesResponse(data=data)
+
+    def ListReferrers(self, request: pb.ListReferrersRequest, context: Ctx) -> pb.ListReferrersResponse:
+        rng = parse_range(request.start, request.end)
+        limit = _limit(request, 10)
+        rows = self._rows(queries.top_referrers(_sites(request.site_id), rng, limit))
+        return pb.ListReferrersResponse(
+            data=[
+                pb.ReferrerRow(
+                    referrer_source=r.referrer_source,
+                    visitors=r.visitors,
+                    pageviews=r.pageviews,
+                    bounce_rate=_ratio(r.bounces, r.sessions),
+                )
+                for r in rows
+            ]
+        )
+
+    def GetTimeseries(self, request: pb.GetTimeseriesRequest, context: Ctx) -> pb.GetTimeseriesResponse:
+        rng = parse_range(request.start, request.end)
+        interval = parse_interval(request.interval)
+        indexes = buckets(rng, interval)
+        sites = _sites(request.site_id)
+        by_events = {r.bucket: r for r in self._rows(queries.events_by_bucket(sites, rng, interval))}
+        by_sessions = {r.bucket: r.sessions for r in self._rows(queries.sessions_by_bucket(sites, rng, interval))}
+        data = []
+        for i in indexes:
+            ev = by_events.get(i)
+            data.append(
+                pb.TimeseriesRow(
+                    t=bucket_start(i, interval).strftime("%Y-%m-%dT%H:%M:%S"),
+                    visitors=ev.visitors if ev else 0,
+                    pageviews=ev.pageviews if ev else 0,
+                    sessions=by_sessions.get(i, 0),
+                )
+            )
+        return pb.GetTimeseriesResponse(data=data)
+
+    def GetRealtime(self, request: pb.GetRealtimeRequest, context: Ctx) -> pb.GetRealtimeResponse:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rows = self._rows(queries.realtime(_sites(request.site_id), now))
+        return pb.GetRealtimeResponse(
+            data=[
+                pb.RealtimeRow(
+                    pathname=r.exit_page,
+                    country=r.country,
+                    device_type=r.device_type,
+                    referrer_source=r.referrer_source,
+                    current_visitors=r.current_visitors,
+                )
+                for r in rows
+            ]
+        )
+
+    def ListEvents(self, request: pb.ListEventsRequest, context: Ctx) -> pb.ListEventsResponse:
+        rng = parse_range(request.start, request.end)
+        rows = self._rows(queries.custom_events(_sites(request.site_id), rng))
+        return pb.ListEventsResponse(
+            data=[
+                pb.EventRow(event_name=r.name, total=r.total, unique_visitors=r.unique_visitors)
+                for r in rows
+            ]
+        )
+
+    def ListGeo(self, request: pb.ListGeoRequest, context: Ctx) -> pb.ListGeoResponse:
+        rng = parse_range(request.start, request.end)
+        limit = _limit(request, 50)
+        rows = self._rows(queries.breakdown("geo", _sites(request.site_id), rng, limit))
+        return pb.ListGeoResponse(
+            data=[
+                pb.GeoRow(country=r.country, region=r.region, visitors=r.visitors, pageviews=r.pageviews)
+                for r in rows
+            ]
+        )
+
+    def ListDevices(self, request: pb.ListDevicesRequest, context: Ctx) -> pb.ListDevicesResponse:
+        rng = parse_range(request.start, request.end)
+        limit = _limit(request, 50)
+        rows = self._rows(queries.breakdown("devices", _sites(request.site_id), rng, limit))
+        return pb.ListDevicesResponse(
+            data=[
+                pb.DeviceRow(
+                    device_type=r.device_type,
+                    browser=r.browser,
+                    os=r.os,
+                    visitors=r.visitors,
+                    pageviews=r.pageviews,
+                )
+                for r in rows
+            ]
+        )
+
+    def ListSites(self, request: pb.ListSitesRequest, context: Ctx) -> pb.ListSitesResponse:
+        with self.metadata.connect() as conn:
+            rows = conn.execute(accounts.project_sites_stmt(principal_var.get().project_id)).all()
+        return pb.ListSitesResponse(
+            data=[
+                pb.Site(
+                    id=r.id,
+                    domain=r.domain,
+                    name=r.name,
+                    site_key=r.site_key,
+                    is_active=r.is_active,
+                    created_at=r.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                )
+                for r in rows
+            ]
+        )

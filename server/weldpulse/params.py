@@ -1,0 +1,122 @@
+"""Parsing and validation of request parameters: ranges, limits, intervals, site filters."""
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from weldpulse.errors import BadRequest
+
+MAX_LIMIT = 1000
+MAX_BUCKETS = 10_000
+UNITS = ("minute", "hour", "day", "week", "month")
+_INTERVAL = re.compile(r"^\s*(\d{1,4})\s*(minute|hour|day|week|month)s?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Range:
+    """An inclusive range of naive UTC datetimes."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Interval:
+    count: int
+    unit: str  # one of UNITS
+
+
+def _parse_instant(name: str, value: str, end_of_day: bool) -> datetime:
+    text = value.strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        return datetime.combine(day, time.max if end_of_day else time.min)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(
+            f"Invalid {name}: {value!r} is not an ISO 8601 date-time "
+            "(e.g. 2024-01-15T00:00:00Z)"
+        ) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def parse_range(start: str, end: str) -> Range:
+    missing = [name for name, value in (("start", start), ("end", end)) if not value.strip()]
+    if missing:
+        raise BadRequest(f"Missing required parameters: {', '.join(missing)}")
+    first = _parse_instant("start", start, end_of_day=False)
+    last = _parse_instant("end", end, end_of_day=True)
+    if last < first:
+        raise BadRequest("Invalid end: end is before start")
+    return Range(first, last)
+
+
+def parse_limit(value: int | None, default: int) -> int:
+    """`value` is None when the caller left `limit` out."""
+    if value is None:
+        return default
+    if not 1 <= value <= MAX_LIMIT:
+        raise BadRequest(f"Invalid limit: {value} is not between 1 and {MAX_LIMIT}")
+    return value
+
+
+def parse_interval(value: str) -> Interval:
+    if not value.strip():
+        return Interval(1, "hour")
+    match = _INTERVAL.match(value)
+    if match is None or not 1 <= int(match.group(1)) <= 1000:
+        raise BadRequest(
+            f"Invalid interval: {value!r}; expected 'N minute(s)', 'N hour(s)', 'N day(s)', "
+            "'N week(s)' or 'N month(s)' with N from 1 to 1000, e.g. '1 hour'"
+        )
+    return Interval(int(match.group(1)), match.group(2).lower())
+
+
+def parse_site(site_id: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """The sites to query: all of the caller's, or the one asked for if it is theirs."""
+    if not site_id:
+        return allowed
+    if site_id not in allowed:
+        raise BadRequest(f"Invalid site_id: no site {site_id!r} in this project")
+    return (site_id,)
+
+
+# Bucket arithmetic. Buckets are numbered from the epoch of their unit:
+# minutes/hours/days from 1970-01-01, weeks from Monday 1969-12-29, months
+# from January 1970; an N-unit bucket holds unit numbers [k*N, (k+1)*N).
+EPOCH = datetime(1970, 1, 1)
+WEEK_EPOCH = datetime(1969, 12, 29)
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
+
+
+def bucket_of(moment: datetime, interval: Interval) -> int:
+    if interval.unit == "month":
+        return ((moment.year - 1970) * 12 + moment.month - 1) // interval.count
+    origin = WEEK_EPOCH if interval.unit == "week" else EPOCH
+    seconds = (moment - origin) // timedelta(seconds=1)
+    return seconds // (UNIT_SECONDS[interval.unit] * interval.count)
+
+
+def bucket_start(index: int, interval: Interval) -> datetime:
+    if interval.unit == "month":
+        months = index * interval.count
+        return datetime(1970 + months // 12, months % 12 + 1, 1)
+    origin = WEEK_EPOCH if interval.unit == "week" else EPOCH
+    return origin + timedelta(seconds=index * UNIT_SECONDS[interval.unit] * interval.count)
+
+
+def buckets(rng: Range, interval: Interval) -> range:
+    """Indexes of every bucket from the one holding start to the one holding end."""
+    first, last = bucket_of(rng.start, interval), bucket_of(rng.end, interval)
+    if last - first + 1 > MAX_BUCKETS:
+        raise BadRequest(
+            f"Invalid interval: the range would hold {last - first + 1} buckets of "
+            f"'{interval.count} {interval.unit}', more than {MAX_BUCKETS}; use a larger interval"
+        )
+    return range(first, last + 1)

@@ -1,0 +1,96 @@
+"""Table definitions of the two stores: metadata (projects, sites, keys) and events."""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+# Timestamps are naive UTC everywhere: the engines then agree on bucket math.
+
+metadata_db = MetaData()
+
+projects = Table(
+    "projects",
+    metadata_db,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("plan", String(16), nullable=False),  # free | pro | enterprise
+    Column("created_at", DateTime, nullable=False),
+)
+
+sites = Table(
+    "sites",
+    metadata_db,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(36), ForeignKey("projects.id"), nullable=False, index=True),
+    Column("domain", String(253), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("site_key", String(64), nullable=False, unique=True),
+    Column("is_active", Boolean, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata_db,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", String(36), ForeignKey("projects.id"), nullable=False, index=True),
+    # SHA-256 hex of the whole key; the key itself is never stored.
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),  # shown in listings: "ak_live_AbCd"
+    Column("scopes", String(200), nullable=False),  # space-separated
+    Column("created_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime, nullable=True),
+)
+
+events_db = MetaData()
+
+events = Table(
+    "events",
+    events_db,
+    Column("site_id", String(36), nullable=False),
+    Column("ts", DateTime, nullable=False),
+    Column("name", String(120), nullable=False),
+    Column("visitor_id", BigInteger, nullable=False),
+    Column("session_id", BigInteger, nullable=False),
+    Column("pathname", Text, nullable=False),
+    Column("referrer_source", Text, nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("region", Text, nullable=False),
+    Column("device_type", String(16), nullable=False),
+    Column("browser", Text, nullable=False),
+    Column("os", Text, nullable=False),
+    Column("props", Text, nullable=False),  # JSON object
+)
+
+# One row per session, maintained at ingestion so that queries never have to
+# rebuild sessions from raw events.
+sessions = Table(
+    "sessions",
+    events_db,
+    Column("session_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("site_id", String(36), nullable=False),
+    Column("visitor_id", BigInteger, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("ended_at", DateTime, nullable=False),
+    Column("duration", Float, nullable=False),  # seconds, ended_at - started_at
+    Column("pageviews", Integer, nullable=False),
+    Column("events", Integer, nullable=False),  # all events, pageviews included
+    Column("entry_page", Text, nullable=False),  # "" until the first pageview
+    Column("exit_page", Text, nullable=False),  # pathname of the latest pageview
+    Column("referrer_source", Text, nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("region", Text, nullable=False),
+    Column("device_type", String(16), nullable=False),
+    Column("browser", Text, nullable=False),
+    Column("os", Text, nullable=False),
+)
