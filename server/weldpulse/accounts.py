@@ -37,7 +37,7 @@ def create_site(conn: Connection, project_id: str, domain: str, name: str | None
         "name": name or domain,
         "site_key": keys.new_site_key(),
         "is_active": True,
-        "created_at": _now().replace(microsecond=0),
+        "created_at": _now(),
     }
     conn.execute(sites.insert().values(**row))
     return row

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    Float,
+    Double,
     Select,
     and_,
     case,
@@ -157,9 +157,9 @@ def _bucket(column: ColumnElement[datetime], interval: Interval) -> ColumnElemen
     """SQL twin of params.bucket_of: the bucket number of `column`."""
     if interval.unit == "month":
         months = (extract("year", column) - 1970) * 12 + extract("month", column) - 1
-        return cast(func.floor(cast(months, Float) / interval.count), BigInteger)
+        return cast(func.floor(cast(months, Double) / interval.count), BigInteger)
     origin = (WEEK_EPOCH if interval.unit == "week" else EPOCH) - EPOCH
-    seconds = cast(extract("epoch", column), Float) - origin.total_seconds()
+    seconds = cast(extract("epoch", column), Double) - origin.total_seconds()
     width = UNIT_SECONDS[interval.unit] * interval.count
     return cast(func.floor(seconds / width), BigInteger)
 

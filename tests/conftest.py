@@ -1,0 +1,125 @@
+"""Fixtures that run the real stack: stores (DuckDB+SQLite or PostgreSQL), gRPC server, Envoy."""
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from dataset import project_a_events, project_b_events, wide_events
+from weldpulse import accounts, db, ingest
+from weldpulse.app import build_server
+from weldpulse.envoy import Envoy
+from weldpulse.ratelimit import SlidingLogLimiter
+
+POSTGRES_URL = os.environ.get("WELDPULSE_TEST_POSTGRES_URL")
+
+
+@dataclass
+class Stack:
+    """A running server with Envoy in front, and the seeded projects' ids and keys."""
+
+    engine: str
+    metadata_url: str
+    events_url: str
+    metadata: Engine
+    events: Engine
+    grpc_port: int
+    http: httpx.Client
+    ids: dict[str, Any] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def get(self, path: str, key: str | None = "a", **params: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.keys[key]}"} if key else {}
+        return self.http.get(path, params=params, headers=headers)
+
+    def new_key(self, project: str, scopes: list[str] | None = None) -> str:
+        with self.metadata.begin() as conn:
+            key = accounts.create_api_key(conn, self.ids[project], scopes or ["stats:read"])
+        return key["key"]
+
+
+def _postgres_database() -> Iterator[str]:
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL engine: set WELDPULSE_TEST_POSTGRES_URL (.ci/run does) to run")
+    name = f"weldpulse_test_{secrets.token_hex(4)}"
+    admin = create_engine(
+        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def seed(metadata: Engine, events: Engine) -> tuple[dict[str, Any], dict[str, str]]:
+    ids: dict[str, Any] = {}
+    keys: dict[str, str] = {}
+    with metadata.begin() as conn:
+        a = ids["a"] = accounts.create_project(conn, "Project A", "pro")
+        ids["a_site1"] = accounts.create_site(conn, a, "example.com", "Main Site")["id"]
+        ids["a_site2"] = accounts.create_site(conn, a, "blog.example.com")["id"]
+        b = ids["b"] = accounts.create_project(conn, "Project B", "enterprise")
+        ids["b_site"] = accounts.create_site(conn, b, "other.org")["id"]
+        wide = ids["wide"] = accounts.create_project(conn, "Wide", "pro")
+        ids["wide_site"] = accounts.create_site(conn, wide, "wide.example")["id"]
+        live = ids["live"] = accounts.create_project(conn, "Live", "pro")
+        ids["live_site"] = accounts.create_site(conn, live, "live.example")["id"]
+        free = ids["free"] = accounts.create_project(conn, "Free", "free")
+        accounts.create_site(conn, free, "free.example")
+        ids["empty"] = accounts.create_project(conn, "No sites", "pro")
+        for name in ("a", "b", "wide", "live", "free", "empty"):
+            keys[name] = accounts.create_api_key(conn, ids[name], ["stats:read"])["key"]
+        keys["a_write_only"] = accounts.create_api_key(conn, a, ["events:write"])["key"]
+        revoked = accounts.create_api_key(conn, a, ["stats:read"])
+        conn.execute(accounts.revoke_api_key_stmt(revoked["id"]))
+        keys["revoked"] = revoked["key"]
+    ingest.record(events, project_a_events(ids["a_site1"], ids["a_site2"]))
+    ingest.record(events, project_b_events(ids["b_site"]))
+    ingest.record(events, wide_events(ids["wide_site"]))
+    return ids, keys
+
+
+@pytest.fixture(scope="session", params=["embedded", "postgres"])
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The whole stack on one engine: DuckDB + SQLite files, or PostgreSQL for both stores."""
+    tmp = Path(tempfile.mkdtemp(prefix="weldpulse-test-"))
+    if request.param == "postgres":
+        pg = _postgres_database()
+        meta_url = events_url = next(pg)
+    else:
+        meta_url, events_url = f"sqlite:///{tmp}/metadata.sqlite3", f"duckdb:///{tmp}/events.duckdb"
+    metadata, events = db.open_stores(meta_url, events_url)
+    assert events is not None
+    ids, keys = seed(metadata, events)
+    server, port = build_server(metadata, events, limiter=SlidingLogLimiter())
+    envoy = Envoy(port, log_path=tmp / "envoy.log").start()
+    client = httpx.Client(base_url=f"http://127.0.0.1:{envoy.http_port}", timeout=30)
+    try:
+        yield Stack(request.param, meta_url, events_url, metadata, events, port, client, ids, keys)
+    finally:
+        client.close()
+        envoy.stop()
+        server.stop(grace=None)
+        metadata.dispose()
+        events.dispose()
+        if request.param == "postgres":
+            next(pg, None)
+
+
+@pytest.fixture
+def channel(stack: Stack) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{stack.grpc_port}") as chan:
+        yield chan
