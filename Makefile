@@ -20,7 +20,6 @@ help:
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip==25.3
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
@@ -35,7 +34,7 @@ gen-check: gen
 	test -z "$$(git status --porcelain -- gen/)"
 
 run: $(STAMP)
-	$(BIN)/weldpulse demo
+	$(BIN)/python scripts/demo.py
 	$(BIN)/weldpulse up
 
 test: $(STAMP)

@@ -1,18 +1,27 @@
-"""Seeds the demo project (35 days of realistic traffic) if the store is empty, and prints a curl line."""
+"""Seeds a demo project with 35 days of traffic into an empty store; prints a curl line."""
 
 import random
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
-
 from weldpulse import accounts, db, ingest
 from weldpulse.config import Settings
 from weldpulse.schema import projects
 
-PAGES = ["/", "/pricing", "/blog", "/docs", "/docs/install", "/about", "/blog/cookieless", "/signup"]
+PAGES = [
+    "/",
+    "/pricing",
+    "/blog",
+    "/docs",
+    "/docs/install",
+    "/about",
+    "/blog/cookieless",
+    "/signup",
+]
 SOURCES = ["Direct / None", "Google", "Hacker News", "Twitter", "GitHub", "DuckDuckGo", "Reddit"]
 PLACES = [("US", "California"), ("US", "New York"), ("DE", "Berlin"), ("GB", "England"),
-          ("FR", "Île-de-France"), ("IN", "Karnataka"), ("BR", "São Paulo"), ("JP", "Tokyo")]  # fmt: skip
+          ("FR", "Île-de-France"), ("IN", "Karnataka"), ("BR", "São Paulo"),
+          ("JP", "Tokyo")]  # fmt: skip
 DEVICES = [("desktop", "Chrome", "Windows"), ("desktop", "Chrome", "macOS"),
            ("desktop", "Firefox", "Linux"), ("desktop", "Safari", "macOS"),
            ("mobile", "Safari", "iOS"), ("mobile", "Chrome", "Android"),
@@ -40,8 +49,9 @@ def demo_events(site_id: str, now: datetime, days: int = 35, seed: int = 7) -> l
                               device_type=device, browser=browser, os=os_name)  # fmt: skip
                 out.append(ingest.Event(ts=ts, name="pageview", **common))
                 if page == "/pricing" and rng.random() < 0.2:
-                    out.append(ingest.Event(ts=ts + timedelta(seconds=9), name="signup_click",
-                                            props={"plan": rng.choice(["pro", "free"])}, **common))  # fmt: skip
+                    plan = {"plan": rng.choice(["pro", "free"])}
+                    click = ts + timedelta(seconds=9)
+                    out.append(ingest.Event(ts=click, name="signup_click", props=plan, **common))
                 ts += timedelta(seconds=rng.randint(5, 400))
     return out
 
@@ -52,10 +62,15 @@ def main() -> None:
     assert events is not None
     with meta.begin() as conn:
         project = conn.execute(select(projects.c.id).where(projects.c.name == "Demo")).scalar()
-        if project is None and not conn.execute(select(func.count()).select_from(projects)).scalar():
+        if (
+            project is None
+            and not conn.execute(select(func.count()).select_from(projects)).scalar()
+        ):
             project = accounts.create_project(conn, "Demo", "pro")
             site = accounts.create_site(conn, project, "demo.weldpulse.test", "Demo site")
-            seeded = ingest.record(events, demo_events(site["id"], datetime.now(UTC).replace(tzinfo=None)))
+            seeded = ingest.record(
+                events, demo_events(site["id"], datetime.now(UTC).replace(tzinfo=None))
+            )
             print(f"demo: seeded {seeded} events for site {site['domain']}")
         if project is None:
             print("demo: store has projects of its own; no demo key created")

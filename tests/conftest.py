@@ -11,10 +11,9 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from dataset import project_a_events, project_b_events, wide_events
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-
-from dataset import project_a_events, project_b_events, wide_events
 from weldpulse import accounts, db, ingest
 from weldpulse.app import build_server
 from weldpulse.envoy import Envoy

@@ -22,7 +22,9 @@ GITHUB_PARIS_IPAD = ("GitHub", "FR", "Île-de-France", "tablet", "Safari", "iOS"
 DIRECT = ("Direct / None", "US", "California", "desktop", "Chrome", "macOS")
 
 
-def ev(site: str, visitor: int, ts: datetime, path: str, attrs: tuple, name: str = "pageview") -> Event:  # noqa: E501
+def ev(
+    site: str, visitor: int, ts: datetime, path: str, attrs: tuple, name: str = "pageview"
+) -> Event:
     source, country, region, device, browser, os_name = attrs
     return Event(
         site_id=site, ts=ts, name=name, visitor_id=visitor, pathname=path,

@@ -5,16 +5,23 @@ import socket
 
 import httpx
 import pytest
-from sqlalchemy import create_engine
-
 from conftest import Stack
 from dataset import DAY_END, DAY_START
+from sqlalchemy import create_engine
 from weldpulse import keys
 from weldpulse.app import build_server
 from weldpulse.envoy import Envoy
 
 RANGE = {"start": DAY_START, "end": DAY_END}
-DATED = ["/v1/stats", "/v1/pages", "/v1/referrers", "/v1/timeseries", "/v1/events", "/v1/geo", "/v1/devices"]  # noqa: E501
+DATED = [
+    "/v1/stats",
+    "/v1/pages",
+    "/v1/referrers",
+    "/v1/timeseries",
+    "/v1/events",
+    "/v1/geo",
+    "/v1/devices",
+]
 ALL = [*DATED, "/v1/realtime", "/v1/sites"]
 
 
@@ -54,7 +61,9 @@ def test_free_plan_is_403(stack: Stack) -> None:
 
 @pytest.mark.parametrize("path", ["/v1/stats", "/v1/sites"])
 def test_project_without_sites_is_403(stack: Stack, path: str) -> None:
-    message = error(stack.get(path, key="empty", **({} if path == "/v1/sites" else RANGE)), 403, "FORBIDDEN")
+    message = error(
+        stack.get(path, key="empty", **({} if path == "/v1/sites" else RANGE)), 403, "FORBIDDEN"
+    )
     assert message == "No sites configured for the project"
 
 

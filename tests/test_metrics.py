@@ -22,7 +22,13 @@ def test_stats(stack: Stack) -> None:
     # 6 visitors, 10 pageviews in range; 7 sessions start in it with durations
     # 300+0+0+2700+0+1200+0 = 4200 s; bounces: V1's second, V2, V6.
     assert data(stack, "/v1/stats", **RANGE) == [
-        {"visitors": 6, "pageviews": 10, "sessions": 7, "avg_duration": 600.0, "bounce_rate": 0.4286}
+        {
+            "visitors": 6,
+            "pageviews": 10,
+            "sessions": 7,
+            "avg_duration": 600.0,
+            "bounce_rate": 0.4286,
+        }
     ]
 
 
@@ -49,7 +55,9 @@ def test_dates_and_offsets_are_accepted(stack: Stack) -> None:
     whole_day = data(stack, "/v1/stats", start="2024-01-15", end="2024-01-15")
     assert whole_day == data(stack, "/v1/stats", **RANGE)
     # 11:00+01:00 is 10:00Z.
-    shifted = data(stack, "/v1/stats", start="2024-01-15T11:00:00+01:00", end="2024-01-15T10:00:00Z")
+    shifted = data(
+        stack, "/v1/stats", start="2024-01-15T11:00:00+01:00", end="2024-01-15T10:00:00Z"
+    )
     assert shifted[0]["pageviews"] == 1
 
 
@@ -76,7 +84,9 @@ def test_referrers(stack: Stack) -> None:
 def test_timeseries_default_interval_is_one_hour(stack: Stack) -> None:
     rows = data(stack, "/v1/timeseries", **RANGE)
     assert [r["t"] for r in rows] == [f"2024-01-15T{h:02d}:00:00" for h in range(24)]
-    busy = {r["t"][11:13]: (r["visitors"], r["pageviews"], r["sessions"]) for r in rows if r["visitors"]}
+    busy = {
+        r["t"][11:13]: (r["visitors"], r["pageviews"], r["sessions"]) for r in rows if r["visitors"]
+    }
     assert busy == {"10": (4, 6, 4), "11": (2, 2, 1), "12": (1, 1, 1), "23": (1, 1, 1)}
     assert rows[0] == {"t": "2024-01-15T00:00:00", "visitors": 0, "pageviews": 0, "sessions": 0}
 
@@ -97,7 +107,9 @@ def test_timeseries_intervals(stack: Stack) -> None:
     assert [(r["t"], r["pageviews"]) for r in weeks] == [
         ("2024-01-08T00:00:00", 1), ("2024-01-15T00:00:00", 11),
     ]  # fmt: skip
-    months = data(stack, "/v1/timeseries", interval="2 months", start="2023-12-31", end="2024-02-01")
+    months = data(
+        stack, "/v1/timeseries", interval="2 months", start="2023-12-31", end="2024-02-01"
+    )
     assert [r["t"] for r in months] == ["2023-11-01T00:00:00", "2024-01-01T00:00:00"]
 
 

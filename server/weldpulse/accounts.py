@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Select, Update, select, update
-
 from weldpulse import keys
 from weldpulse.schema import api_keys, projects, sites
 
@@ -21,9 +20,7 @@ def create_project(conn: Connection, name: str, plan: str = "pro") -> str:
     if plan not in PLANS:
         raise ValueError(f"plan must be one of {', '.join(PLANS)}")
     project_id = str(uuid.uuid4())
-    conn.execute(
-        projects.insert().values(id=project_id, name=name, plan=plan, created_at=_now())
-    )
+    conn.execute(projects.insert().values(id=project_id, name=name, plan=plan, created_at=_now()))
     return project_id
 
 

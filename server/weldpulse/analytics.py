@@ -2,11 +2,11 @@
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TypeAlias
 
 import grpc
 from sqlalchemy import Engine, Select
 from sqlalchemy.engine import Row
-
 from weldpulse import accounts, queries
 from weldpulse.interceptors import principal_var
 from weldpulse.params import (
@@ -20,10 +20,16 @@ from weldpulse.params import (
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
 
-Ctx = grpc.ServicerContext
+Ctx: TypeAlias = grpc.ServicerContext
 
 
-def _limit(request: pb.ListPagesRequest | pb.ListReferrersRequest | pb.ListGeoRequest | pb.ListDevicesRequest, default: int) -> int:  # noqa: E501
+def _limit(
+    request: pb.ListPagesRequest
+    | pb.ListReferrersRequest
+    | pb.ListGeoRequest
+    | pb.ListDevicesRequest,
+    default: int,
+) -> int:
     return parse_limit(request.limit if request.HasField("limit") else None, default)
 
 
@@ -69,8 +75,12 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         sites = _sites(request.site_id)
         top = self._rows(queries.top_pages(sites, rng, limit))
         paths = [r.pathname for r in top]
-        durations = {r.pathname: r.avg_duration for r in self._rows(queries.time_on_page(sites, rng, paths))}
-        bounces = {r.entry_page: r for r in self._rows(queries.entry_page_bounces(sites, rng, paths))}
+        durations = {
+            r.pathname: r.avg_duration for r in self._rows(queries.time_on_page(sites, rng, paths))
+        }
+        bounces = {
+            r.entry_page: r for r in self._rows(queries.entry_page_bounces(sites, rng, paths))
+        }
         data = []
         for r in top:
             entry = bounces.get(r.pathname)
@@ -85,7 +95,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             )
         return pb.ListPagesResponse(data=data)
 
-    def ListReferrers(self, request: pb.ListReferrersRequest, context: Ctx) -> pb.ListReferrersResponse:
+    def ListReferrers(
+        self, request: pb.ListReferrersRequest, context: Ctx
+    ) -> pb.ListReferrersResponse:
         rng = parse_range(request.start, request.end)
         limit = _limit(request, 10)
         rows = self._rows(queries.top_referrers(_sites(request.site_id), rng, limit))
@@ -101,13 +113,20 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             ]
         )
 
-    def GetTimeseries(self, request: pb.GetTimeseriesRequest, context: Ctx) -> pb.GetTimeseriesResponse:
+    def GetTimeseries(
+        self, request: pb.GetTimeseriesRequest, context: Ctx
+    ) -> pb.GetTimeseriesResponse:
         rng = parse_range(request.start, request.end)
         interval = parse_interval(request.interval)
         indexes = buckets(rng, interval)
         sites = _sites(request.site_id)
-        by_events = {r.bucket: r for r in self._rows(queries.events_by_bucket(sites, rng, interval))}
-        by_sessions = {r.bucket: r.sessions for r in self._rows(queries.sessions_by_bucket(sites, rng, interval))}
+        by_events = {
+            r.bucket: r for r in self._rows(queries.events_by_bucket(sites, rng, interval))
+        }
+        by_sessions = {
+            r.bucket: r.sessions
+            for r in self._rows(queries.sessions_by_bucket(sites, rng, interval))
+        }
         data = []
         for i in indexes:
             ev = by_events.get(i)
@@ -153,7 +172,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         rows = self._rows(queries.breakdown("geo", _sites(request.site_id), rng, limit))
         return pb.ListGeoResponse(
             data=[
-                pb.GeoRow(country=r.country, region=r.region, visitors=r.visitors, pageviews=r.pageviews)
+                pb.GeoRow(
+                    country=r.country, region=r.region, visitors=r.visitors, pageviews=r.pageviews
+                )
                 for r in rows
             ]
         )

@@ -7,7 +7,6 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy import Engine
-
 from weldpulse.analytics import AnalyticsServicer
 from weldpulse.interceptors import AuthInterceptor, ErrorInterceptor, RateLimitInterceptor
 from weldpulse.ratelimit import SlidingLogLimiter

@@ -84,20 +84,26 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="weldpulse", description=__doc__)
     groups = top.add_subparsers(dest="group", required=True)
 
-    projects = groups.add_parser("projects", help="manage projects").add_subparsers(dest="command", required=True)
+    projects = groups.add_parser("projects", help="manage projects").add_subparsers(
+        dest="command", required=True
+    )
     p = projects.add_parser("create", help="create a project")
     p.add_argument("--name", required=True)
     p.add_argument("--plan", choices=accounts.PLANS, default="pro")
     p.set_defaults(run=projects_create)
 
-    site_cmds = groups.add_parser("sites", help="manage sites").add_subparsers(dest="command", required=True)
+    site_cmds = groups.add_parser("sites", help="manage sites").add_subparsers(
+        dest="command", required=True
+    )
     p = site_cmds.add_parser("create", help="add a site to a project")
     p.add_argument("--project", required=True, help="project id")
     p.add_argument("--domain", required=True)
     p.add_argument("--name", help="display name (default: the domain)")
     p.set_defaults(run=sites_create)
 
-    key_cmds = groups.add_parser("keys", help="manage API keys").add_subparsers(dest="command", required=True)
+    key_cmds = groups.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="command", required=True
+    )
     p = key_cmds.add_parser("create", help="create an API key (its secret is shown only once)")
     p.add_argument("--project", required=True, help="project id")
     p.add_argument("--scope", action="append", choices=accounts.SCOPES, help="repeatable")
@@ -115,7 +121,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     args = parser().parse_args(argv)
     try:
         result = args.run(args)

@@ -1,12 +1,14 @@
 """Creates the SQLAlchemy engines of the two stores and brings their schemas up to date."""
 
+from pathlib import Path
+from typing import Any
+
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-
 from weldpulse import migrate
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # WAL lets the CLI write keys while the server reads; busy_timeout makes
     # the rare writer collision wait instead of failing.
     cur = dbapi_conn.cursor()
@@ -20,8 +22,6 @@ def connect(url: str) -> Engine:
     """An engine for `url`, creating the parent folder of a file database."""
     parsed = make_url(url)
     if parsed.get_backend_name() in ("sqlite", "duckdb") and parsed.database:
-        from pathlib import Path
-
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")

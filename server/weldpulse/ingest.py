@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, bindparam, select, update
-
 from weldpulse.schema import events, sessions
 
 SESSION_TIMEOUT = timedelta(minutes=30)
@@ -33,7 +32,9 @@ class Event:
     props: dict[str, str] = field(default_factory=dict)
 
 
-def open_sessions_stmt(site_ids: Iterable[str], visitor_ids: Iterable[int], since: datetime) -> Select:
+def open_sessions_stmt(
+    site_ids: Iterable[str], visitor_ids: Iterable[int], since: datetime
+) -> Select:
     """Sessions of these visitors whose last event is recent enough to continue."""
     return select(sessions).where(
         sessions.c.site_id.in_(sorted(set(site_ids))),
@@ -63,11 +64,15 @@ def _new_session(e: Event) -> dict[str, Any]:
     }
 
 
-def _sessionize(conn: Connection, batch: list[Event]) -> tuple[list[dict], dict[int, dict], dict[int, dict]]:
-    """Assigns each event (in time order) to a session; returns event rows, new and changed sessions."""
+def _sessionize(
+    conn: Connection, batch: list[Event]
+) -> tuple[list[dict], dict[int, dict], dict[int, dict]]:
+    """Assigns events (in time order) to sessions: returns event rows, new and changed sessions."""
     since = batch[0].ts - SESSION_TIMEOUT
     latest: dict[tuple[str, int], dict] = {}
-    for row in conn.execute(open_sessions_stmt((e.site_id for e in batch), (e.visitor_id for e in batch), since)):
+    for row in conn.execute(
+        open_sessions_stmt((e.site_id for e in batch), (e.visitor_id for e in batch), since)
+    ):
         key = (row.site_id, row.visitor_id)
         if key not in latest or row.ended_at > latest[key]["ended_at"]:
             latest[key] = dict(row._mapping)
@@ -128,8 +133,11 @@ def record(engine: Engine, batch: Iterable[Event]) -> int:
                 .where(sessions.c.session_id == bindparam("sid"))
                 .values({c: bindparam(f"new_{c}") for c in UPDATABLE})
             )
-            conn.execute(stmt, [
+            conn.execute(
+                stmt,
+                [
                     {"sid": s["session_id"], **{f"new_{c}": s[c] for c in UPDATABLE}}
                     for s in changed.values()
-                ])
+                ],
+            )
     return len(event_rows)

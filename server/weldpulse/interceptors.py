@@ -13,7 +13,6 @@ from typing import Any
 
 import grpc
 from sqlalchemy import Engine
-
 from weldpulse import accounts, keys
 from weldpulse.errors import ApiError, Forbidden, RateLimited, Unauthorized
 from weldpulse.ratelimit import SlidingLogLimiter
@@ -32,7 +31,7 @@ class _UnaryInterceptor(grpc.ServerInterceptor):
     def around(self, behavior: Behavior, request: Any, context: grpc.ServicerContext) -> Any:
         raise NotImplementedError
 
-    def intercept_service(self, continuation, handler_call_details):  # type: ignore[no-untyped-def]
+    def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
         if (
             handler is None

@@ -38,8 +38,7 @@ def _parse_instant(name: str, value: str, end_of_day: bool) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise BadRequest(
-            f"Invalid {name}: {value!r} is not an ISO 8601 date-time "
-            "(e.g. 2024-01-15T00:00:00Z)"
+            f"Invalid {name}: {value!r} is not an ISO 8601 date-time (e.g. 2024-01-15T00:00:00Z)"
         ) from None
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)

@@ -21,7 +21,6 @@ from sqlalchemy import (
     func,
     select,
 )
-
 from weldpulse.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
 from weldpulse.schema import events, sessions
 
@@ -171,9 +170,7 @@ def events_by_bucket(sites: Sequence[str], rng: Range, interval: Interval) -> Se
 
 def sessions_by_bucket(sites: Sequence[str], rng: Range, interval: Interval) -> Select:
     bucket = _bucket(sessions.c.started_at, interval).label("bucket")
-    return (
-        select(bucket, session_count).where(_sessions_starting_in(sites, rng)).group_by(bucket)
-    )
+    return select(bucket, session_count).where(_sessions_starting_in(sites, rng)).group_by(bucket)
 
 
 def realtime(sites: Sequence[str], now: datetime) -> Select:
