@@ -4,6 +4,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -50,6 +51,16 @@ api_keys = Table(
     Column("scopes", String(200), nullable=False),  # space-separated
     Column("created_at", DateTime, nullable=False),
     Column("revoked_at", DateTime, nullable=True),
+)
+
+# Visitor ids hash (site, IP, user agent) with the salt of their UTC day; a
+# salt lives 48 hours so sessions crossing midnight continue, then is deleted.
+salts = Table(
+    "salts",
+    metadata_db,
+    Column("day", Date, primary_key=True),
+    Column("salt", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
 )
 
 events_db = MetaData()
