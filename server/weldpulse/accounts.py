@@ -103,3 +103,11 @@ class Principal:
     plan: str
     scopes: frozenset[str]
     site_ids: tuple[str, ...]
+
+
+def site_by_key_stmt(site_key: str) -> Select:
+    return select(sites.c.id, sites.c.domain, sites.c.is_active).where(sites.c.site_key == site_key)
+
+
+def site_by_id_stmt(site_id: str) -> Select:
+    return select(sites.c.id, sites.c.domain).where(sites.c.id == site_id)

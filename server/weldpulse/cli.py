@@ -53,16 +53,19 @@ def keys_revoke(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def up(args: argparse.Namespace) -> dict[str, Any]:
-    from weldpulse.app import build_server
+    from weldpulse.app import IngestOptions, build_server
     from weldpulse.envoy import Envoy
 
     logging.getLogger().setLevel(logging.INFO)
     settings = Settings.from_env()
     meta, events = db.open_stores(settings.metadata_url, settings.events_url)
     assert events is not None
-    server, grpc_port = build_server(meta, events, settings.grpc_port, settings.host)
+    options = IngestOptions(settings.geoip_db, settings.trusted_hops, settings.country_header)
+    server, grpc_port = build_server(
+        meta, events, settings.grpc_port, settings.host, ingest=options
+    )
     try:
-        envoy = Envoy(grpc_port, settings.http_port).start()
+        envoy = Envoy(grpc_port, settings.http_port, trusted_hops=settings.trusted_hops).start()
     except RuntimeError:
         server.stop(grace=0)
         raise

@@ -13,6 +13,9 @@ class Settings:
     grpc_port: int
     http_port: int
     host: str = "127.0.0.1"
+    geoip_db: str | None = None  # MaxMind-format .mmdb for IP → country/region
+    trusted_hops: int = 0  # proxies in front of Envoy whose X-Forwarded-For is trusted
+    country_header: str = ""  # a trusted CDN's country header, used without a GeoIP DB
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -25,4 +28,7 @@ class Settings:
             or f"duckdb:///{data_dir / 'events.duckdb'}",
             grpc_port=int(os.environ.get("WELDPULSE_GRPC_PORT", "50051")),
             http_port=int(os.environ.get("WELDPULSE_HTTP_PORT", "8080")),
+            geoip_db=os.environ.get("WELDPULSE_GEOIP_DB") or None,
+            trusted_hops=int(os.environ.get("WELDPULSE_TRUSTED_HOPS", "0")),
+            country_header=os.environ.get("WELDPULSE_COUNTRY_HEADER", ""),
         )

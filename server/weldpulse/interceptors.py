@@ -20,6 +20,10 @@ from weldpulse.ratelimit import SlidingLogLimiter
 log = logging.getLogger(__name__)
 
 SERVICE_PREFIX = "/weldpulse.v1."
+# Methods anyone may call (the tracker's collect), and the scope the others need.
+PUBLIC_METHODS = frozenset({"/weldpulse.v1.IngestService/Collect"})
+SCOPES = {"/weldpulse.v1.IngestService/Import": "events:write"}
+DEFAULT_SCOPE = "stats:read"
 principal_var: contextvars.ContextVar[accounts.Principal] = contextvars.ContextVar("principal")
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
@@ -28,21 +32,28 @@ Behavior = Callable[[Any, grpc.ServicerContext], Any]
 class _UnaryInterceptor(grpc.ServerInterceptor):
     """Wraps the unary-unary handlers of weldpulse services in `self.around`."""
 
-    def around(self, behavior: Behavior, request: Any, context: grpc.ServicerContext) -> Any:
+    def around(
+        self, method: str, behavior: Behavior, request: Any, context: grpc.ServicerContext
+    ) -> Any:
         raise NotImplementedError
+
+    def applies_to(self, method: str) -> bool:
+        return True
 
     def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
+        method = handler_call_details.method
         if (
             handler is None
             or handler.unary_unary is None
-            or not handler_call_details.method.startswith(SERVICE_PREFIX)
+            or not method.startswith(SERVICE_PREFIX)
+            or not self.applies_to(method)
         ):
             return handler
         behavior = handler.unary_unary
 
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
-            return self.around(behavior, request, context)
+            return self.around(method, behavior, request, context)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,
@@ -54,7 +65,9 @@ class _UnaryInterceptor(grpc.ServerInterceptor):
 class ErrorInterceptor(_UnaryInterceptor):
     """Turns ApiError into its status, and anything else into a logged, opaque INTERNAL."""
 
-    def around(self, behavior: Behavior, request: Any, context: grpc.ServicerContext) -> Any:
+    def around(
+        self, method: str, behavior: Behavior, request: Any, context: grpc.ServicerContext
+    ) -> Any:
         try:
             return behavior(request, context)
         except ApiError as err:
@@ -72,16 +85,20 @@ class AuthInterceptor(_UnaryInterceptor):
     def __init__(self, metadata_engine: Engine) -> None:
         self.engine = metadata_engine
 
-    def around(self, behavior: Behavior, request: Any, context: grpc.ServicerContext) -> Any:
-        token = _bearer_token(context)
-        principal = self.authenticate(token)
+    def applies_to(self, method: str) -> bool:
+        return method not in PUBLIC_METHODS
+
+    def around(
+        self, method: str, behavior: Behavior, request: Any, context: grpc.ServicerContext
+    ) -> Any:
+        principal = self.authenticate(_bearer_token(context), SCOPES.get(method, DEFAULT_SCOPE))
         reset = principal_var.set(principal)
         try:
             return behavior(request, context)
         finally:
             principal_var.reset(reset)
 
-    def authenticate(self, token: str | None) -> accounts.Principal:
+    def authenticate(self, token: str | None, scope: str = DEFAULT_SCOPE) -> accounts.Principal:
         if token is None:
             raise Unauthorized("Missing API key: send 'Authorization: Bearer ak_live_...'")
         if not keys.is_well_formed(token):
@@ -98,8 +115,8 @@ class AuthInterceptor(_UnaryInterceptor):
             if row.plan not in ("pro", "enterprise"):
                 raise Forbidden("API access requires a Pro or Enterprise plan")
             scopes = frozenset(row.scopes.split())
-            if "stats:read" not in scopes:
-                raise Forbidden("This API key lacks the stats:read scope")
+            if scope not in scopes:
+                raise Forbidden(f"This API key lacks the {scope} scope")
             site_ids = tuple(
                 r.id for r in conn.execute(accounts.project_sites_stmt(row.project_id))
             )
@@ -123,7 +140,12 @@ class RateLimitInterceptor(_UnaryInterceptor):
     def __init__(self, limiter: SlidingLogLimiter) -> None:
         self.limiter = limiter
 
-    def around(self, behavior: Behavior, request: Any, context: grpc.ServicerContext) -> Any:
+    def applies_to(self, method: str) -> bool:
+        return method not in PUBLIC_METHODS
+
+    def around(
+        self, method: str, behavior: Behavior, request: Any, context: grpc.ServicerContext
+    ) -> Any:
         decision = self.limiter.hit(principal_var.get().key_id)
         quota = (
             ("x-ratelimit-limit", str(decision.limit)),

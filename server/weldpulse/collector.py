@@ -1,0 +1,105 @@
+"""Group commit: one writer thread stores whatever accumulated while the last commit ran.
+
+Many concurrent collects thus become one transaction (a columnar store pays
+~40x more for single-row inserts), and every caller learns only after its
+events are committed, so nothing acknowledged can be lost.
+"""
+
+import dataclasses
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+from weldpulse import ingest
+from weldpulse.pipeline import SESSION_CONTINUES as SESSION_GAP
+from weldpulse.pipeline import Enriched
+from weldpulse.schema import sessions
+
+log = logging.getLogger(__name__)
+MAX_BATCH_EVENTS = 20_000
+
+
+def _continue_sessions(engine: Engine, items: list[Enriched]) -> list[ingest.Event]:
+    """Keeps yesterday's visitor id for hits that continue a session across midnight.
+
+    The session may be stored already or start earlier in this very batch.
+    """
+    items = sorted(items, key=lambda i: i.event.ts)
+    candidates = [i for i in items if i.previous_visitor_id is not None]
+    carried: set[tuple[str, int]] = set()
+    if candidates:
+        since = min(i.event.ts for i in candidates) - SESSION_GAP
+        stmt = select(sessions.c.site_id, sessions.c.visitor_id).where(
+            sessions.c.visitor_id.in_({i.previous_visitor_id for i in candidates}),
+            sessions.c.ended_at >= since,
+        )
+        with engine.connect() as conn:
+            carried = {(r.site_id, r.visitor_id) for r in conn.execute(stmt)}
+    last_seen: dict[tuple[str, int], datetime] = {}
+    out = []
+    for item in items:
+        event, prev = item.event, item.previous_visitor_id
+        if prev is not None:
+            seen = last_seen.get((event.site_id, prev))
+            if (event.site_id, prev) in carried or (seen and event.ts - seen <= SESSION_GAP):
+                event = dataclasses.replace(event, visitor_id=prev)
+        last_seen[(event.site_id, event.visitor_id)] = event.ts
+        out.append(event)
+    return out
+
+
+class Collector:
+    def __init__(self, events: Engine) -> None:
+        self.engine = events
+        self._queue: queue.Queue[tuple[list[Enriched], Future[int]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
+        self._thread.start()
+
+    def submit(self, items: Sequence[Enriched]) -> "Future[int]":
+        """A future that resolves to the number stored once they are committed."""
+        future: Future[int] = Future()
+        self._queue.put((list(items), future))
+        return future
+
+    def close(self) -> None:
+        """Stores what is queued, then stops the writer."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            size = len(first[0])
+            stop = False
+            while size < MAX_BATCH_EVENTS:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+                size += len(nxt[0])
+            self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[tuple[list[Enriched], Future[int]]]) -> None:
+        items = [item for chunk, _ in batch for item in chunk]
+        try:
+            ingest.record(self.engine, _continue_sessions(self.engine, items))
+        except Exception as err:
+            log.exception("could not store %d events", len(items))
+            for _, future in batch:
+                future.set_exception(err)
+            return
+        for chunk, future in batch:
+            future.set_result(len(chunk))

@@ -1,0 +1,159 @@
+"""Enrichment of hits: user agent → device and bot flag, referrer → source, IP → place.
+
+Each lookup uses a maintained library made for the job: ua-parser (with its
+bundled uap-core rules and Rust accelerator) and CrawlerDetect for user
+agents, Snowplow's referer-parser database for sources, and a MaxMind-format
+database (WELDPULSE_GEOIP_DB) for places. Results of the user-agent parsers
+are cached: real traffic repeats a small set of user agents.
+"""
+
+import ipaddress
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import maxminddb
+from crawlerdetect import CrawlerDetect
+from referer_parser import Referer
+from ua_parser import parse as parse_ua
+
+DIRECT = "Direct / None"
+
+# uap-core family names → the names the API documents.
+BROWSERS = {
+    "Mobile Safari": "Safari",
+    "Mobile Safari UI/WKWebView": "Safari",
+    "Chrome Mobile": "Chrome",
+    "Chrome Mobile iOS": "Chrome",
+    "Chrome Mobile WebView": "Chrome",
+    "Firefox Mobile": "Firefox",
+    "Firefox iOS": "Firefox",
+    "Edge Mobile": "Edge",
+    "Opera Mobile": "Opera",
+}
+OPERATING_SYSTEMS = {"Mac OS X": "macOS", "Ubuntu": "Linux", "Fedora": "Linux", "Debian": "Linux"}
+# Hosts newer than the referer-parser database (its data predates x.com).
+EXTRA_SOURCES = {"x.com": "Twitter"}
+# Campaign parameters that name a source, in order of precedence.
+SOURCE_PARAMS = ("utm_source", "ref", "source")
+
+
+@dataclass(frozen=True)
+class Device:
+    device_type: str  # desktop | mobile | tablet | "" (unknown)
+    browser: str
+    os: str
+
+
+_crawlers = CrawlerDetect()
+
+
+@lru_cache(maxsize=50_000)
+def is_bot(user_agent: str) -> bool:
+    """Known bots, crawlers, headless browsers and HTTP libraries, or no user agent at all."""
+    if not user_agent.strip():
+        return True
+    result = parse_ua(user_agent)
+    if result.device is not None and result.device.family == "Spider":
+        return True
+    if result.user_agent is not None and result.user_agent.family == "HeadlessChrome":
+        return True
+    return bool(_crawlers.isCrawler(user_agent))
+
+
+@lru_cache(maxsize=50_000)
+def device(user_agent: str) -> Device:
+    result = parse_ua(user_agent)
+    family = result.user_agent.family if result.user_agent else ""
+    os_family = result.os.family if result.os else ""
+    return Device(
+        device_type=_device_type(user_agent, os_family, result.device),
+        browser=BROWSERS.get(family, family if family != "Other" else ""),
+        os=OPERATING_SYSTEMS.get(os_family, os_family if os_family != "Other" else ""),
+    )
+
+
+def _device_type(user_agent: str, os_family: str, dev: object) -> str:
+    family = getattr(dev, "family", "") or ""
+    brand = getattr(dev, "brand", "") or ""
+    if family == "iPad" or "Tablet" in brand or "Kindle" in family:
+        return "tablet"
+    if os_family == "Android":
+        # Google's rule: Android phones send "Mobile", Android tablets do not.
+        return "mobile" if "Mobile" in user_agent else "tablet"
+    if os_family in ("iOS", "Windows Phone", "BlackBerry OS") or "Mobile" in user_agent:
+        return "mobile"
+    if os_family:
+        return "desktop"
+    return ""
+
+
+def _host(url: str) -> str:
+    host = (urlsplit(url).hostname or "").lower()
+    return host.removeprefix("www.")
+
+
+def on_domain(url: str, domain: str) -> bool:
+    """True when the URL's host is the site's domain or one of its subdomains."""
+    host, domain = _host(url), domain.lower().removeprefix("www.")
+    return bool(host) and (host == domain or host.endswith(f".{domain}"))
+
+
+def source(page_url: str, referrer: str, site_domain: str) -> str:
+    """The referrer source of a hit, as docs/metrics.md defines it."""
+    query = parse_qs(urlsplit(page_url).query)
+    for param in SOURCE_PARAMS:
+        if query.get(param) and query[param][0].strip():
+            return query[param][0].strip()[:200]
+    if not referrer.strip() or on_domain(referrer, site_domain) or not _host(referrer):
+        return DIRECT
+    return _known_source(referrer) or _host(referrer)
+
+
+@lru_cache(maxsize=10_000)
+def _known_source(referrer: str) -> str:
+    host = _host(referrer)
+    if host in EXTRA_SOURCES:
+        return EXTRA_SOURCES[host]
+    try:
+        parsed = Referer(referrer)
+    except Exception:  # the parser raises on odd URLs; those are just unknown
+        return ""
+    return parsed.referer if parsed.known and parsed.referer else ""
+
+
+def pathname(url: str) -> str:
+    """The path of a URL without query or fragment; "/" when empty."""
+    return urlsplit(url).path or "/"
+
+
+def _place(record: Any) -> tuple[str, str]:
+    """(ISO country code, English subdivision name) of a GeoIP2/GeoLite2 City record."""
+    if not isinstance(record, dict):
+        return "", ""
+    country = (record.get("country") or {}).get("iso_code") or ""
+    subdivisions = record.get("subdivisions") or [{}]
+    region = (subdivisions[0].get("names") or {}).get("en") or ""
+    return str(country), str(region)
+
+
+class GeoIP:
+    """Country code and region name of an IP from a MaxMind-format database, if one is set."""
+
+    def __init__(self, path: str | None) -> None:
+        self.reader = maxminddb.open_database(path) if path and Path(path).exists() else None
+
+    def locate(self, ip: str) -> tuple[str, str]:
+        if self.reader is None:
+            return "", ""
+        try:
+            record = self.reader.get(ipaddress.ip_address(ip.strip()))
+        except ValueError:
+            return "", ""
+        return _place(record)
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()

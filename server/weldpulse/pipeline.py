@@ -1,0 +1,124 @@
+"""From a raw hit to a storable event: limits, parsing, enrichment and the visitor id."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from weldpulse import enrich
+from weldpulse.errors import BadRequest
+from weldpulse.ingest import Event
+from weldpulse.visitors import Salts, supplied_visitor_id
+
+# Limits as Plausible and Umami set them.
+MAX_URL_BYTES = 2000
+MAX_NAME_CHARS = 120
+MAX_PROPS = 30
+MAX_PROP_KEY_BYTES = 300
+MAX_PROP_VALUE_BYTES = 2000
+MAX_VISITOR_ID_BYTES = 200
+MAX_FUTURE = timedelta(minutes=5)
+SESSION_CONTINUES = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Site:
+    id: str
+    domain: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One event as received, before enrichment."""
+
+    site: Site
+    ts: datetime  # naive UTC
+    name: str
+    url: str
+    referrer: str
+    user_agent: str
+    ip: str
+    props: dict[str, Any]
+    opaque_visitor: str = ""
+
+
+@dataclass(frozen=True)
+class Enriched:
+    """A storable event, and the previous day's visitor id that may continue a session."""
+
+    event: Event
+    previous_visitor_id: int | None
+
+
+def _check_bytes(field: str, value: str, limit: int) -> None:
+    if len(value.encode()) > limit:
+        raise BadRequest(f"{field}: longer than {limit} bytes")
+
+
+def _prop_text(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise BadRequest(f"props.{key}: must be a string, number or boolean")
+
+
+def check(hit: Hit) -> dict[str, str]:
+    """Raises BadRequest naming the first field over its limit; returns the props as text."""
+    if not hit.name.strip():
+        raise BadRequest("name: required")
+    if len(hit.name) > MAX_NAME_CHARS:
+        raise BadRequest(f"name: longer than {MAX_NAME_CHARS} characters")
+    if not hit.url.strip():
+        raise BadRequest("url: required")
+    _check_bytes("url", hit.url, MAX_URL_BYTES)
+    _check_bytes("referrer", hit.referrer, MAX_URL_BYTES)
+    if not hit.url.lower().startswith(("http://", "https://")):
+        raise BadRequest("url: must be an http(s) URL")
+    if not enrich.on_domain(hit.url, hit.site.domain):
+        raise BadRequest(f"url: not on the site's domain {hit.site.domain}")
+    _check_bytes("visitor_id", hit.opaque_visitor, MAX_VISITOR_ID_BYTES)
+    if len(hit.props) > MAX_PROPS:
+        raise BadRequest(f"props: more than {MAX_PROPS} properties")
+    props = {}
+    for key, value in hit.props.items():
+        _check_bytes("props key", key, MAX_PROP_KEY_BYTES)
+        props[key] = _prop_text(key, value)
+        _check_bytes(f"props.{key}", props[key], MAX_PROP_VALUE_BYTES)
+    if hit.ts > datetime.now(UTC).replace(tzinfo=None) + MAX_FUTURE:
+        raise BadRequest("timestamp: more than 5 minutes in the future")
+    return props
+
+
+def enrich_hit(
+    hit: Hit, props: dict[str, str], salts: Salts, geo: enrich.GeoIP, country: str = ""
+) -> Enriched:
+    """The event to store; `country` is a trusted CDN header's value, used without a GeoIP DB."""
+    dev = enrich.device(hit.user_agent) if hit.user_agent else enrich.Device("", "", "")
+    place = geo.locate(hit.ip) if hit.ip else ("", "")
+    if place == ("", "") and country:
+        place = (country.upper()[:2], "")
+    previous = None
+    if hit.opaque_visitor:
+        visitor = supplied_visitor_id(hit.site.id, hit.opaque_visitor)
+    else:
+        visitor, yesterday = salts.visitor_ids(hit.site.id, hit.ip, hit.user_agent, hit.ts)
+        # Only a hit in the first 30 minutes of a day can continue a session.
+        midnight = hit.ts.replace(hour=0, minute=0, second=0, microsecond=0)
+        previous = yesterday if hit.ts - midnight <= SESSION_CONTINUES else None
+    event = Event(
+        site_id=hit.site.id,
+        ts=hit.ts,
+        name=hit.name.strip(),
+        visitor_id=visitor,
+        pathname=enrich.pathname(hit.url),
+        referrer_source=enrich.source(hit.url, hit.referrer, hit.site.domain),
+        country=place[0],
+        region=place[1],
+        device_type=dev.device_type,
+        browser=dev.browser,
+        os=dev.os,
+        props=props,
+    )
+    return Enriched(event, previous)

@@ -1,0 +1,90 @@
+"""Visitor ids: keyed hashes of (site, IP, user agent) with a daily salt that is deleted after use.
+
+A salt belongs to one UTC day and lives in the metadata store only while it
+can still be needed: the current day's and the previous day's (so a session
+crossing midnight keeps its visitor). Salts of older days that a backfill
+asks for are made on demand and deleted 24 hours after they were made. Once
+a salt is gone, nobody (us included) can link its visitor ids to IPs.
+"""
+
+import hashlib
+import secrets
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import Delete, Engine, Select, delete, select
+from sqlalchemy.exc import IntegrityError
+from weldpulse.schema import salts
+
+SALT_LIFETIME = timedelta(hours=24)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _hash63(key: bytes, *parts: str) -> int:
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), key=key, digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1  # fits a signed BIGINT
+
+
+def salt_stmt(day: date) -> Select:
+    return select(salts.c.salt).where(salts.c.day == day)
+
+
+def expired_salts_stmt(now: datetime) -> Delete:
+    """Salts older than yesterday, once they are 24 h old."""
+    yesterday = now.date() - timedelta(days=1)
+    return delete(salts).where(salts.c.day < yesterday, salts.c.created_at < now - SALT_LIFETIME)
+
+
+class Salts:
+    """The daily salts, cached in memory and shared through the metadata store."""
+
+    def __init__(self, metadata: Engine) -> None:
+        self.engine = metadata
+        self._cache: dict[date, bytes] = {}
+        self._lock = threading.Lock()
+
+    def for_day(self, day: date) -> bytes:
+        with self._lock:
+            if day not in self._cache:
+                self._cache[day] = self._load_or_create(day)
+                self._forget_expired()
+            return self._cache[day]
+
+    def _load_or_create(self, day: date) -> bytes:
+        with self.engine.begin() as conn:
+            existing = conn.execute(salt_stmt(day)).scalar()
+            if existing is None:
+                try:
+                    with conn.begin_nested():
+                        existing = secrets.token_hex(32)
+                        conn.execute(
+                            salts.insert().values(day=day, salt=existing, created_at=_now())
+                        )
+                except IntegrityError:  # another process made it first
+                    existing = conn.execute(salt_stmt(day)).scalar_one()
+        return bytes.fromhex(existing)
+
+    def _forget_expired(self) -> None:
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(expired_salts_stmt(now))
+            kept = {row.day for row in conn.execute(select(salts.c.day))}
+        for day in list(self._cache):
+            if day not in kept:
+                del self._cache[day]
+
+    def visitor_ids(self, site_id: str, ip: str, user_agent: str, at: datetime) -> list[int]:
+        """Candidate ids of this visitor at `at`: its day's first, then the previous day's."""
+        today = at.date()
+        return [
+            _hash63(self.for_day(day), site_id, ip, user_agent)
+            for day in (today, today - timedelta(days=1))
+        ]
+
+
+def supplied_visitor_id(site_id: str, opaque_id: str) -> int:
+    """The id of a visitor whose identifier the importer supplied: stable, hashed with the site."""
+    return _hash63(site_id.encode(), "import", opaque_id)
