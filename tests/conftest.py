@@ -15,7 +15,7 @@ from dataset import project_a_events, project_b_events, wide_events
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from weldpulse import accounts, db, ingest
-from weldpulse.app import build_server
+from weldpulse.app import IngestOptions, build_server
 from weldpulse.envoy import Envoy
 from weldpulse.ratelimit import SlidingLogLimiter
 
@@ -91,6 +91,51 @@ def seed(metadata: Engine, events: Engine) -> tuple[dict[str, Any], dict[str, st
     return ids, keys
 
 
+# A tiny GeoIP2-City-shaped database. Envoy reports a loopback client as the
+# host's own address, which differs between machines, so every IPv4 address
+# is in Utrecht but for two documentation networks inserted after it.
+PLACES = {
+    "0.0.0.0/0": ("NL", "Utrecht"),
+    "203.0.113.0/24": ("US", "California"),
+    "2001:db8::/32": ("DE", "Berlin"),
+}
+
+
+def write_geoip_db(path: Path) -> Path:
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
+    for network, (country, region) in PLACES.items():
+        record = {"country": {"iso_code": country}, "subdivisions": [{"names": {"en": region}}]}
+        writer.insert_network(IPSet([network]), record)
+    writer.to_db_file(str(path))
+    return path
+
+
+@dataclass
+class Tenant:
+    """A project of its own with one site, a read key and a write key."""
+
+    project_id: str
+    site_id: str
+    site_key: str
+    domain: str
+    read_key: str
+    write_key: str
+
+
+@pytest.fixture
+def tenant(stack: "Stack") -> Tenant:
+    domain = f"t{secrets.token_hex(4)}.example"
+    with stack.metadata.begin() as conn:
+        project = accounts.create_project(conn, domain, "pro")
+        site = accounts.create_site(conn, project, domain)
+        read = accounts.create_api_key(conn, project, ["stats:read"])["key"]
+        write = accounts.create_api_key(conn, project, ["events:write"])["key"]
+    return Tenant(project, site["id"], site["site_key"], domain, read, write)
+
+
 @pytest.fixture(scope="session", params=["embedded", "postgres"])
 def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     """The whole stack on one engine: DuckDB + SQLite files, or PostgreSQL for both stores."""
@@ -103,7 +148,8 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     metadata, events = db.open_stores(meta_url, events_url)
     assert events is not None
     ids, keys = seed(metadata, events)
-    server, port = build_server(metadata, events, limiter=SlidingLogLimiter())
+    geo = IngestOptions(geoip_db=str(write_geoip_db(tmp / "geo.mmdb")))
+    server, port = build_server(metadata, events, limiter=SlidingLogLimiter(), ingest=geo)
     envoy = Envoy(port, log_path=tmp / "envoy.log").start()
     client = httpx.Client(base_url=f"http://127.0.0.1:{envoy.http_port}", timeout=30)
     try:
