@@ -3,7 +3,6 @@
 from datetime import datetime, timedelta
 
 import httpx
-
 from conftest import Stack, Tenant
 
 UA = {
@@ -22,7 +21,9 @@ def post(stack: Stack, key: str, body: dict) -> httpx.Response:
 
 
 def read(stack: Stack, tenant: Tenant, path: str, **params: object) -> list[dict]:
-    resp = stack.http.get(path, params=params, headers={"Authorization": f"Bearer {tenant.read_key}"})
+    resp = stack.http.get(
+        path, params=params, headers={"Authorization": f"Bearer {tenant.read_key}"}
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()["data"]
 
@@ -46,14 +47,23 @@ def test_thousand_events_get_correct_sessions(stack: Stack, tenant: Tenant) -> N
     for step in range(10):
         for i in range(100):
             gap = timedelta(minutes=10 * step + (21 if i < 50 and step >= 5 else 0))
-            events.append(event(tenant, BASE + gap + timedelta(seconds=i), f"/p{step}", visitor_id=f"user-{i}"))
+            events.append(
+                event(
+                    tenant, BASE + gap + timedelta(seconds=i), f"/p{step}", visitor_id=f"user-{i}"
+                )
+            )
     events.sort(key=lambda e: e["timestamp"])
     resp = post(stack, tenant.write_key, {"site_id": tenant.site_id, "events": events})
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"accepted": 1000, "rejected": []}
     day = {"start": "2024-03-04", "end": "2024-03-04"}
     stats = read(stack, tenant, "/v1/stats", **day)[0]
-    assert (stats["visitors"], stats["pageviews"], stats["sessions"], stats["bounce_rate"]) == (100, 1000, 150, 0.0)
+    assert (stats["visitors"], stats["pageviews"], stats["sessions"], stats["bounce_rate"]) == (
+        100,
+        1000,
+        150,
+        0.0,
+    )
     # Durations: 50 sessions of 90 min, 50 of 40 min and 50 of 40 min.
     assert stats["avg_duration"] == round((50 * 5400 + 100 * 2400) / 150, 1)
 
@@ -65,7 +75,10 @@ def test_rejections_name_the_event_and_the_rest_is_stored(stack: Stack, tenant: 
         {**good, "timestamp": "yesterday"},
         {**good, "url": "https://elsewhere.example/"},
         {**good, "name": "x" * 121},
-        {**good, "user_agent": "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"},
+        {
+            **good,
+            "user_agent": "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+        },
         {**good, "ip": "", "visitor_id": ""},
         {**good, "timestamp": (datetime.utcnow() + timedelta(hours=1)).isoformat() + "Z"},
         {**good, "name": "signup_click"},
@@ -95,16 +108,33 @@ def test_enrichment_of_real_user_agents_referrers_and_ips(stack: Stack, tenant: 
         event(tenant, BASE + timedelta(minutes=i), user_agent=UA[ua], referrer=ref, ip=ip)
         for i, (ua, ref, ip) in enumerate(rows)
     ]
-    assert post(stack, tenant.write_key, {"site_id": tenant.site_id, "events": events}).json()["accepted"] == 6
+    assert (
+        post(stack, tenant.write_key, {"site_id": tenant.site_id, "events": events}).json()[
+            "accepted"
+        ]
+        == 6
+    )
     day = {"start": "2024-03-04", "end": "2024-03-04"}
-    devices = {(r["device_type"], r["browser"], r["os"]) for r in read(stack, tenant, "/v1/devices", **day)}
+    devices = {
+        (r["device_type"], r["browser"], r["os"]) for r in read(stack, tenant, "/v1/devices", **day)
+    }
     assert devices == {
         ("desktop", "Chrome", "macOS"), ("mobile", "Safari", "iOS"), ("tablet", "Safari", "iOS"),
         ("mobile", "Chrome", "Android"), ("desktop", "Firefox", "Linux"), ("desktop", "Edge", "Windows"),
     }  # fmt: skip
-    sources = {r["referrer_source"]: r["visitors"] for r in read(stack, tenant, "/v1/referrers", **day)}
-    assert sources == {"Google": 1, "Twitter": 2, "Hacker News": 1, "some-blog.net": 1, "Direct / None": 1}
-    geo = {(r["country"], r["region"]): r["visitors"] for r in read(stack, tenant, "/v1/geo", **day)}
+    sources = {
+        r["referrer_source"]: r["visitors"] for r in read(stack, tenant, "/v1/referrers", **day)
+    }
+    assert sources == {
+        "Google": 1,
+        "Twitter": 2,
+        "Hacker News": 1,
+        "some-blog.net": 1,
+        "Direct / None": 1,
+    }
+    geo = {
+        (r["country"], r["region"]): r["visitors"] for r in read(stack, tenant, "/v1/geo", **day)
+    }
     assert geo == {("US", "California"): 3, ("DE", "Berlin"): 2, ("NL", "Utrecht"): 1}
 
 
@@ -128,8 +158,12 @@ def test_session_crossing_midnight_keeps_its_visitor(stack: Stack, tenant: Tenan
 def test_import_needs_write_scope_and_own_site(stack: Stack, tenant: Tenant) -> None:
     body = {"site_id": tenant.site_id, "events": [event(tenant, BASE)]}
     assert post(stack, tenant.read_key, body).status_code == 403
-    assert post(stack, stack.keys["a_write_only"], body).json()["code"] == "BAD_REQUEST"  # A's key, other site
-    resp = post(stack, tenant.write_key, {"site_id": tenant.site_id, "events": [event(tenant, BASE)] * 1001})
+    assert (
+        post(stack, stack.keys["a_write_only"], body).json()["code"] == "BAD_REQUEST"
+    )  # A's key, other site
+    resp = post(
+        stack, tenant.write_key, {"site_id": tenant.site_id, "events": [event(tenant, BASE)] * 1001}
+    )
     assert resp.status_code == 400 and "1000" in resp.json()["error"]
     resp = post(stack, tenant.write_key, {"site_id": tenant.site_id, "events": []})
     assert resp.status_code == 400
