@@ -33,9 +33,11 @@ gen-check: gen
 	git diff --exit-code --stat -- gen/
 	test -z "$$(git status --porcelain -- gen/)"
 
+# The demo's GeoIP file covers the demo's visitors only; set WELDPULSE_GEOIP_DB
+# to a GeoLite2/GeoIP2 City database for real traffic.
 run: $(STAMP)
 	$(BIN)/python scripts/demo.py
-	$(BIN)/weldpulse up
+	WELDPULSE_GEOIP_DB="$${WELDPULSE_GEOIP_DB:-$${WELDPULSE_DATA_DIR:-./var}/demo-geoip.mmdb}" $(BIN)/weldpulse up
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,12 +1,24 @@
-"""Seeds a demo project with 35 days of traffic into an empty store; prints a curl line."""
+"""Seeds a demo project with 35 days of traffic into an empty store; prints a curl line.
+
+The demo's hits go through the import pipeline (limits, user-agent and
+referrer parsing, GeoIP, daily-salted visitor ids, sessions, group commit)
+with real user agents and referrers; a small GeoIP database for the demo's
+documentation-range IPs is written beside the stores.
+"""
 
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
 from sqlalchemy import func, select
-from weldpulse import accounts, db, ingest
+from weldpulse import accounts, db, enrich
+from weldpulse.collector import Collector
 from weldpulse.config import Settings
+from weldpulse.pipeline import Hit, Site, check, enrich_hit
 from weldpulse.schema import projects
+from weldpulse.visitors import Salts
 
 PAGES = [
     "/",
@@ -18,42 +30,64 @@ PAGES = [
     "/blog/cookieless",
     "/signup",
 ]
-SOURCES = ["Direct / None", "Google", "Hacker News", "Twitter", "GitHub", "DuckDuckGo", "Reddit"]
+REFERRERS = ["", "https://www.google.com/", "https://news.ycombinator.com/item?id=4242",
+             "https://t.co/x1y2z3", "https://github.com/weldpulse/weldpulse",
+             "https://duckduckgo.com/", "https://www.reddit.com/r/selfhosted/", "https://www.bing.com/search?q=analytics"]  # fmt: skip
 PLACES = [("US", "California"), ("US", "New York"), ("DE", "Berlin"), ("GB", "England"),
-          ("FR", "Île-de-France"), ("IN", "Karnataka"), ("BR", "São Paulo"),
-          ("JP", "Tokyo")]  # fmt: skip
-DEVICES = [("desktop", "Chrome", "Windows"), ("desktop", "Chrome", "macOS"),
-           ("desktop", "Firefox", "Linux"), ("desktop", "Safari", "macOS"),
-           ("mobile", "Safari", "iOS"), ("mobile", "Chrome", "Android"),
-           ("tablet", "Safari", "iOS"), ("desktop", "Edge", "Windows")]  # fmt: skip
+          ("FR", "Île-de-France"), ("IN", "Karnataka"), ("BR", "São Paulo"), ("JP", "Tokyo")]  # fmt: skip
+USER_AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (iPad; CPU OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0",
+]  # fmt: skip
 
 
-def demo_events(site_id: str, now: datetime, days: int = 35, seed: int = 7) -> list[ingest.Event]:
+def write_demo_geoip(path: Path) -> Path:
+    """Country i of PLACES owns 2001:db8:i::/48; the demo's visitors live there."""
+    writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City")
+    for i, (country, region) in enumerate(PLACES):
+        record = {"country": {"iso_code": country}, "subdivisions": [{"names": {"en": region}}]}
+        writer.insert_network(IPSet([f"2001:db8:{i}::/48"]), record)
+    writer.to_db_file(str(path))
+    return path
+
+
+def demo_hits(site: Site, now: datetime, days: int = 35, seed: int = 7) -> list[Hit]:
     rng = random.Random(seed)
-    out = []
+    # A pool of people: some come back on several days.
+    people = [
+        (f"2001:db8:{rng.choices(range(len(PLACES)), weights=[30, 12, 12, 10, 8, 10, 8, 10])[0]}::{n:x}",
+         rng.choices(USER_AGENTS, weights=[25, 15, 6, 8, 20, 15, 4, 7])[0])
+        for n in range(1, 2500)
+    ]  # fmt: skip
+    hits = []
     start = (now - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
     for day in range(days):
         weekday_factor = 0.6 if (start + timedelta(days=day)).weekday() >= 5 else 1.0
         for _ in range(int(rng.gauss(120, 15) * weekday_factor)):
             ts = start + timedelta(days=day, hours=rng.betavariate(4, 3) * 24)
-            if ts > now:
-                continue
-            visitor = rng.getrandbits(63)
-            source = rng.choices(SOURCES, weights=[40, 30, 8, 7, 6, 5, 4])[0]
-            country, region = rng.choices(PLACES, weights=[30, 12, 12, 10, 8, 10, 8, 10])[0]
-            device, browser, os_name = rng.choices(DEVICES, weights=[25, 15, 6, 8, 20, 15, 4, 7])[0]
+            ip, ua = rng.choice(people)
+            referrer = rng.choices(REFERRERS, weights=[40, 30, 8, 7, 6, 5, 4, 3])[0]
+            first = True
             for _view in range(min(1 + int(rng.expovariate(0.6)), 8)):
+                if ts > now:
+                    break
                 page = rng.choices(PAGES, weights=[30, 15, 12, 10, 6, 5, 8, 4])[0]
-                common = dict(site_id=site_id, visitor_id=visitor, pathname=page,
-                              referrer_source=source, country=country, region=region,
-                              device_type=device, browser=browser, os=os_name)  # fmt: skip
-                out.append(ingest.Event(ts=ts, name="pageview", **common))
+                url = f"https://{site.domain}{page}"
+                ref = referrer if first else f"https://{site.domain}/"
+                hits.append(Hit(site, ts, "pageview", url, ref, ua, ip, {}))
                 if page == "/pricing" and rng.random() < 0.2:
-                    plan = {"plan": rng.choice(["pro", "free"])}
                     click = ts + timedelta(seconds=9)
-                    out.append(ingest.Event(ts=click, name="signup_click", props=plan, **common))
+                    plan = {"plan": rng.choice(["pro", "free"])}
+                    hits.append(Hit(site, click, "signup_click", url, ref, ua, ip, plan))
                 ts += timedelta(seconds=rng.randint(5, 400))
-    return out
+                first = False
+    return sorted(hits, key=lambda h: h.ts)
 
 
 def main() -> None:
@@ -62,19 +96,24 @@ def main() -> None:
     assert events is not None
     with meta.begin() as conn:
         project = conn.execute(select(projects.c.id).where(projects.c.name == "Demo")).scalar()
-        if (
-            project is None
-            and not conn.execute(select(func.count()).select_from(projects)).scalar()
-        ):
+        empty = not conn.execute(select(func.count()).select_from(projects)).scalar()
+    if project is None and empty:
+        with meta.begin() as conn:
             project = accounts.create_project(conn, "Demo", "pro")
-            site = accounts.create_site(conn, project, "demo.weldpulse.test", "Demo site")
-            seeded = ingest.record(
-                events, demo_events(site["id"], datetime.now(UTC).replace(tzinfo=None))
-            )
-            print(f"demo: seeded {seeded} events for site {site['domain']}")
-        if project is None:
-            print("demo: store has projects of its own; no demo key created")
-            return
+            row = accounts.create_site(conn, project, "demo.weldpulse.test", "Demo site")
+        site = Site(row["id"], row["domain"])
+        geo = enrich.GeoIP(str(write_demo_geoip(settings.data_dir / "demo-geoip.mmdb")))
+        salts = Salts(meta)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        items = [enrich_hit(h, check(h), salts, geo) for h in demo_hits(site, now)]
+        collector = Collector(events)
+        stored = collector.submit(items).result()
+        collector.close()
+        print(f"demo: imported {stored} events for site {site.domain}")
+    if project is None:
+        print("demo: store has projects of its own; no demo key created")
+        return
+    with meta.begin() as conn:
         key = accounts.create_api_key(conn, project, ["stats:read"])["key"]
     end = datetime.now(UTC)
     begin = end - timedelta(days=30)

@@ -20,7 +20,7 @@ def post(stack: Stack, key: str, body: dict) -> httpx.Response:
     return stack.http.post("/v1/import", json=body, headers={"Authorization": f"Bearer {key}"})
 
 
-def read(stack: Stack, tenant: Tenant, path: str, **params: object) -> list[dict]:
+def read(stack: Stack, tenant: Tenant, path: str, **params: str) -> list[dict]:
     resp = stack.http.get(
         path, params=params, headers={"Authorization": f"Bearer {tenant.read_key}"}
     )

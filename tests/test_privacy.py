@@ -13,7 +13,7 @@ SECRET_IP6 = "2001:db8::beef"
 
 def every_value(engine: Engine, tables: MetaData) -> str:
     """Every cell of every table of a store, as text."""
-    out = []
+    out: list[str] = []
     with engine.connect() as conn:
         for table in tables.sorted_tables:
             for row in conn.execute(select(table)):
@@ -49,19 +49,19 @@ def test_old_salts_are_deleted(stack: Stack) -> None:
     now = datetime.now(UTC).replace(tzinfo=None)
     today = now.date()
     with stack.metadata.begin() as conn:
-        for days, age in (
+        for back, age in (
             (3, timedelta(days=3)),
             (2, timedelta(hours=30)),
             (10, timedelta(hours=2)),
         ):
-            day = today - timedelta(days=days)
+            day = today - timedelta(days=back)
             conn.execute(salts.delete().where(salts.c.day == day))
             conn.execute(salts.insert().values(day=day, salt="00" * 32, created_at=now - age))
     store = Salts(stack.metadata)
     store.for_day(today)
     with stack.metadata.connect() as conn:
-        days = {r.day for r in conn.execute(select(salts.c.day))}
-    days = {d if isinstance(d, date) else date.fromisoformat(str(d)) for d in days}
+        kept = {r.day for r in conn.execute(select(salts.c.day))}
+    days = {d if isinstance(d, date) else date.fromisoformat(str(d)) for d in kept}
     assert today in days
     assert today - timedelta(days=3) not in days and today - timedelta(days=2) not in days
     # A back-fill's salt of an old day lives 24 h from when it was made.
