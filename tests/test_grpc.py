@@ -7,8 +7,9 @@ from dataset import DAY_END, DAY_START
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from weldpulse.analytics import AnalyticsServicer
+from weldpulse.ingestion import IngestServicer
 from weldpulse.v1 import analytics_pb2 as pb
-from weldpulse.v1 import analytics_pb2_grpc
+from weldpulse.v1 import analytics_pb2_grpc, ingest_pb2
 
 SERVICE = pb.DESCRIPTOR.services_by_name["AnalyticsService"]
 
@@ -18,8 +19,12 @@ def auth(stack: Stack, key: str = "a") -> list[tuple[str, str]]:
 
 
 def test_every_rpc_has_an_implementation() -> None:
-    for method in SERVICE.methods:
-        assert method.name in vars(AnalyticsServicer), f"{method.name} is not implemented"
+    for service, servicer in (
+        (SERVICE, AnalyticsServicer),
+        (ingest_pb2.DESCRIPTOR.services_by_name["IngestService"], IngestServicer),
+    ):
+        for method in service.methods:
+            assert method.name in vars(servicer), f"{service.name}.{method.name} is not implemented"
 
 
 def test_stats_over_grpc_match_json(stack: Stack, channel: grpc.Channel) -> None:
