@@ -103,10 +103,12 @@ def on_domain(url: str, domain: str) -> bool:
 
 def source(page_url: str, referrer: str, site_domain: str) -> str:
     """The referrer source of a hit, as docs/metrics.md defines it."""
-    query = parse_qs(urlsplit(page_url).query)
-    for param in SOURCE_PARAMS:
-        if query.get(param) and query[param][0].strip():
-            return query[param][0].strip()[:200]
+    raw_query = urlsplit(page_url).query
+    if raw_query and any(f"{param}=" in raw_query for param in SOURCE_PARAMS):
+        query = parse_qs(raw_query)
+        for param in SOURCE_PARAMS:
+            if query.get(param) and query[param][0].strip():
+                return query[param][0].strip()[:200]
     if not referrer.strip() or on_domain(referrer, site_domain) or not _host(referrer):
         return DIRECT
     return _known_source(referrer) or _host(referrer)

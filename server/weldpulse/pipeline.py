@@ -1,7 +1,7 @@
 """From a raw hit to a storable event: limits, parsing, enrichment and the visitor id."""
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from weldpulse import enrich
@@ -103,10 +103,14 @@ def enrich_hit(
     if hit.opaque_visitor:
         visitor = supplied_visitor_id(hit.site.id, hit.opaque_visitor)
     else:
-        visitor, yesterday = salts.visitor_ids(hit.site.id, hit.ip, hit.user_agent, hit.ts)
-        # Only a hit in the first 30 minutes of a day can continue a session.
-        midnight = hit.ts.replace(hour=0, minute=0, second=0, microsecond=0)
-        previous = yesterday if hit.ts - midnight <= SESSION_CONTINUES else None
+        day = hit.ts.date()
+        visitor = salts.visitor_id(hit.site.id, hit.ip, hit.user_agent, day)
+        # Only a hit in the first 30 minutes of a day can continue a session
+        # begun the day before, under the previous day's salt.
+        if hit.ts - datetime.combine(day, time.min) <= SESSION_CONTINUES:
+            previous = salts.visitor_id(
+                hit.site.id, hit.ip, hit.user_agent, day - timedelta(days=1)
+            )
     event = Event(
         site_id=hit.site.id,
         ts=hit.ts,

@@ -76,13 +76,9 @@ class Salts:
             if day not in kept:
                 del self._cache[day]
 
-    def visitor_ids(self, site_id: str, ip: str, user_agent: str, at: datetime) -> list[int]:
-        """Candidate ids of this visitor at `at`: its day's first, then the previous day's."""
-        today = at.date()
-        return [
-            _hash63(self.for_day(day), site_id, ip, user_agent)
-            for day in (today, today - timedelta(days=1))
-        ]
+    def visitor_id(self, site_id: str, ip: str, user_agent: str, day: date) -> int:
+        """The id of this visitor under `day`'s salt."""
+        return _hash63(self.for_day(day), site_id, ip, user_agent)
 
 
 def supplied_visitor_id(site_id: str, opaque_id: str) -> int:
