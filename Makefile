@@ -23,9 +23,10 @@ help:
 	@echo "make check  format check, lint, types, generated-code check, tests"
 	@echo "make gen    regenerate gen/ from protos/"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e clients/python
 	touch $@
 
 venv: $(STAMP)
@@ -37,12 +38,13 @@ $(NODE_STAMP): $(TS)/package-lock.json
 node-deps: $(NODE_STAMP)
 
 gen: $(STAMP)
+	@if command -v node >/dev/null; then $(MAKE) --no-print-directory node-deps; fi
 	$(BIN)/python scripts/gen.py
 
 # Regenerates into gen/ and fails if that changed anything committed.
 gen-check: gen
-	git diff --exit-code --stat -- gen/
-	test -z "$$(git status --porcelain -- gen/)"
+	git diff --exit-code --stat -- gen/ clients/
+	test -z "$$(git status --porcelain -- gen/ clients/)"
 
 run: $(STAMP)
 	$(BIN)/python scripts/demo.py
@@ -53,12 +55,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 fmt: $(STAMP)
-	$(BIN)/ruff format server tests scripts
-	$(BIN)/ruff check --fix server tests scripts
+	$(BIN)/ruff format server tests scripts clients/python
+	$(BIN)/ruff check --fix server tests scripts clients/python
 
 lint: $(STAMP) proto-lint
-	$(BIN)/ruff format --check server tests scripts
-	$(BIN)/ruff check server tests scripts
+	$(BIN)/ruff format --check server tests scripts clients/python
+	$(BIN)/ruff check server tests scripts clients/python
 
 # buf lint (STANDARD + COMMENTS) and buf format on the protos; buf.yaml says why via an image.
 proto-lint: $(STAMP) $(NODE_STAMP)

@@ -1,4 +1,4 @@
-"""Native gRPC clients: direct and through Envoy, normal status codes, health and reflection."""
+"""Native gRPC clients (the project's Python client): direct and through Envoy, statuses, health."""
 
 import grpc
 import pytest
@@ -8,13 +8,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from weldpulse.analytics import AnalyticsServicer
 from weldpulse.v1 import analytics_pb2 as pb
-from weldpulse.v1 import analytics_pb2_grpc
+from weldpulse_client import Client
 
 SERVICE = pb.DESCRIPTOR.services_by_name["AnalyticsService"]
-
-
-def auth(stack: Stack, key: str = "a") -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {stack.keys[key]}")]
 
 
 def test_every_rpc_has_an_implementation() -> None:
@@ -22,11 +18,10 @@ def test_every_rpc_has_an_implementation() -> None:
         assert method.name in vars(AnalyticsServicer), f"{method.name} is not implemented"
 
 
-def test_stats_over_grpc_match_json(stack: Stack, channel: grpc.Channel) -> None:
-    stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
-    reply = stub.GetStats(pb.GetStatsRequest(start=DAY_START, end=DAY_END), metadata=auth(stack))
+def test_stats_over_grpc_match_json(stack: Stack) -> None:
+    with Client(f"127.0.0.1:{stack.grpc_port}", stack.keys["a"]) as client:
+        row = client.get_stats(DAY_START, DAY_END)
     json_row = stack.get("/v1/stats", start=DAY_START, end=DAY_END).json()["data"][0]
-    row = reply.data[0]
     assert (row.visitors, row.pageviews, row.sessions) == (6, 10, 7)
     assert json_row == {
         "visitors": row.visitors,
@@ -50,23 +45,21 @@ def test_stats_over_grpc_match_json(stack: Stack, channel: grpc.Channel) -> None
     ],
     ids=["no-key", "free-plan", "missing-end"],
 )
-def test_errors_are_grpc_statuses(stack: Stack, channel: grpc.Channel, key, request_, code) -> None:
-    stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
-    with pytest.raises(grpc.RpcError) as err:
-        stub.GetStats(request_, metadata=auth(stack, key) if key else None)
+def test_errors_are_grpc_statuses(stack: Stack, key, request_, code) -> None:
+    with (
+        Client(f"127.0.0.1:{stack.grpc_port}", stack.keys[key] if key else "") as client,
+        pytest.raises(grpc.RpcError) as err,
+    ):
+        client.call("GetStats", request_)
     assert err.value.code() == code
 
 
 def test_grpc_through_envoy(stack: Stack) -> None:
-    port = stack.http.base_url.port
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:
-        stub = analytics_pb2_grpc.AnalyticsServiceStub(chan)
-        sites = stub.ListSites(pb.ListSitesRequest(), metadata=auth(stack))
-        assert [s.domain for s in sites.data] == ["example.com", "blog.example.com"]
+    with Client(f"127.0.0.1:{stack.http.base_url.port}", stack.keys["a"]) as client:
+        sites = client.list_sites()
+        assert [s.domain for s in sites] == ["example.com", "blog.example.com"]
         with pytest.raises(grpc.RpcError) as err:
-            stub.ListPages(
-                pb.ListPagesRequest(start=DAY_START, end=DAY_END, limit=0), metadata=auth(stack)
-            )
+            client.list_pages(DAY_START, DAY_END, limit=0)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "limit" in (err.value.details() or "")
 
