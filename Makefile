@@ -21,7 +21,7 @@ help:
 	@echo "make run    set up and serve the demo (gRPC :50051, JSON :8080)"
 	@echo "make test   set up and run every test"
 	@echo "make check  format check, lint, types, generated-code check, tests"
-	@echo "make gen    regenerate gen/ from protos/"
+	@echo "make gen    regenerate gen/, the clients' stubs and docs/api.md from protos/"
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,11 +40,12 @@ node-deps: $(NODE_STAMP)
 gen: $(STAMP)
 	@if command -v node >/dev/null; then $(MAKE) --no-print-directory node-deps; fi
 	$(BIN)/python scripts/gen.py
+	$(BIN)/python scripts/api_docs.py
 
 # Regenerates into gen/ and fails if that changed anything committed.
 gen-check: gen
-	git diff --exit-code --stat -- gen/ clients/
-	test -z "$$(git status --porcelain -- gen/ clients/)"
+	git diff --exit-code --stat -- gen/ clients/ docs/api.md
+	test -z "$$(git status --porcelain -- gen/ clients/ docs/api.md)"
 
 run: $(STAMP)
 	$(BIN)/python scripts/demo.py
