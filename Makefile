@@ -31,9 +31,11 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 
 venv: $(STAMP)
 
+# --ignore-scripts: buf's optional postinstall only swaps its launcher for the
+# platform binary; the launcher finds that binary (@bufbuild/buf-linux-x64) itself.
 $(NODE_STAMP): $(TS)/package-lock.json
 	@command -v npm >/dev/null || { echo "buf and the TypeScript client need Node >= 20 and npm" >&2; exit 1; }
-	npm ci --prefix $(TS) --no-audit --no-fund
+	npm ci --prefix $(TS) --no-audit --no-fund --ignore-scripts
 
 node-deps: $(NODE_STAMP)
 

@@ -1,5 +1,6 @@
 """Renders docs/api.md from the protos' comments and HTTP annotations (`make gen` runs it)."""
 
+import keyword
 import re
 import sys
 import tempfile
@@ -106,11 +107,13 @@ def comments(file: d.FileDescriptorProto) -> dict[tuple[int, ...], str]:
 
 
 def snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """The Python client's method name: GetStats -> get_stats, Import -> import_."""
+    snaked = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return f"{snaked}_" if keyword.iskeyword(snaked) else snaked
 
 
 def camel(name: str) -> str:
-    head, *rest = name.split("_")
+    head, *rest = name.rstrip("_").split("_")
     return head + "".join(part.title() for part in rest)
 
 

@@ -1,5 +1,6 @@
 """The Python client (clients/python) on the real server: every RPC, retries, deadlines, install."""
 
+import keyword
 import re
 import socket
 import subprocess
@@ -37,7 +38,9 @@ def values(row: Message) -> tuple[Any, ...]:
 
 
 def snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """GetStats -> get_stats; a keyword gets a trailing underscore (Import -> import_)."""
+    snaked = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return f"{snaked}_" if keyword.iskeyword(snaked) else snaked
 
 
 @pytest.fixture
