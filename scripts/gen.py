@@ -68,8 +68,8 @@ def clients(out: Path) -> None:
     run(*includes, f"--python_out={py_out}", f"--pyi_out={py_out}",
         f"--grpc_python_out={py_out}", *PUBLIC)  # fmt: skip
     _make_self_contained(py_out)
-    if not PROTOC_GEN_ES.exists():
-        print("gen: TypeScript client skipped: run `make node-deps` (needs Node >= 20)")
+    if not PROTOC_GEN_ES.exists() or shutil.which("node") is None:
+        print("gen: TypeScript client skipped: needs Node >= 20 and `make node-deps`")
         return
     ts_out = out / TS_CLIENT_GEN
     shutil.rmtree(ts_out, ignore_errors=True)

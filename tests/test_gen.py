@@ -45,7 +45,7 @@ def test_python_client_stubs_are_up_to_date(fresh: Path) -> None:
 
 def test_typescript_client_stubs_are_up_to_date(fresh: Path) -> None:
     if not (fresh / "clients" / TS_CLIENT_GEN).exists():
-        reason = "protoc-gen-es is not installed: run `make node-deps` (Node >= 20)"
+        reason = "TypeScript stubs not generated: needs Node >= 20 and `make node-deps`"
         if os.environ.get("CI"):
             pytest.fail(f"CI must check the TypeScript client: {reason}")
         pytest.skip(reason)
