@@ -3,7 +3,7 @@
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +19,7 @@ from weldpulse import accounts, db, ingest
 from weldpulse.app import build_server
 from weldpulse.envoy import Envoy
 from weldpulse.ratelimit import SlidingLogLimiter
+from weldpulse_client import Client
 
 POSTGRES_URL = os.environ.get("WELDPULSE_TEST_POSTGRES_URL")
 
@@ -149,3 +150,21 @@ def live_project(stack: Stack) -> LiveProject:
         ev(site, 21, now - timedelta(minutes=2), "/now", attrs),
     ])  # fmt: skip
     return LiveProject(key, site, domain)
+
+
+GrpcClients = Callable[..., Client]
+
+
+@pytest.fixture
+def grpc_client(stack: Stack) -> Iterator[GrpcClients]:
+    """Opens the project's Python client: `grpc_client("a")`, `grpc_client(None, port=...)`."""
+    opened: list[Client] = []
+
+    def open_client(key: str | None = "a", port: int | None = None, **options: Any) -> Client:
+        api_key = stack.keys[key] if key else ""
+        opened.append(Client(f"127.0.0.1:{port or stack.grpc_port}", api_key, **options))
+        return opened[-1]
+
+    yield open_client
+    for client in opened:
+        client.close()

@@ -1,16 +1,20 @@
-"""Native gRPC clients (the project's Python client): direct and through Envoy, statuses, health."""
+"""Native gRPC clients: direct and through Envoy, normal status codes, health and reflection."""
 
 import grpc
 import pytest
-from conftest import Stack
+from conftest import GrpcClients, Stack
 from dataset import DAY_END, DAY_START
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from weldpulse.analytics import AnalyticsServicer
 from weldpulse.v1 import analytics_pb2 as pb
-from weldpulse_client import Client
+from weldpulse.v1 import analytics_pb2_grpc
 
 SERVICE = pb.DESCRIPTOR.services_by_name["AnalyticsService"]
+
+
+def auth(stack: Stack, key: str = "a") -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {stack.keys[key]}")]
 
 
 def test_every_rpc_has_an_implementation() -> None:
@@ -18,10 +22,11 @@ def test_every_rpc_has_an_implementation() -> None:
         assert method.name in vars(AnalyticsServicer), f"{method.name} is not implemented"
 
 
-def test_stats_over_grpc_match_json(stack: Stack) -> None:
-    with Client(f"127.0.0.1:{stack.grpc_port}", stack.keys["a"]) as client:
-        row = client.get_stats(DAY_START, DAY_END)
+def test_stats_over_grpc_match_json(stack: Stack, channel: grpc.Channel) -> None:
+    stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+    reply = stub.GetStats(pb.GetStatsRequest(start=DAY_START, end=DAY_END), metadata=auth(stack))
     json_row = stack.get("/v1/stats", start=DAY_START, end=DAY_END).json()["data"][0]
+    row = reply.data[0]
     assert (row.visitors, row.pageviews, row.sessions) == (6, 10, 7)
     assert json_row == {
         "visitors": row.visitors,
@@ -45,23 +50,20 @@ def test_stats_over_grpc_match_json(stack: Stack) -> None:
     ],
     ids=["no-key", "free-plan", "missing-end"],
 )
-def test_errors_are_grpc_statuses(stack: Stack, key, request_, code) -> None:
-    with (
-        Client(f"127.0.0.1:{stack.grpc_port}", stack.keys[key] if key else "") as client,
-        pytest.raises(grpc.RpcError) as err,
-    ):
-        client.call("GetStats", request_)
+def test_errors_are_grpc_statuses(grpc_client: GrpcClients, key, request_, code) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        grpc_client(key).call("GetStats", request_)
     assert err.value.code() == code
 
 
-def test_grpc_through_envoy(stack: Stack) -> None:
-    with Client(f"127.0.0.1:{stack.http.base_url.port}", stack.keys["a"]) as client:
-        sites = client.list_sites()
-        assert [s.domain for s in sites] == ["example.com", "blog.example.com"]
-        with pytest.raises(grpc.RpcError) as err:
-            client.list_pages(DAY_START, DAY_END, limit=0)
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "limit" in (err.value.details() or "")
+def test_grpc_through_envoy(stack: Stack, grpc_client: GrpcClients) -> None:
+    client = grpc_client("a", port=stack.http.base_url.port)
+    sites = client.list_sites()
+    assert [s.domain for s in sites] == ["example.com", "blog.example.com"]
+    with pytest.raises(grpc.RpcError) as err:
+        client.list_pages(DAY_START, DAY_END, limit=0)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "limit" in (err.value.details() or "")
 
 
 def test_health_is_serving(channel: grpc.Channel) -> None:
