@@ -21,13 +21,14 @@ from weldpulse.ratelimit import SlidingLogLimiter
 from weldpulse_client import Client, Retry, retry_after, rpc_methods
 
 ROOT = Path(__file__).resolve().parent.parent
-Case = Callable[[Client, Stack, LiveProject], None]
+# A case gets any other fixture it needs from `request.getfixturevalue`.
+Case = Callable[[Client, Stack, pytest.FixtureRequest], None]
 CASES: dict[str, Case] = {}
 
 
-def case(method: str) -> Callable[[Case], Case]:
+def case(method: str, service: str = "weldpulse.v1.AnalyticsService") -> Callable[[Case], Case]:
     def register(fn: Case) -> Case:
-        CASES[f"weldpulse.v1.AnalyticsService/{method}"] = fn
+        CASES[f"{service}/{method}"] = fn
         return fn
 
     return register
@@ -53,14 +54,14 @@ def client(stack: Stack) -> Iterator[Client]:
 
 
 @case("GetStats")
-def _stats(client: Client, stack: Stack, live: LiveProject) -> None:
+def _stats(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
     assert values(client.get_stats(DAY_START, DAY_END)) == (6, 10, 7, 600.0, 0.4286)
     one_site = client.get_stats(DAY_START, DAY_END, site_id=stack.ids["a_site2"])
     assert values(one_site) == (1, 1, 1, 0.0, 1.0)
 
 
 @case("ListPages")
-def _pages(client: Client, stack: Stack, live: LiveProject) -> None:
+def _pages(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
     assert [values(r) for r in client.list_pages(DAY_START, DAY_END)] == [
         ("/", 5, 5, 910.0, 0.5), ("/pricing", 2, 4, 735.0, 0.5), ("/docs", 1, 1, 0.0, 0.0),
     ]  # fmt: skip
@@ -68,7 +69,7 @@ def _pages(client: Client, stack: Stack, live: LiveProject) -> None:
 
 
 @case("ListReferrers")
-def _referrers(client: Client, stack: Stack, live: LiveProject) -> None:
+def _referrers(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
     assert [values(r) for r in client.list_referrers(DAY_START, DAY_END)] == [
         ("Google", 3, 7, 0.3333), ("GitHub", 1, 2, 0.0), ("Direct / None", 1, 1, 1.0),
         ("Hacker News", 1, 1, 1.0), ("Twitter", 1, 0, 0.0),
@@ -76,7 +77,7 @@ def _referrers(client: Client, stack: Stack, live: LiveProject) -> None:
 
 
 @case("GetTimeseries")
-def _timeseries(client: Client, stack: Stack, live: LiveProject) -> None:
+def _timeseries(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
     hourly = client.get_timeseries(DAY_START, DAY_END)
     assert len(hourly) == 24 and values(hourly[10]) == ("2024-01-15T10:00:00", 4, 6, 4)
     daily = client.get_timeseries(DAY_START, DAY_END, interval="1 day")
@@ -84,7 +85,8 @@ def _timeseries(client: Client, stack: Stack, live: LiveProject) -> None:
 
 
 @case("GetRealtime")
-def _realtime(client: Client, stack: Stack, live: LiveProject) -> None:
+def _realtime(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    live: LiveProject = request.getfixturevalue("live_project")
     with Client(f"127.0.0.1:{stack.grpc_port}", live.key) as live_client:
         rows = live_client.get_realtime()
     assert [values(r) for r in rows] == [("/now", "CA", "desktop", "Google", 2)]
@@ -92,20 +94,20 @@ def _realtime(client: Client, stack: Stack, live: LiveProject) -> None:
 
 
 @case("ListEvents")
-def _events(client: Client, stack: Stack, live: LiveProject) -> None:
+def _events(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
     rows = client.list_events(DAY_START, DAY_END)
     assert [values(r) for r in rows] == [("signup_click", 2, 1), ("newsletter", 1, 1)]
 
 
 @case("ListGeo")
-def _geo(client: Client, stack: Stack, live: LiveProject) -> None:
+def _geo(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
     assert [values(r) for r in client.list_geo(DAY_START, DAY_END, limit=3)] == [
         ("US", "California", 2, 5), ("US", "New York", 1, 3), ("DE", "Berlin", 1, 1),
     ]  # fmt: skip
 
 
 @case("ListDevices")
-def _devices(client: Client, stack: Stack, live: LiveProject) -> None:
+def _devices(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
     rows = client.list_devices(DAY_START, DAY_END)
     assert [values(r) for r in rows][:2] == [
         ("desktop", "Chrome", "macOS", 2, 5), ("desktop", "Firefox", "Linux", 1, 3),
@@ -114,7 +116,7 @@ def _devices(client: Client, stack: Stack, live: LiveProject) -> None:
 
 
 @case("ListSites")
-def _sites(client: Client, stack: Stack, live: LiveProject) -> None:
+def _sites(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
     sites = client.list_sites()
     assert [(s.id, s.domain, s.name) for s in sites] == [
         (stack.ids["a_site1"], "example.com", "Main Site"),
@@ -124,13 +126,15 @@ def _sites(client: Client, stack: Stack, live: LiveProject) -> None:
 
 
 @pytest.mark.parametrize("method", sorted(rpc_methods()))
-def test_every_rpc(method: str, client: Client, stack: Stack, live_project: LiveProject) -> None:
+def test_every_rpc(
+    method: str, client: Client, stack: Stack, request: pytest.FixtureRequest
+) -> None:
     """Enumerates the protos' services, so a new RPC fails here until it has a case."""
     if method not in CASES:
         pytest.fail(f"{method} has no case in tests/test_python_client.py CASES: add one")
     name = snake(method.rsplit("/", 1)[1])
     assert hasattr(Client, name), f"weldpulse_client.Client has no typed method {name}()"
-    CASES[method](client, stack, live_project)
+    CASES[method](client, stack, request)
 
 
 def test_through_envoy_with_errors_as_statuses(stack: Stack) -> None:
