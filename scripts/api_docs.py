@@ -1,5 +1,6 @@
 """Renders docs/api.md from the protos' comments and HTTP annotations (`make gen` runs it)."""
 
+import json
 import keyword
 import re
 import sys
@@ -31,8 +32,9 @@ when it is stale. What each number means is in [metrics.md](metrics.md).
 
 ## Calling the API
 
-Every route needs an API key of a Pro or Enterprise project:
-`Authorization: Bearer ak_live_...` (gRPC: `authorization` metadata). The
+Every route that does not say it is public needs an API key of a Pro or
+Enterprise project: `Authorization: Bearer ak_live_...` (gRPC:
+`authorization` metadata). The
 JSON routes are served by Envoy (default `http://127.0.0.1:8080`), gRPC by
 the server (default `127.0.0.1:50051`, or Envoy's port with
 `content-type: application/grpc`). Request fields are query parameters of
@@ -134,49 +136,90 @@ def field_table(msg: d.DescriptorProto, path: tuple[int, ...], notes: dict) -> l
     return [*lines, ""]
 
 
+Messages = dict[str, tuple[d.DescriptorProto, tuple[int, ...], dict]]
+
+
+def nested_tables(msg: d.DescriptorProto, messages: Messages) -> list[str]:
+    """A table for each message-typed field of `msg` defined in the protos (rows, events)."""
+    out: list[str] = []
+    for field in msg.field:
+        if field.type_name in messages:
+            nested, path, notes = messages[field.type_name]
+            out += [f"`{nested.name}`: {notes.get(path, '')}", ""]
+            out += field_table(nested, path, notes)
+    return out
+
+
+def example(msg: d.DescriptorProto, messages: Messages) -> dict[str, object]:
+    """A JSON body with every field: stock values, "..." or 0, nested messages filled in."""
+    body: dict[str, object] = {}
+    for field in msg.field:
+        value: object
+        if field.name in EXAMPLES:
+            value = EXAMPLES[field.name]
+        elif field.type == d.FieldDescriptorProto.TYPE_MESSAGE:
+            if field.type_name not in messages:  # Struct and other well-known types: optional
+                continue
+            value = example(messages[field.type_name][0], messages)
+        elif field.type == d.FieldDescriptorProto.TYPE_BOOL:
+            value = False
+        else:
+            value = "..." if field.type == d.FieldDescriptorProto.TYPE_STRING else 0
+        repeated = field.label == d.FieldDescriptorProto.LABEL_REPEATED
+        body[field.name] = [value] if repeated else value
+    return body
+
+
+def ts_literal(value: object) -> str:
+    """A TypeScript object literal with camelCase keys, as protobuf-es init shapes take."""
+    if isinstance(value, dict):
+        items = ", ".join(f"{camel(k)}: {ts_literal(v)}" for k, v in value.items())
+        return f"{{ {items} }}" if items else "{}"
+    if isinstance(value, list):
+        return "[" + ", ".join(ts_literal(v) for v in value) + "]"
+    return json.dumps(value)
+
+
 def examples(
-    method: d.MethodDescriptorProto, request: d.DescriptorProto, service: str
+    method: d.MethodDescriptorProto, request: d.DescriptorProto, service: str, messages: Messages
 ) -> list[str]:
     rule = method.options.Extensions[annotations_pb2.http]
     verb = rule.WhichOneof("pattern")
-    values: dict[str, object] = {
-        f.name: EXAMPLES[f.name] for f in request.field if f.name in EXAMPLES
-    }
-    if verb != "get" and not values:  # a body: show every field when none has a stock example
-        values = {f.name: "..." for f in request.field}
-    query = "&".join(f"{k}={str(v).replace(' ', '+')}" for k, v in values.items())
     url = f"http://127.0.0.1:8080{getattr(rule, verb)}"
+    auth = "  -H 'Authorization: Bearer ak_live_...'"
+    values: dict[str, object]
     if verb == "get":
-        curl = f"curl -s '{url}{'?' + query if query else ''}' \\"
+        values = {f.name: EXAMPLES[f.name] for f in request.field if f.name in EXAMPLES}
+        query = "&".join(f"{k}={str(v).replace(' ', '+')}" for k, v in values.items())
+        curl = [f"curl -s '{url}{'?' + query if query else ''}' \\", auth]
+        args = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
+        python = f"client.{snake(method.name)}({args})"
     else:
-        body = "{" + ", ".join(f'"{k}": {_json(v)}' for k, v in values.items()) + "}"
-        curl = f"curl -s -X {verb.upper()} '{url}' -d '{body}' \\"
-    py_args = ", ".join(f"{k}={_json(v)}" for k, v in values.items())
-    ts_args = ", ".join(f"{camel(k)}: {_json(v)}" for k, v in values.items())
-    grpc_body = "{" + ", ".join(f'"{k}": {_json(v)}' for k, v in values.items()) + "}"
+        values = example(request, messages)
+        body = json.dumps(values)
+        curl = [f"curl -s -X {verb.upper()} '{url}' \\", "  -H 'Content-Type: application/json' \\",
+                f"{auth} \\", f"  -d '{body}'"]  # fmt: skip
+        python = f'client.call("{method.name}", {body.replace("false", "False")})'
     return [
-        "```sh", curl, "  -H 'Authorization: Bearer ak_live_...'",
-        f"grpcurl -plaintext -H 'authorization: Bearer ak_live_...' -d '{grpc_body}' \\",
+        "```sh", *curl,
+        f"grpcurl -plaintext -H 'authorization: Bearer ak_live_...' -d '{json.dumps(values)}' \\",
         f"  127.0.0.1:50051 {service}/{method.name}", "```", "",
-        "```python", f"client.{snake(method.name)}({py_args})", "```", "",
-        "```ts", f"await client.{camel(snake(method.name))}({{ {ts_args} }});" if ts_args
-        else f"await client.{camel(snake(method.name))}({{}});", "```", "",
+        "```python", python, "```", "",
+        "```ts", f"await client.{camel(snake(method.name))}({ts_literal(values)});", "```", "",
     ]  # fmt: skip
-
-
-def _json(value: object) -> str:
-    return str(value) if isinstance(value, int) else f'"{value}"'
 
 
 def render() -> str:
     files = descriptors()
     overview = "\n\n".join(comments(f).get((12,), "") for f in files).strip()
     out = [HEADER.format(overview=overview)]
+    messages: Messages = {
+        f".{file.package}.{m.name}": (m, (4, i), comments(file))
+        for file in files
+        for i, m in enumerate(file.message_type)
+    }
     for file in files:
         notes = comments(file)
-        messages = {
-            f".{file.package}.{m.name}": (m, (4, i)) for i, m in enumerate(file.message_type)
-        }
         for s_index, service in enumerate(file.service):
             full = f"{file.package}.{service.name}"
             out += [f"## {full}", "", notes.get((6, s_index), ""), ""]
@@ -184,20 +227,17 @@ def render() -> str:
                 rule = method.options.Extensions[annotations_pb2.http]
                 verb = rule.WhichOneof("pattern")
                 route = f"{verb.upper()} {getattr(rule, verb)}" if verb else "gRPC only"
-                request, req_path = messages[method.input_type]
-                response, resp_path = messages[method.output_type]
+                request, req_path, _ = messages[method.input_type]
+                response, resp_path, _ = messages[method.output_type]
                 out += [f"### `{route}` — {method.name}", ""]
                 out += [notes.get((6, s_index, 2, m_index), ""), ""]
                 out += [f"**Parameters** (`{request.name}`)", ""]
                 out += field_table(request, req_path, notes)
+                out += nested_tables(request, messages)
                 out += [f"**Response** (`{response.name}`)", ""]
                 out += field_table(response, resp_path, notes)
-                for field in response.field:
-                    if field.type == d.FieldDescriptorProto.TYPE_MESSAGE:
-                        row, row_path = messages[field.type_name]
-                        out += [f"`{row.name}`: {notes.get(row_path, '')}", ""]
-                        out += field_table(row, row_path, notes)
-                out += examples(method, request, full)
+                out += nested_tables(response, messages)
+                out += examples(method, request, full, messages)
     return "\n".join(out).rstrip() + "\n"
 
 

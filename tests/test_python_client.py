@@ -137,6 +137,13 @@ def test_every_rpc(
     CASES[method](client, stack, request)
 
 
+def test_call_by_name_with_a_json_request(client: Client) -> None:
+    reply = client.call("GetStats", {"start": DAY_START, "end": DAY_END, "site_id": ""})
+    assert values(reply.data[0]) == (6, 10, 7, 600.0, 0.4286)
+    with pytest.raises(ValueError, match="unknown or ambiguous RPC 'NoSuchRpc'"):
+        client.call("NoSuchRpc", {})
+
+
 def test_through_envoy_with_errors_as_statuses(stack: Stack) -> None:
     with Client(f"127.0.0.1:{stack.http.base_url.port}", stack.new_key("a")) as client:
         assert values(client.get_stats(DAY_START, DAY_END))[:3] == (6, 10, 7)

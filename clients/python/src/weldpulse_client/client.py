@@ -4,11 +4,12 @@ import importlib
 import pkgutil
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 import grpc
-from google.protobuf import descriptor, message, message_factory
+from google.protobuf import descriptor, json_format, message, message_factory
 
 import weldpulse_client._pb.weldpulse as _generated
 from weldpulse_client._pb.weldpulse.v1 import analytics_pb2 as pb
@@ -92,12 +93,23 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, method: str, request: message.Message, timeout: float | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        request: message.Message | Mapping[str, Any],
+        timeout: float | None = None,
+    ) -> Any:
         """Calls one RPC by name ("GetStats" or "weldpulse.v1.AnalyticsService/GetStats").
 
-        `timeout` overrides the client's for this call (None: the client's).
+        `request` is the request message or its JSON form as a dict (field
+        names as in the protos). `timeout` overrides the client's for this
+        call (None: the client's).
         """
-        rpc = self._callable(method)
+        rpc, desc = self._callable(method)
+        if isinstance(request, Mapping):
+            request = json_format.ParseDict(
+                dict(request), message_factory.GetMessageClass(desc.input_type)()
+            )
         budget = self.timeout if timeout is None else timeout
         deadline = None if budget is None else time.monotonic() + budget
         attempt = 1
@@ -125,20 +137,20 @@ class Client:
                 return after
         return None
 
-    def _callable(self, method: str) -> grpc.UnaryUnaryMultiCallable:
-        if method not in self._callables:
-            matches = [
-                name for name in self._methods if name == method or name.endswith(f"/{method}")
-            ]
-            if len(matches) != 1:
-                raise ValueError(f"unknown or ambiguous RPC {method!r}: {sorted(self._methods)}")
-            desc = self._methods[matches[0]]
-            self._callables[method] = self._channel.unary_unary(
+    def _callable(
+        self, method: str
+    ) -> tuple[grpc.UnaryUnaryMultiCallable, descriptor.MethodDescriptor]:
+        matches = [name for name in self._methods if name == method or name.endswith(f"/{method}")]
+        if len(matches) != 1:
+            raise ValueError(f"unknown or ambiguous RPC {method!r}: {sorted(self._methods)}")
+        desc = self._methods[matches[0]]
+        if matches[0] not in self._callables:
+            self._callables[matches[0]] = self._channel.unary_unary(
                 f"/{matches[0]}",
                 request_serializer=lambda m: m.SerializeToString(),
                 response_deserializer=message_factory.GetMessageClass(desc.output_type).FromString,
             )
-        return self._callables[method]
+        return self._callables[matches[0]], desc
 
     # One typed method per RPC of AnalyticsService. Dates and times are the
     # strings the API documents (`2024-01-15`, `2024-01-15T10:00:00Z`); "" and
