@@ -9,29 +9,45 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos envoy/protos -name '*.proto')
+# Node tooling (buf, protoc-gen-es, tsc) and the TypeScript client, pinned by its lockfile.
+TS := clients/typescript
+NODE_STAMP := $(TS)/node_modules/.package-lock.json
+BUF := $(TS)/node_modules/.bin/buf
+AGAINST ?= HEAD~1
 
-.PHONY: help venv gen gen-check run test lint fmt types check clean
+.PHONY: help venv node-deps gen gen-check run test lint proto-lint breaking fmt types check clean
 
 help:
 	@echo "make run    set up and serve the demo (gRPC :50051, JSON :8080)"
 	@echo "make test   set up and run every test"
 	@echo "make check  format check, lint, types, generated-code check, tests"
-	@echo "make gen    regenerate gen/ from protos/"
+	@echo "make gen    regenerate gen/, the clients' stubs and docs/api.md from protos/"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e clients/python
 	touch $@
 
 venv: $(STAMP)
 
+# --ignore-scripts: buf's optional postinstall only swaps its launcher for the
+# platform binary; the launcher finds that binary (@bufbuild/buf-linux-x64) itself.
+$(NODE_STAMP): $(TS)/package-lock.json
+	@command -v npm >/dev/null || { echo "buf and the TypeScript client need Node >= 20 and npm" >&2; exit 1; }
+	npm ci --prefix $(TS) --no-audit --no-fund --ignore-scripts
+
+node-deps: $(NODE_STAMP)
+
 gen: $(STAMP)
+	@if command -v node >/dev/null; then $(MAKE) --no-print-directory node-deps; fi
 	$(BIN)/python scripts/gen.py
+	$(BIN)/python scripts/api_docs.py
 
 # Regenerates into gen/ and fails if that changed anything committed.
 gen-check: gen
-	git diff --exit-code --stat -- gen/
-	test -z "$$(git status --porcelain -- gen/)"
+	git diff --exit-code --stat -- gen/ clients/ docs/api.md
+	test -z "$$(git status --porcelain -- gen/ clients/ docs/api.md)"
 
 # The demo's GeoIP file covers the demo's visitors only; set WELDPULSE_GEOIP_DB
 # to a GeoLite2/GeoIP2 City database for real traffic.
@@ -40,15 +56,33 @@ run: $(STAMP)
 	WELDPULSE_GEOIP_DB="$${WELDPULSE_GEOIP_DB:-$${WELDPULSE_DATA_DIR:-./var}/demo-geoip.mmdb}" $(BIN)/weldpulse up
 
 test: $(STAMP)
+	@if command -v node >/dev/null; then $(MAKE) --no-print-directory node-deps; fi
 	$(BIN)/python -m pytest -q
 
 fmt: $(STAMP)
-	$(BIN)/ruff format server tests scripts
-	$(BIN)/ruff check --fix server tests scripts
+	$(BIN)/ruff format server tests scripts clients/python
+	$(BIN)/ruff check --fix server tests scripts clients/python
 
-lint: $(STAMP)
-	$(BIN)/ruff format --check server tests scripts
-	$(BIN)/ruff check server tests scripts
+lint: $(STAMP) proto-lint
+	$(BIN)/ruff format --check server tests scripts clients/python
+	$(BIN)/ruff check server tests scripts clients/python
+
+# buf lint (STANDARD + COMMENTS) and buf format on the protos; buf.yaml says why via an image.
+proto-lint: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python scripts/buf_image.py build/protos.binpb
+	$(BUF) lint build/protos.binpb --exclude-path google
+	$(BUF) format --diff --exit-code
+
+# Fails on a wire- or source-breaking proto change since $(AGAINST) (CI: the previous commit).
+breaking: $(STAMP) $(NODE_STAMP)
+	@if ! git rev-parse -q --verify '$(AGAINST)^{commit}' >/dev/null; then \
+	  echo "breaking: skipped: $(AGAINST) is not in this clone (single-commit history)"; exit 0; fi; \
+	rm -rf build/against && mkdir -p build/against; \
+	git archive '$(AGAINST)' protos | tar -x -C build/against; \
+	$(BIN)/python scripts/buf_image.py build/protos.binpb; \
+	$(BIN)/python scripts/buf_image.py --root build/against build/against.binpb; \
+	$(BUF) breaking build/protos.binpb --against build/against.binpb --exclude-path google; \
+	echo "breaking: no breaking change since $$(git rev-parse --short '$(AGAINST)')"
 
 types: $(STAMP)
 	$(BIN)/mypy
@@ -56,4 +90,4 @@ types: $(STAMP)
 check: lint types gen-check test
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var build .pytest_cache .mypy_cache .ruff_cache $(TS)/node_modules $(TS)/dist

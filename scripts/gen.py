@@ -1,6 +1,7 @@
-"""Regenerates gen/ (Python stubs and Envoy's descriptor set) from the protos."""
+"""Regenerates gen/ (Python stubs, Envoy's descriptor set) and the clients' stubs from protos/."""
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +14,12 @@ SITE = Path(grpc_tools.__file__).resolve().parent.parent  # googleapis-common-pr
 WKT = Path(grpc_tools.__file__).resolve().parent / "_proto"  # google/protobuf/*.proto
 PUBLIC = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "protos").rglob("*.proto"))
 ENVOY_ONLY = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "envoy/protos").rglob("*.proto"))
+# The clients carry their own copy of the google/api protos they import, so they
+# need neither the server nor googleapis-common-protos.
+CLIENT_IMPORTS = ["google/api/annotations.proto", "google/api/http.proto"]
+PY_CLIENT_PB = Path("python/src/weldpulse_client/_pb")  # under clients/
+TS_CLIENT_GEN = Path("typescript/src/gen")
+PROTOC_GEN_ES = ROOT / "clients/typescript/node_modules/.bin/protoc-gen-es"
 
 
 def run(*args: str) -> None:
@@ -50,5 +57,43 @@ def main(out: Path) -> None:
     )
 
 
+def clients(out: Path) -> None:
+    """Writes the clients' generated code under `out` (default: the repository's clients/)."""
+    os.chdir(ROOT)
+    includes = ["-Iprotos", f"-I{SITE}", f"-I{WKT}"]
+    py_out = out / PY_CLIENT_PB
+    shutil.rmtree(py_out, ignore_errors=True)
+    py_out.mkdir(parents=True)
+    run(*includes, f"--python_out={py_out}", f"--pyi_out={py_out}", *CLIENT_IMPORTS)
+    run(*includes, f"--python_out={py_out}", f"--pyi_out={py_out}",
+        f"--grpc_python_out={py_out}", *PUBLIC)  # fmt: skip
+    _make_self_contained(py_out)
+    if not PROTOC_GEN_ES.exists() or shutil.which("node") is None:
+        print("gen: TypeScript client skipped: needs Node >= 20 and `make node-deps`")
+        return
+    ts_out = out / TS_CLIENT_GEN
+    shutil.rmtree(ts_out, ignore_errors=True)
+    ts_out.mkdir(parents=True)
+    run(
+        *includes,
+        f"--plugin=protoc-gen-es={PROTOC_GEN_ES}",
+        f"--es_out={ts_out}",
+        "--es_opt=target=ts,import_extension=js",
+        *CLIENT_IMPORTS,
+        *PUBLIC,
+    )
+
+
+def _make_self_contained(py_out: Path) -> None:
+    """Imports the generated modules from the client's `_pb` package instead of top level."""
+    packages = {str(p.parent.relative_to(py_out)).replace("/", ".") for p in py_out.rglob("*.py")}
+    pattern = re.compile(rf"^from ({'|'.join(map(re.escape, sorted(packages)))}) import ", re.M)
+    for path in [*py_out.rglob("*.py"), *py_out.rglob("*.pyi")]:
+        path.write_text(pattern.sub(r"from weldpulse_client._pb.\1 import ", path.read_text()))
+    for folder in [py_out, *(p for p in py_out.rglob("*") if p.is_dir())]:
+        (folder / "__init__.py").touch()
+
+
 if __name__ == "__main__":
     main(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT / "gen")
+    clients(Path(sys.argv[2]).resolve() if len(sys.argv) > 2 else ROOT / "clients")

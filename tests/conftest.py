@@ -3,21 +3,23 @@
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from dataset import project_a_events, project_b_events, wide_events
+from dataset import ev, project_a_events, project_b_events, wide_events
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from weldpulse import accounts, db, ingest
 from weldpulse.app import IngestOptions, build_server
 from weldpulse.envoy import Envoy
 from weldpulse.ratelimit import SlidingLogLimiter
+from weldpulse_client import Client
 
 POSTGRES_URL = os.environ.get("WELDPULSE_TEST_POSTGRES_URL")
 
@@ -168,3 +170,47 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
 def channel(stack: Stack) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(f"127.0.0.1:{stack.grpc_port}") as chan:
         yield chan
+
+
+@dataclass
+class LiveProject:
+    """A project of its own whose one site has visitors right now (realtime answers)."""
+
+    key: str
+    site_id: str
+    domain: str
+
+
+@pytest.fixture
+def live_project(stack: Stack) -> LiveProject:
+    """Visitors 20 and 21 on `/now` 1 and 2 minutes ago, from Google, CA, desktop."""
+    domain = f"live-{secrets.token_hex(4)}.example"
+    with stack.metadata.begin() as conn:
+        project = accounts.create_project(conn, "Clients live", "pro")
+        site = accounts.create_site(conn, project, domain)["id"]
+        key = accounts.create_api_key(conn, project, ["stats:read"])["key"]
+    now = datetime.now(UTC).replace(tzinfo=None)
+    attrs = ("Google", "CA", "Ontario", "desktop", "Chrome", "Windows")
+    ingest.record(stack.events, [
+        ev(site, 20, now - timedelta(minutes=1), "/now", attrs),
+        ev(site, 21, now - timedelta(minutes=2), "/now", attrs),
+    ])  # fmt: skip
+    return LiveProject(key, site, domain)
+
+
+GrpcClients = Callable[..., Client]
+
+
+@pytest.fixture
+def grpc_client(stack: Stack) -> Iterator[GrpcClients]:
+    """Opens the project's Python client: `grpc_client("a")`, `grpc_client(None, port=...)`."""
+    opened: list[Client] = []
+
+    def open_client(key: str | None = "a", port: int | None = None, **options: Any) -> Client:
+        api_key = stack.keys[key] if key else ""
+        opened.append(Client(f"127.0.0.1:{port or stack.grpc_port}", api_key, **options))
+        return opened[-1]
+
+    yield open_client
+    for client in opened:
+        client.close()

@@ -2,7 +2,7 @@
 
 import grpc
 import pytest
-from conftest import Stack
+from conftest import GrpcClients, Stack
 from dataset import DAY_END, DAY_START
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -55,25 +55,20 @@ def test_stats_over_grpc_match_json(stack: Stack, channel: grpc.Channel) -> None
     ],
     ids=["no-key", "free-plan", "missing-end"],
 )
-def test_errors_are_grpc_statuses(stack: Stack, channel: grpc.Channel, key, request_, code) -> None:
-    stub = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+def test_errors_are_grpc_statuses(grpc_client: GrpcClients, key, request_, code) -> None:
     with pytest.raises(grpc.RpcError) as err:
-        stub.GetStats(request_, metadata=auth(stack, key) if key else None)
+        grpc_client(key).call("GetStats", request_)
     assert err.value.code() == code
 
 
-def test_grpc_through_envoy(stack: Stack) -> None:
-    port = stack.http.base_url.port
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:
-        stub = analytics_pb2_grpc.AnalyticsServiceStub(chan)
-        sites = stub.ListSites(pb.ListSitesRequest(), metadata=auth(stack))
-        assert [s.domain for s in sites.data] == ["example.com", "blog.example.com"]
-        with pytest.raises(grpc.RpcError) as err:
-            stub.ListPages(
-                pb.ListPagesRequest(start=DAY_START, end=DAY_END, limit=0), metadata=auth(stack)
-            )
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "limit" in (err.value.details() or "")
+def test_grpc_through_envoy(stack: Stack, grpc_client: GrpcClients) -> None:
+    client = grpc_client("a", port=stack.http.base_url.port)
+    sites = client.list_sites()
+    assert [s.domain for s in sites] == ["example.com", "blog.example.com"]
+    with pytest.raises(grpc.RpcError) as err:
+        client.list_pages(DAY_START, DAY_END, limit=0)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "limit" in (err.value.details() or "")
 
 
 def test_health_is_serving(channel: grpc.Channel) -> None:

@@ -1,0 +1,215 @@
+"""A gRPC client for every weldpulse RPC: API-key metadata, deadlines and retries."""
+
+import importlib
+import pkgutil
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import grpc
+from google.protobuf import descriptor, json_format, message, message_factory
+
+import weldpulse_client._pb.weldpulse as _generated
+from weldpulse_client._pb.weldpulse.v1 import analytics_pb2 as pb
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Which failures are retried, and how long the client waits before each new attempt.
+
+    UNAVAILABLE (server down or restarting) waits an exponential backoff with
+    jitter; RESOURCE_EXHAUSTED (rate limited) waits the server's `retry-after`.
+    Every other status is returned to the caller at once.
+    """
+
+    attempts: int = 4  # attempts in all, the first one included; 1 disables retries
+    backoff: float = 0.25  # seconds before the first retry after UNAVAILABLE, doubled each time
+    max_backoff: float = 5.0
+    max_retry_after: float = 60.0  # a longer `retry-after` is not waited for: the error is raised
+
+
+NO_RETRY = Retry(attempts=1)
+
+
+def rpc_methods() -> dict[str, descriptor.MethodDescriptor]:
+    """Every RPC of every service in the generated protos, by "package.Service/Method"."""
+    methods = {}
+    for info in pkgutil.walk_packages(_generated.__path__, f"{_generated.__name__}."):
+        if info.name.endswith("_pb2"):
+            module = importlib.import_module(info.name)
+            for service in module.DESCRIPTOR.services_by_name.values():
+                for method in service.methods:
+                    methods[f"{service.full_name}/{method.name}"] = method
+    return methods
+
+
+def retry_after(err: grpc.RpcError) -> float | None:
+    """The server's `retry-after` (seconds) on a RESOURCE_EXHAUSTED error, if it sent one."""
+    for key, value in cast(grpc.Call, err).trailing_metadata() or ():
+        if key == "retry-after":
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+class Client:
+    """Calls the weldpulse API over gRPC with an API key.
+
+    `timeout` is each call's whole budget in seconds, retries and waits
+    included (None: no deadline); a method's `timeout` overrides it. Failed
+    calls raise `grpc.RpcError`, whose `code()` is the gRPC status
+    (`INVALID_ARGUMENT`, `UNAUTHENTICATED`, ...).
+    """
+
+    def __init__(
+        self,
+        target: str,
+        api_key: str,
+        *,
+        timeout: float | None = 10.0,
+        retry: Retry = Retry(),  # frozen, so one shared default is safe
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.retry = retry
+        self._metadata = (("authorization", f"Bearer {api_key}"),)
+        if credentials is None:
+            self._channel = grpc.insecure_channel(target)
+        else:
+            self._channel = grpc.secure_channel(target, credentials)
+        self._methods = rpc_methods()
+        self._callables: dict[str, grpc.UnaryUnaryMultiCallable] = {}
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(
+        self,
+        method: str,
+        request: message.Message | Mapping[str, Any],
+        timeout: float | None = None,
+    ) -> Any:
+        """Calls one RPC by name ("GetStats" or "weldpulse.v1.AnalyticsService/GetStats").
+
+        `request` is the request message or its JSON form as a dict (field
+        names as in the protos). `timeout` overrides the client's for this
+        call (None: the client's).
+        """
+        rpc, desc = self._callable(method)
+        if isinstance(request, Mapping):
+            request = json_format.ParseDict(
+                dict(request), message_factory.GetMessageClass(desc.input_type)()
+            )
+        budget = self.timeout if timeout is None else timeout
+        deadline = None if budget is None else time.monotonic() + budget
+        attempt = 1
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return rpc(request, metadata=self._metadata, timeout=remaining)
+            except grpc.RpcError as err:
+                wait = self._wait_before_retry(err, attempt)
+                if wait is None or (deadline is not None and time.monotonic() + wait >= deadline):
+                    raise
+            time.sleep(wait)
+            attempt += 1
+
+    def _wait_before_retry(self, err: grpc.RpcError, attempt: int) -> float | None:
+        if attempt >= self.retry.attempts:
+            return None
+        code = cast(grpc.Call, err).code()
+        if code == grpc.StatusCode.UNAVAILABLE:
+            ceiling = min(self.retry.max_backoff, self.retry.backoff * 2 ** (attempt - 1))
+            return random.uniform(ceiling / 2, ceiling)  # jitter spreads reconnecting clients
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            after = retry_after(err)
+            if after is not None and after <= self.retry.max_retry_after:
+                return after
+        return None
+
+    def _callable(
+        self, method: str
+    ) -> tuple[grpc.UnaryUnaryMultiCallable, descriptor.MethodDescriptor]:
+        matches = [name for name in self._methods if name == method or name.endswith(f"/{method}")]
+        if len(matches) != 1:
+            raise ValueError(f"unknown or ambiguous RPC {method!r}: {sorted(self._methods)}")
+        desc = self._methods[matches[0]]
+        if matches[0] not in self._callables:
+            self._callables[matches[0]] = self._channel.unary_unary(
+                f"/{matches[0]}",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=message_factory.GetMessageClass(desc.output_type).FromString,
+            )
+        return self._callables[matches[0]], desc
+
+    # One typed method per RPC of AnalyticsService. Dates and times are the
+    # strings the API documents (`2024-01-15`, `2024-01-15T10:00:00Z`); "" and
+    # None mean the server's default.
+
+    def get_stats(
+        self, start: str, end: str, *, site_id: str = "", timeout: float | None = None
+    ) -> pb.StatsRow:
+        req = pb.GetStatsRequest(start=start, end=end, site_id=site_id)
+        return cast(pb.GetStatsResponse, self.call("GetStats", req, timeout)).data[0]
+
+    def list_pages(
+        self, start: str, end: str, *, limit: int | None = None, site_id: str = "",
+        timeout: float | None = None,
+    ) -> list[pb.PageRow]:  # fmt: skip
+        req = pb.ListPagesRequest(start=start, end=end, limit=limit, site_id=site_id)
+        return list(cast(pb.ListPagesResponse, self.call("ListPages", req, timeout)).data)
+
+    def list_referrers(
+        self, start: str, end: str, *, limit: int | None = None, site_id: str = "",
+        timeout: float | None = None,
+    ) -> list[pb.ReferrerRow]:  # fmt: skip
+        req = pb.ListReferrersRequest(start=start, end=end, limit=limit, site_id=site_id)
+        return list(cast(pb.ListReferrersResponse, self.call("ListReferrers", req, timeout)).data)
+
+    def get_timeseries(
+        self, start: str, end: str, *, interval: str = "", site_id: str = "",
+        timeout: float | None = None,
+    ) -> list[pb.TimeseriesRow]:  # fmt: skip
+        req = pb.GetTimeseriesRequest(start=start, end=end, interval=interval, site_id=site_id)
+        return list(cast(pb.GetTimeseriesResponse, self.call("GetTimeseries", req, timeout)).data)
+
+    def get_realtime(
+        self, *, site_id: str = "", timeout: float | None = None
+    ) -> list[pb.RealtimeRow]:
+        req = pb.GetRealtimeRequest(site_id=site_id)
+        return list(cast(pb.GetRealtimeResponse, self.call("GetRealtime", req, timeout)).data)
+
+    def list_events(
+        self, start: str, end: str, *, site_id: str = "", timeout: float | None = None
+    ) -> list[pb.EventRow]:
+        req = pb.ListEventsRequest(start=start, end=end, site_id=site_id)
+        return list(cast(pb.ListEventsResponse, self.call("ListEvents", req, timeout)).data)
+
+    def list_geo(
+        self, start: str, end: str, *, limit: int | None = None, site_id: str = "",
+        timeout: float | None = None,
+    ) -> list[pb.GeoRow]:  # fmt: skip
+        req = pb.ListGeoRequest(start=start, end=end, limit=limit, site_id=site_id)
+        return list(cast(pb.ListGeoResponse, self.call("ListGeo", req, timeout)).data)
+
+    def list_devices(
+        self, start: str, end: str, *, limit: int | None = None, site_id: str = "",
+        timeout: float | None = None,
+    ) -> list[pb.DeviceRow]:  # fmt: skip
+        req = pb.ListDevicesRequest(start=start, end=end, limit=limit, site_id=site_id)
+        return list(cast(pb.ListDevicesResponse, self.call("ListDevices", req, timeout)).data)
+
+    def list_sites(self, *, timeout: float | None = None) -> list[pb.Site]:
+        return list(
+            cast(pb.ListSitesResponse, self.call("ListSites", pb.ListSitesRequest(), timeout)).data
+        )

@@ -1,0 +1,38 @@
+/**
+ * The weldpulse TypeScript client: typed calls to the analytics API over
+ * gRPC (HTTP/2, Node only) or over the public JSON routes (any fetch).
+ */
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AnalyticsService } from "./gen/weldpulse/v1/analytics_pb.js";
+import { createJsonTransport } from "./json.js";
+
+export * from "./gen/weldpulse/v1/analytics_pb.js";
+export { createJsonTransport, httpRoute, type JsonTransportOptions } from "./json.js";
+export { Code, ConnectError } from "@connectrpc/connect";
+
+export interface WeldpulseOptions {
+  /** The JSON API (`http://127.0.0.1:8080`) or, with `protocol: "grpc"`, the gRPC port. */
+  baseUrl: string;
+  /** An `ak_live_...` key; sent as `authorization: Bearer ...`. */
+  apiKey: string;
+  /** `"json"` (default): the public /v1 routes; `"grpc"`: native gRPC. */
+  protocol?: "json" | "grpc";
+  /** Per-call timeout in milliseconds unless a call passes `{ timeoutMs }`; default none. */
+  timeoutMs?: number;
+}
+
+/** A Transport with the API key, for `createClient(AnyService, transport)`. */
+export function createWeldpulseTransport(options: WeldpulseOptions): Transport {
+  const auth: Interceptor = (next) => (req) => {
+    req.header.set("authorization", `Bearer ${options.apiKey}`);
+    return next(req);
+  };
+  const common = { baseUrl: options.baseUrl, interceptors: [auth], defaultTimeoutMs: options.timeoutMs };
+  return options.protocol === "grpc" ? createGrpcTransport(common) : createJsonTransport(common);
+}
+
+/** A typed client of AnalyticsService: `await client.getStats({ start, end })`. */
+export function createWeldpulseClient(options: WeldpulseOptions): Client<typeof AnalyticsService> {
+  return createClient(AnalyticsService, createWeldpulseTransport(options));
+}

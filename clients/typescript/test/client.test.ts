@@ -1,0 +1,155 @@
+/**
+ * Every RPC of every service in the protos, called through the TypeScript
+ * client over gRPC and over the JSON routes, against a live seeded stack.
+ * Started by tests/test_typescript_client.py, which passes the stack in env.
+ */
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { describe, it } from "node:test";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { Code, ConnectError, createWeldpulseClient, httpRoute, type WeldpulseOptions } from "../src/index.js";
+
+interface Fixture {
+  key: string; // a fresh key of project A (tests/dataset.py)
+  siteIds: [string, string]; // project A's two sites
+  liveKey: string; // a project whose site has 2 visitors on /now (tests/conftest.py live_project)
+}
+
+const grpcUrl = process.env.WELDPULSE_GRPC_URL;
+const httpUrl = process.env.WELDPULSE_HTTP_URL;
+const fixture = JSON.parse(process.env.WELDPULSE_FIXTURE ?? "null") as Fixture | null;
+const skip = grpcUrl && httpUrl && fixture ? false : "needs a live stack: run tests/test_typescript_client.py (make test)";
+const start = "2024-01-15T00:00:00Z";
+const end = "2024-01-15T23:59:59Z";
+
+type Protocol = "grpc" | "json";
+type Case = (options: WeldpulseOptions, f: Fixture) => Promise<void>;
+
+function options(protocol: Protocol, apiKey: string): WeldpulseOptions {
+  return { baseUrl: (protocol === "grpc" ? grpcUrl : httpUrl) ?? "", apiKey, protocol, timeoutMs: 10_000 };
+}
+
+/** Plain objects of the rows, without the `$typeName` of protobuf-es messages. */
+function rows<T extends object>(data: T[]): Record<string, unknown>[] {
+  return data.map((row) => Object.fromEntries(Object.entries(row).filter(([k]) => k !== "$typeName")));
+}
+
+// Figures computed by hand in tests/test_metrics.py from tests/dataset.py.
+const CASES: Record<string, Case> = {
+  "weldpulse.v1.AnalyticsService.GetStats": async (o, f) => {
+    const client = createWeldpulseClient(o);
+    assert.deepEqual(rows((await client.getStats({ start, end })).data), [
+      { visitors: 6, pageviews: 10, sessions: 7, avgDuration: 600, bounceRate: 0.4286 },
+    ]);
+    const one = await client.getStats({ start, end, siteId: f.siteIds[1] });
+    assert.deepEqual(rows(one.data), [{ visitors: 1, pageviews: 1, sessions: 1, avgDuration: 0, bounceRate: 1 }]);
+  },
+  "weldpulse.v1.AnalyticsService.ListPages": async (o) => {
+    const client = createWeldpulseClient(o);
+    assert.deepEqual(rows((await client.listPages({ start, end })).data), [
+      { pathname: "/", visitors: 5, pageviews: 5, avgDuration: 910, bounceRate: 0.5 },
+      { pathname: "/pricing", visitors: 2, pageviews: 4, avgDuration: 735, bounceRate: 0.5 },
+      { pathname: "/docs", visitors: 1, pageviews: 1, avgDuration: 0, bounceRate: 0 },
+    ]);
+    const top = await client.listPages({ start, end, limit: 1 });
+    assert.deepEqual(top.data.map((r) => r.pathname), ["/"]);
+  },
+  "weldpulse.v1.AnalyticsService.ListReferrers": async (o) => {
+    const { data } = await createWeldpulseClient(o).listReferrers({ start, end });
+    assert.deepEqual(rows(data), [
+      { referrerSource: "Google", visitors: 3, pageviews: 7, bounceRate: 0.3333 },
+      { referrerSource: "GitHub", visitors: 1, pageviews: 2, bounceRate: 0 },
+      { referrerSource: "Direct / None", visitors: 1, pageviews: 1, bounceRate: 1 },
+      { referrerSource: "Hacker News", visitors: 1, pageviews: 1, bounceRate: 1 },
+      { referrerSource: "Twitter", visitors: 1, pageviews: 0, bounceRate: 0 },
+    ]);
+  },
+  "weldpulse.v1.AnalyticsService.GetTimeseries": async (o) => {
+    const client = createWeldpulseClient(o);
+    const hourly = (await client.getTimeseries({ start, end })).data;
+    assert.equal(hourly.length, 24);
+    assert.deepEqual(rows(hourly)[10], { t: "2024-01-15T10:00:00", visitors: 4, pageviews: 6, sessions: 4 });
+    const daily = await client.getTimeseries({ start, end, interval: "1 day" });
+    assert.deepEqual(rows(daily.data), [{ t: "2024-01-15T00:00:00", visitors: 6, pageviews: 10, sessions: 7 }]);
+  },
+  "weldpulse.v1.AnalyticsService.GetRealtime": async (o, f) => {
+    const live = await createWeldpulseClient({ ...o, apiKey: f.liveKey }).getRealtime({});
+    assert.deepEqual(rows(live.data), [
+      { pathname: "/now", country: "CA", deviceType: "desktop", referrerSource: "Google", currentVisitors: 2 },
+    ]);
+    assert.deepEqual((await createWeldpulseClient(o).getRealtime({})).data, []);
+  },
+  "weldpulse.v1.AnalyticsService.ListEvents": async (o) => {
+    const { data } = await createWeldpulseClient(o).listEvents({ start, end });
+    assert.deepEqual(rows(data), [
+      { eventName: "signup_click", total: 2, uniqueVisitors: 1 },
+      { eventName: "newsletter", total: 1, uniqueVisitors: 1 },
+    ]);
+  },
+  "weldpulse.v1.AnalyticsService.ListGeo": async (o) => {
+    const { data } = await createWeldpulseClient(o).listGeo({ start, end, limit: 3 });
+    assert.deepEqual(rows(data), [
+      { country: "US", region: "California", visitors: 2, pageviews: 5 },
+      { country: "US", region: "New York", visitors: 1, pageviews: 3 },
+      { country: "DE", region: "Berlin", visitors: 1, pageviews: 1 },
+    ]);
+  },
+  "weldpulse.v1.AnalyticsService.ListDevices": async (o) => {
+    const { data } = await createWeldpulseClient(o).listDevices({ start, end });
+    assert.equal(data.length, 5);
+    assert.deepEqual(rows(data)[3], { deviceType: "tablet", browser: "Safari", os: "iOS", visitors: 1, pageviews: 1 });
+  },
+  "weldpulse.v1.AnalyticsService.ListSites": async (o, f) => {
+    const { data } = await createWeldpulseClient(o).listSites({});
+    assert.deepEqual(data.map((s) => [s.id, s.domain, s.name]), [
+      [f.siteIds[0], "example.com", "Main Site"],
+      [f.siteIds[1], "blog.example.com", "blog.example.com"],
+    ]);
+    assert.ok(data.every((s) => s.siteKey.startsWith("sk_live_") && s.isActive));
+  },
+};
+
+/** Every service of every generated file, so a new RPC fails below until it has a case. */
+async function services(): Promise<DescService[]> {
+  const root = new URL("../src/gen/", import.meta.url);
+  const found: DescService[] = [];
+  for (const file of readdirSync(root, { recursive: true }) as string[]) {
+    if (!file.endsWith("_pb.js") || file.startsWith("google")) continue;
+    const module = (await import(new URL(file, root).href)) as Record<string, unknown>;
+    for (const value of Object.values(module)) {
+      if ((value as DescService | undefined)?.kind === "service") found.push(value as DescService);
+    }
+  }
+  return found;
+}
+
+const methods: DescMethod[] = (await services()).flatMap((s) => s.methods);
+
+for (const protocol of ["grpc", "json"] as const) {
+  describe(`every RPC over ${protocol}`, { skip }, () => {
+    it("finds the services in the generated code", () => assert.ok(methods.length >= 9, `${methods.length}`));
+    for (const method of methods) {
+      const name = `${method.parent.typeName}.${method.name}`;
+      it(name, async () => {
+        const run = CASES[name];
+        if (!run) assert.fail(`${name} has no case in clients/typescript/test/client.test.ts CASES: add one`);
+        if (protocol === "json") assert.ok(httpRoute(method).path.startsWith("/v1/"));
+        await run(options(protocol, fixture!.key), fixture!);
+      });
+    }
+  });
+
+  describe(`errors over ${protocol}`, { skip }, () => {
+    it("an invalid parameter is InvalidArgument naming it", async () => {
+      const client = createWeldpulseClient(options(protocol, fixture!.key));
+      await assert.rejects(client.listPages({ start, end, limit: 0 }), (err: unknown) => {
+        const e = ConnectError.from(err);
+        return e.code === Code.InvalidArgument && e.rawMessage.includes("limit");
+      });
+    });
+    it("an unknown key is Unauthenticated", async () => {
+      const client = createWeldpulseClient(options(protocol, "ak_live_wrong"));
+      await assert.rejects(client.listSites({}), (err: unknown) => ConnectError.from(err).code === Code.Unauthenticated);
+    });
+  });
+}

@@ -1,0 +1,249 @@
+"""The Python client (clients/python) on the real server: every RPC, retries, deadlines, install."""
+
+import keyword
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from conftest import LiveProject, Stack
+from dataset import DAY_END, DAY_START, WIDE_DAY
+from google.protobuf.message import Message
+from weldpulse.app import build_server
+from weldpulse.ratelimit import SlidingLogLimiter
+from weldpulse_client import Client, Retry, retry_after, rpc_methods
+
+ROOT = Path(__file__).resolve().parent.parent
+# A case gets any other fixture it needs from `request.getfixturevalue`.
+Case = Callable[[Client, Stack, pytest.FixtureRequest], None]
+CASES: dict[str, Case] = {}
+
+
+def case(method: str, service: str = "weldpulse.v1.AnalyticsService") -> Callable[[Case], Case]:
+    def register(fn: Case) -> Case:
+        CASES[f"{service}/{method}"] = fn
+        return fn
+
+    return register
+
+
+def values(row: Message) -> tuple[Any, ...]:
+    return tuple(getattr(row, f.name) for f in row.DESCRIPTOR.fields)
+
+
+def snake(name: str) -> str:
+    """GetStats -> get_stats; a keyword gets a trailing underscore (Import -> import_)."""
+    snaked = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return f"{snaked}_" if keyword.iskeyword(snaked) else snaked
+
+
+@pytest.fixture
+def client(stack: Stack) -> Iterator[Client]:
+    with Client(f"127.0.0.1:{stack.grpc_port}", stack.new_key("a")) as c:
+        yield c
+
+
+# The figures are those of tests/test_metrics.py (computed by hand from tests/dataset.py).
+
+
+@case("GetStats")
+def _stats(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    assert values(client.get_stats(DAY_START, DAY_END)) == (6, 10, 7, 600.0, 0.4286)
+    one_site = client.get_stats(DAY_START, DAY_END, site_id=stack.ids["a_site2"])
+    assert values(one_site) == (1, 1, 1, 0.0, 1.0)
+
+
+@case("ListPages")
+def _pages(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    assert [values(r) for r in client.list_pages(DAY_START, DAY_END)] == [
+        ("/", 5, 5, 910.0, 0.5), ("/pricing", 2, 4, 735.0, 0.5), ("/docs", 1, 1, 0.0, 0.0),
+    ]  # fmt: skip
+    assert [r.pathname for r in client.list_pages(DAY_START, DAY_END, limit=1)] == ["/"]
+
+
+@case("ListReferrers")
+def _referrers(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    assert [values(r) for r in client.list_referrers(DAY_START, DAY_END)] == [
+        ("Google", 3, 7, 0.3333), ("GitHub", 1, 2, 0.0), ("Direct / None", 1, 1, 1.0),
+        ("Hacker News", 1, 1, 1.0), ("Twitter", 1, 0, 0.0),
+    ]  # fmt: skip
+
+
+@case("GetTimeseries")
+def _timeseries(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    hourly = client.get_timeseries(DAY_START, DAY_END)
+    assert len(hourly) == 24 and values(hourly[10]) == ("2024-01-15T10:00:00", 4, 6, 4)
+    daily = client.get_timeseries(DAY_START, DAY_END, interval="1 day")
+    assert [values(r) for r in daily] == [("2024-01-15T00:00:00", 6, 10, 7)]
+
+
+@case("GetRealtime")
+def _realtime(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    live: LiveProject = request.getfixturevalue("live_project")
+    with Client(f"127.0.0.1:{stack.grpc_port}", live.key) as live_client:
+        rows = live_client.get_realtime()
+    assert [values(r) for r in rows] == [("/now", "CA", "desktop", "Google", 2)]
+    assert client.get_realtime() == []  # nobody on project A's sites now
+
+
+@case("ListEvents")
+def _events(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    rows = client.list_events(DAY_START, DAY_END)
+    assert [values(r) for r in rows] == [("signup_click", 2, 1), ("newsletter", 1, 1)]
+
+
+@case("ListGeo")
+def _geo(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    assert [values(r) for r in client.list_geo(DAY_START, DAY_END, limit=3)] == [
+        ("US", "California", 2, 5), ("US", "New York", 1, 3), ("DE", "Berlin", 1, 1),
+    ]  # fmt: skip
+
+
+@case("ListDevices")
+def _devices(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    rows = client.list_devices(DAY_START, DAY_END)
+    assert [values(r) for r in rows][:2] == [
+        ("desktop", "Chrome", "macOS", 2, 5), ("desktop", "Firefox", "Linux", 1, 3),
+    ]  # fmt: skip
+    assert len(rows) == 5
+
+
+@case("ListSites")
+def _sites(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    sites = client.list_sites()
+    assert [(s.id, s.domain, s.name) for s in sites] == [
+        (stack.ids["a_site1"], "example.com", "Main Site"),
+        (stack.ids["a_site2"], "blog.example.com", "blog.example.com"),
+    ]
+    assert all(s.site_key.startswith("sk_live_") and s.is_active for s in sites)
+
+
+@pytest.mark.parametrize("method", sorted(rpc_methods()))
+def test_every_rpc(
+    method: str, client: Client, stack: Stack, request: pytest.FixtureRequest
+) -> None:
+    """Enumerates the protos' services, so a new RPC fails here until it has a case."""
+    if method not in CASES:
+        pytest.fail(f"{method} has no case in tests/test_python_client.py CASES: add one")
+    name = snake(method.rsplit("/", 1)[1])
+    assert hasattr(Client, name), f"weldpulse_client.Client has no typed method {name}()"
+    CASES[method](client, stack, request)
+
+
+def test_call_by_name_with_a_json_request(client: Client) -> None:
+    reply = client.call("GetStats", {"start": DAY_START, "end": DAY_END, "site_id": ""})
+    assert values(reply.data[0]) == (6, 10, 7, 600.0, 0.4286)
+    with pytest.raises(ValueError, match="unknown or ambiguous RPC 'NoSuchRpc'"):
+        client.call("NoSuchRpc", {})
+
+
+def test_through_envoy_with_errors_as_statuses(stack: Stack) -> None:
+    with Client(f"127.0.0.1:{stack.http.base_url.port}", stack.new_key("a")) as client:
+        assert values(client.get_stats(DAY_START, DAY_END))[:3] == (6, 10, 7)
+        with pytest.raises(grpc.RpcError) as err:
+            client.list_pages(DAY_START, DAY_END, limit=0)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "limit" in err.value.details()
+
+
+def test_default_limit_applies_when_limit_is_not_given(stack: Stack) -> None:
+    with Client(f"127.0.0.1:{stack.grpc_port}", stack.keys["wide"]) as client:
+        assert len(client.list_pages(WIDE_DAY, WIDE_DAY)) == 10
+        assert len(client.list_pages(WIDE_DAY, WIDE_DAY, limit=1000)) == 60
+
+
+@pytest.fixture
+def tight_server(stack: Stack) -> Iterator[int]:
+    """A second real server on the same stores that allows 2 calls per key a second."""
+    server, port = build_server(stack.metadata, stack.events, limiter=SlidingLogLimiter(2, 1.0))
+    yield port
+    server.stop(grace=None)
+
+
+def test_rate_limited_call_waits_the_servers_retry_after(stack: Stack, tight_server: int) -> None:
+    key = stack.new_key("a")
+    with Client(f"127.0.0.1:{tight_server}", key, retry=Retry(attempts=1)) as once:
+        once.list_sites(), once.list_sites()
+        with pytest.raises(grpc.RpcError) as err:
+            once.list_sites()
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert retry_after(err.value) == 1.0
+    with Client(f"127.0.0.1:{tight_server}", key) as patient:
+        started = time.monotonic()
+        assert [s.domain for s in patient.list_sites()] == ["example.com", "blog.example.com"]
+        # It slept the 1 s the server asked for instead of failing.
+        assert time.monotonic() - started >= 0.9
+    # A retry-after beyond the call's deadline is not waited for.
+    with Client(f"127.0.0.1:{tight_server}", stack.new_key("a"), timeout=0.5) as hurried:
+        hurried.list_sites(), hurried.list_sites()
+        with pytest.raises(grpc.RpcError) as late:
+            hurried.list_sites()
+    assert late.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_unavailable_is_retried_until_the_server_is_up(stack: Stack) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with Client(f"127.0.0.1:{port}", stack.keys["a"], retry=Retry(attempts=1)) as once:
+        with pytest.raises(grpc.RpcError) as err:
+            once.list_sites()
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    servers: list[grpc.Server] = []
+
+    def start() -> None:
+        servers.append(build_server(stack.metadata, stack.events, port=port)[0])
+
+    timer = threading.Timer(0.5, start)
+    timer.start()
+    try:
+        retry = Retry(attempts=10, backoff=0.1, max_backoff=1.0)
+        with Client(f"127.0.0.1:{port}", stack.new_key("a"), retry=retry) as client:
+            assert len(client.list_sites()) == 2
+    finally:
+        timer.join()
+        for server in servers:
+            server.stop(grace=None)
+
+
+def test_deadline_exceeded(client: Client) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        client.get_stats(DAY_START, DAY_END, timeout=0.000001)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_client_needs_only_grpcio_and_protobuf(stack: Stack, tmp_path: Path) -> None:
+    """Runs the client with nothing importable but the stdlib, grpcio, protobuf and itself."""
+    import google.protobuf
+    import typing_extensions
+
+    (tmp_path / "google").mkdir()
+    (tmp_path / "google/protobuf").symlink_to(Path(google.protobuf.__file__).parent)
+    (tmp_path / "grpc").symlink_to(Path(grpc.__file__).parent)
+    (tmp_path / "typing_extensions.py").symlink_to(typing_extensions.__file__)
+    script = (
+        "import sys\n"
+        "from weldpulse_client import Client\n"
+        "for name in ('weldpulse', 'google.api', 'sqlalchemy'):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "    except ImportError:\n"
+        "        continue\n"
+        "    sys.exit(f'{name} should not be importable here')\n"
+        f"with Client('127.0.0.1:{stack.grpc_port}', sys.argv[1]) as c:\n"
+        "    print(c.get_stats('2024-01-15', '2024-01-15').visitors)\n"
+    )
+    env = {"PYTHONPATH": f"{tmp_path}:{ROOT / 'clients/python/src'}", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", script, stack.new_key("a")],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "6"
