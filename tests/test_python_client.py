@@ -8,17 +8,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from conftest import LiveProject, Stack
+from conftest import LiveProject, Stack, Tenant
 from dataset import DAY_END, DAY_START, WIDE_DAY
 from google.protobuf.message import Message
 from weldpulse.app import build_server
 from weldpulse.ratelimit import SlidingLogLimiter
-from weldpulse_client import Client, Retry, retry_after, rpc_methods
+from weldpulse_client import Client, Retry, ingest_pb, retry_after, rpc_methods
 
 ROOT = Path(__file__).resolve().parent.parent
 # A case gets any other fixture it needs from `request.getfixturevalue`.
@@ -123,6 +124,39 @@ def _sites(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None
         (stack.ids["a_site2"], "blog.example.com", "blog.example.com"),
     ]
     assert all(s.site_key.startswith("sk_live_") and s.is_active for s in sites)
+
+
+@case("Collect", service="weldpulse.v1.IngestService")
+def _collect(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    tenant: Tenant = request.getfixturevalue("tenant")
+    today = datetime.now(UTC).date()
+    days = str(today - timedelta(days=1)), str(today + timedelta(days=1))
+    client.collect(
+        tenant.site_key, "pageview", f"https://{tenant.domain}/py", props={"plan": "pro"}
+    )
+    with Client(f"127.0.0.1:{stack.grpc_port}", tenant.read_key) as reader:
+        assert [(p.pathname, p.pageviews) for p in reader.list_pages(*days)] == [("/py", 1)]
+
+
+@case("Import", service="weldpulse.v1.IngestService")
+def _import(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    tenant: Tenant = request.getfixturevalue("tenant")
+
+    def event(clock: str, path: str) -> ingest_pb.ImportEvent:
+        url = f"https://{tenant.domain}{path}" if path else ""
+        return ingest_pb.ImportEvent(
+            timestamp=f"2024-03-04T{clock}Z", name="pageview", url=url, visitor_id="v1"
+        )
+
+    target = f"127.0.0.1:{stack.grpc_port}"
+    with Client(target, tenant.write_key) as writer, Client(target, tenant.read_key) as reader:
+        reply = writer.import_(
+            tenant.site_id,
+            [event("09:00:00", "/a"), event("09:01:00", "/b"), event("09:02:00", "")],
+        )
+        assert reply.accepted == 2
+        assert [(r.index, r.error) for r in reply.rejected] == [(2, "url: required")]
+        assert values(reader.get_stats("2024-03-04", "2024-03-04"))[:3] == (1, 2, 1)
 
 
 @pytest.mark.parametrize("method", sorted(rpc_methods()))

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import LiveProject, Stack
+from conftest import LiveProject, Stack, Tenant
 
 TS = Path(__file__).resolve().parent.parent / "clients/typescript"
 
@@ -41,12 +41,19 @@ def compiled() -> Path:
 
 
 def test_typescript_client_calls_every_rpc(
-    compiled: Path, stack: Stack, live_project: LiveProject
+    compiled: Path, stack: Stack, live_project: LiveProject, tenant: Tenant
 ) -> None:
     fixture = {
         "key": stack.new_key("a"),
         "siteIds": [stack.ids["a_site1"], stack.ids["a_site2"]],
         "liveKey": live_project.key,
+        "tenant": {
+            "siteId": tenant.site_id,
+            "siteKey": tenant.site_key,
+            "domain": tenant.domain,
+            "readKey": tenant.read_key,
+            "writeKey": tenant.write_key,
+        },
     }
     env = {
         **os.environ,
@@ -60,6 +67,6 @@ def test_typescript_client_calls_every_rpc(
     )  # fmt: skip
     summary = dict(re.findall(r"^# (pass|fail|skipped|cancelled) (\d+)$", run.stdout, re.M))
     assert run.returncode == 0 and summary.get("fail") == "0", run.stdout[-6000:] + run.stderr
-    # 9 RPCs + the enumeration check + 2 error cases, over each of gRPC and JSON.
-    assert int(summary["pass"]) >= 2 * (9 + 1 + 2), summary
+    # 11 RPCs + the enumeration check + 2 error cases, over each of gRPC and JSON.
+    assert int(summary["pass"]) >= 2 * (11 + 1 + 2), summary
     assert summary.get("skipped") == "0" and summary.get("cancelled") == "0", summary

@@ -5,9 +5,11 @@
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AnalyticsService } from "./gen/weldpulse/v1/analytics_pb.js";
+import { IngestService } from "./gen/weldpulse/v1/ingest_pb.js";
 import { createJsonTransport } from "./json.js";
 
 export * from "./gen/weldpulse/v1/analytics_pb.js";
+export * from "./gen/weldpulse/v1/ingest_pb.js";
 export { createJsonTransport, httpRoute, type JsonTransportOptions } from "./json.js";
 export { Code, ConnectError } from "@connectrpc/connect";
 
@@ -30,6 +32,11 @@ export function createWeldpulseTransport(options: WeldpulseOptions): Transport {
   };
   const common = { baseUrl: options.baseUrl, interceptors: [auth], defaultTimeoutMs: options.timeoutMs };
   return options.protocol === "grpc" ? createGrpcTransport(common) : createJsonTransport(common);
+}
+
+/** A typed client of IngestService: `collect` (public) and `import` (scope `events:write`). */
+export function createIngestClient(options: WeldpulseOptions): Client<typeof IngestService> {
+  return createClient(IngestService, createWeldpulseTransport(options));
 }
 
 /** A typed client of AnalyticsService: `await client.getStats({ start, end })`. */

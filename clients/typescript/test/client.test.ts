@@ -7,12 +7,20 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { describe, it } from "node:test";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createWeldpulseClient, httpRoute, type WeldpulseOptions } from "../src/index.js";
+import {
+  Code,
+  ConnectError,
+  createIngestClient,
+  createWeldpulseClient,
+  httpRoute,
+  type WeldpulseOptions,
+} from "../src/index.js";
 
 interface Fixture {
   key: string; // a fresh key of project A (tests/dataset.py)
   siteIds: [string, string]; // project A's two sites
   liveKey: string; // a project whose site has 2 visitors on /now (tests/conftest.py live_project)
+  tenant: { siteId: string; siteKey: string; domain: string; readKey: string; writeKey: string };
 }
 
 const grpcUrl = process.env.WELDPULSE_GRPC_URL;
@@ -107,6 +115,35 @@ const CASES: Record<string, Case> = {
     ]);
     assert.ok(data.every((s) => s.siteKey.startsWith("sk_live_") && s.isActive));
   },
+  "weldpulse.v1.IngestService.Collect": async (o, f) => {
+    const day = new Date().toISOString().slice(0, 10);
+    const reader = createWeldpulseClient({ ...o, apiKey: f.tenant.readKey });
+    const pageviews = async () => (await reader.getStats({ start: day, end: day })).data[0].pageviews;
+    const before = await pageviews();
+    const url = `https://${f.tenant.domain}/ts-${o.protocol}`;
+    await createIngestClient(o).collect({ siteKey: f.tenant.siteKey, name: "pageview", url });
+    assert.equal(await pageviews(), before + 1);
+  },
+  "weldpulse.v1.IngestService.Import": async (o, f) => {
+    const event = (clock: string, path: string) => ({
+      timestamp: `2024-03-04T${clock}Z`,
+      name: "pageview",
+      url: path ? `https://${f.tenant.domain}${path}` : "",
+      visitorId: `ts-${o.protocol}`,
+    });
+    const reader = createWeldpulseClient({ ...o, apiKey: f.tenant.readKey });
+    const day = { start: "2024-03-04", end: "2024-03-04" };
+    const before = (await reader.getStats(day)).data[0];
+    const writer = createIngestClient({ ...o, apiKey: f.tenant.writeKey });
+    const reply = await writer.import({
+      siteId: f.tenant.siteId,
+      events: [event("09:00:00", "/a"), event("09:01:00", "/b"), event("09:02:00", "")],
+    });
+    assert.equal(reply.accepted, 2);
+    assert.deepEqual(reply.rejected.map((r) => [r.index, r.error]), [[2, "url: required"]]);
+    const after = (await reader.getStats(day)).data[0];
+    assert.deepEqual([after.visitors - before.visitors, after.pageviews - before.pageviews], [1, 2]);
+  },
 };
 
 /** Every service of every generated file, so a new RPC fails below until it has a case. */
@@ -127,7 +164,7 @@ const methods: DescMethod[] = (await services()).flatMap((s) => s.methods);
 
 for (const protocol of ["grpc", "json"] as const) {
   describe(`every RPC over ${protocol}`, { skip }, () => {
-    it("finds the services in the generated code", () => assert.ok(methods.length >= 9, `${methods.length}`));
+    it("finds the services in the generated code", () => assert.ok(methods.length >= 11, `${methods.length}`));
     for (const method of methods) {
       const name = `${method.parent.typeName}.${method.name}`;
       it(name, async () => {

@@ -4,7 +4,7 @@ import importlib
 import pkgutil
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -13,6 +13,7 @@ from google.protobuf import descriptor, json_format, message, message_factory
 
 import weldpulse_client._pb.weldpulse as _generated
 from weldpulse_client._pb.weldpulse.v1 import analytics_pb2 as pb
+from weldpulse_client._pb.weldpulse.v1 import ingest_pb2 as ingest_pb
 
 
 @dataclass(frozen=True)
@@ -213,3 +214,22 @@ class Client:
         return list(
             cast(pb.ListSitesResponse, self.call("ListSites", pb.ListSitesRequest(), timeout)).data
         )
+
+    # One typed method per RPC of IngestService.
+
+    def collect(
+        self, site_key: str, name: str, url: str, *, referrer: str = "",
+        props: Mapping[str, Any] | None = None, timeout: float | None = None,
+    ) -> None:  # fmt: skip
+        """Records one event as the tracker does; public, so the API key is not needed."""
+        req = ingest_pb.CollectRequest(site_key=site_key, name=name, url=url, referrer=referrer)
+        if props:
+            req.props.update(props)
+        self.call("Collect", req, timeout)
+
+    def import_(
+        self, site_id: str, events: Iterable[ingest_pb.ImportEvent], *, timeout: float | None = None
+    ) -> ingest_pb.ImportResponse:
+        """Imports up to 1,000 events (scope `events:write`); `rejected` lists invalid ones."""
+        req = ingest_pb.ImportRequest(site_id=site_id, events=events)
+        return cast(ingest_pb.ImportResponse, self.call("Import", req, timeout))
