@@ -173,7 +173,8 @@ def main() -> None:
     """`python -m weldpulse.app`: the gRPC server alone, for running several behind one Envoy."""
     configure_logging()
     running = Running(Settings.from_env(), Options.from_env())
-    print(f"weldpulse: gRPC on 127.0.0.1:{running.port}", flush=True)
+    metrics = f", metrics on 127.0.0.1:{running.metrics.server_port}" if running.metrics else ""
+    print(f"weldpulse: gRPC on 127.0.0.1:{running.port}{metrics}", flush=True)
     wait_for_signal()
     running.stop()
 

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from weldpulse import accounts, db, keys
 from weldpulse.errors import ApiError, Forbidden, RateLimited, Unauthorized
 from weldpulse.observability import (
@@ -49,6 +50,7 @@ class Call:
     method: str
     request_id: str
     headers: list[tuple[str, str]] = field(default_factory=list)
+    key_id: str | None = None  # the API key's id (never the key), once authenticated
 
 
 call_var: contextvars.ContextVar[Call] = contextvars.ContextVar("call")
@@ -108,7 +110,8 @@ class CallInterceptor(_UnaryInterceptor):
     ) -> Any:
         given = _metadata(context, "x-request-id")
         request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
-        call_token = call_var.set(Call(method, request_id))
+        call = Call(method, request_id)
+        call_token = call_var.set(call)
         guard = db.StatementGuard()
         guard_token = db.current_guard.set(guard)
         # gRPC runs callbacks when the call terminates: finished, cancelled or past its deadline.
@@ -127,12 +130,11 @@ class CallInterceptor(_UnaryInterceptor):
                         ERRORS.labels(method, code).inc()
                     if guard.cancelled:
                         CANCELLED_STATEMENTS.inc(guard.cancelled)
-                    principal = principal_var.get(None)
                     log.info(
                         "rpc",
                         code=code,
                         duration_ms=round(elapsed * 1000, 2),
-                        key_id=principal.key_id if principal else None,
+                        key_id=call.key_id,
                         cancelled_statements=guard.cancelled,
                     )
         finally:
@@ -159,13 +161,17 @@ class ErrorInterceptor(_UnaryInterceptor):
         except ApiError as err:
             context.set_trailing_metadata((*err.trailers, *trailers))
             context.abort(err.code, err.message)
-        except Exception:
+        except Exception as err:
             if not context.is_active():
                 # The caller is gone (deadline, disconnect) and its statement was cancelled.
-                log.info("call ended before its answer")
+                log.info("call ended before its answer", error=type(err).__name__)
                 context.abort(grpc.StatusCode.CANCELLED, "Call cancelled")
-            log.exception("unhandled error", request_type=type(request).__name__)
             context.set_trailing_metadata(trailers)
+            if isinstance(err, OperationalError):
+                # The database is unreachable or refused the connection: worth retrying later.
+                log.warning("database unavailable", error=str(err.orig))
+                context.abort(grpc.StatusCode.UNAVAILABLE, "Database unavailable, try again shortly")
+            log.exception("unhandled error", request_type=type(request).__name__)
             context.abort(grpc.StatusCode.INTERNAL, "Internal server error")
 
 
@@ -186,6 +192,7 @@ class AuthInterceptor(_UnaryInterceptor):
         if scope is None:
             return behavior(request, context)
         principal = self.authenticate(_bearer_token(context), scope)
+        call_var.get().key_id = principal.key_id
         reset = principal_var.set(principal)
         try:
             return behavior(request, context)
