@@ -70,6 +70,10 @@ def channel_options(options: Options) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", options.max_message_bytes),
         ("grpc.max_send_message_length", 64 * MIB),
+        # Envoy accepts 60 KiB of request headers and forwards the path twice
+        # (:path, x-envoy-original-path); gRPC's 16 KiB default would turn a
+        # long query string into RESOURCE_EXHAUSTED (a misleading 429).
+        ("grpc.max_metadata_size", 256 * 1024),
         # Keepalive enforcement: a client pinging more often than every 10 s
         # without data gets GOAWAY (too_many_pings) after 2 strikes; the
         # server pings idle peers every 60 s and drops the dead ones.

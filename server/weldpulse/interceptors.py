@@ -170,7 +170,9 @@ class ErrorInterceptor(_UnaryInterceptor):
             if isinstance(err, OperationalError):
                 # The database is unreachable or refused the connection: worth retrying later.
                 log.warning("database unavailable", error=str(err.orig))
-                context.abort(grpc.StatusCode.UNAVAILABLE, "Database unavailable, try again shortly")
+                context.abort(
+                    grpc.StatusCode.UNAVAILABLE, "Database unavailable, try again shortly"
+                )
             log.exception("unhandled error", request_type=type(request).__name__)
             context.abort(grpc.StatusCode.INTERNAL, "Internal server error")
 
