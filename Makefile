@@ -10,13 +10,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos envoy/protos -name '*.proto')
 
-.PHONY: help venv gen gen-check run test lint fmt types check clean
+.PHONY: help venv gen gen-check run test lint fmt types check clean fuzz
 
 help:
 	@echo "make run    set up and serve the demo (gRPC :50051, JSON :8080)"
 	@echo "make test   set up and run every test"
 	@echo "make check  format check, lint, types, generated-code check, tests"
-	@echo "make gen    regenerate gen/ from protos/"
+	@echo "make gen    regenerate gen/ from protos/ (stubs, Envoy descriptor, OpenAPI)"
+	@echo "make fuzz   long schemathesis run (FUZZ_CASES=50000)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +40,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# A long schemathesis run against the live stack (the default run in `make test` is 5,400 cases).
+FUZZ_CASES ?= 50000
+fuzz: $(STAMP)
+	WELDPULSE_FUZZ_CASES=$(FUZZ_CASES) $(BIN)/python -m pytest -q -s tests/test_fuzz.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff format server tests scripts

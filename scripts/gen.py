@@ -1,4 +1,4 @@
-"""Regenerates gen/ (Python stubs and Envoy's descriptor set) from the protos."""
+"""Regenerates gen/ (Python stubs, Envoy's descriptor set, OpenAPI document) from the protos."""
 
 import os
 import shutil
@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import grpc_tools
+import openapi  # scripts/openapi.py
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,7 @@ def main(out: Path) -> None:
         *PUBLIC,
         *ENVOY_ONLY,
     )
+    openapi.main(out / "openapi")
 
 
 if __name__ == "__main__":
