@@ -17,9 +17,12 @@ import pytest
 from conftest import Stack, seed
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from servers import ServerProcess, spawn
+from sqlalchemy import text
 from weldpulse import db
 from weldpulse.app import build_server
 from weldpulse.envoy import Envoy
+from weldpulse.v1 import analytics_pb2 as pb
+from weldpulse.v1 import analytics_pb2_grpc
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -227,3 +230,45 @@ def test_sigterm_under_load_fails_no_call(
     for server in servers:
         assert server.logs().count('"code": "OK"') > 10  # both took part
     assert '"event": "stopped"' in leaving.logs()
+
+
+def test_sigterm_lets_a_call_in_flight_finish(stack: Stack, tmp_path: Path) -> None:
+    if stack.engine != "postgres":
+        pytest.skip("holding a call in flight uses a PostgreSQL lock")
+    server = spawn(stack.metadata_url, stack.events_url, tmp_path / "s.log")
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    outcome: list[object] = []
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
+            stub = analytics_pb2_grpc.AnalyticsServiceStub(chan)
+            auth = (("authorization", f"Bearer {stack.keys['b']}"),)
+            watch = health_pb2_grpc.HealthStub(chan).Watch(health_pb2.HealthCheckRequest())
+            assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            with stack.events.connect() as locker:
+                locker.execute(text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
+
+                def call() -> None:
+                    request = pb.GetStatsRequest(start="2024-01-15", end="2024-01-15")
+                    try:
+                        outcome.append(stub.GetStats(request, metadata=auth, timeout=30))
+                    except grpc.RpcError as err:
+                        outcome.append(err)
+
+                caller = threading.Thread(target=call)
+                caller.start()
+                with stack.metadata.connect() as probe:
+                    while probe.execute(waiting).scalar() == 0:  # the call is in flight
+                        time.sleep(0.02)
+                server.terminate()
+                assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+                time.sleep(0.5)
+                assert server.proc.poll() is None, "exited with a call in flight"
+                locker.rollback()  # the query can finish now
+            caller.join(30)
+        assert server.proc.wait(timeout=15) == 0
+        assert len(outcome) == 1 and isinstance(outcome[0], pb.GetStatsResponse), outcome
+    finally:
+        server.kill()
