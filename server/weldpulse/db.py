@@ -5,9 +5,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from weldpulse import migrate
+
+log = structlog.get_logger(__name__)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -52,7 +55,10 @@ class StatementGuard:
         with self._lock:
             self.ended = True
             for dialect, dbapi_conn in self._running.values():
-                _cancel(dialect, dbapi_conn)
+                try:
+                    _cancel(dialect, dbapi_conn)
+                except Exception:  # e.g. the connection broke meanwhile: nothing left to stop
+                    log.warning("could not cancel a statement", exc_info=True)
                 self.cancelled += 1
             self._running.clear()
 
@@ -82,8 +88,12 @@ def _after_execute(conn: Any, *_: Any) -> None:
 
 
 def _on_error(context: Any) -> None:
-    if context.connection is not None:
-        _after_execute(context.connection)
+    guard = current_guard.get()
+    if guard is not None and context.connection is not None:
+        # The statement is over; its connection may already be invalidated.
+        dbapi_conn = getattr(context.connection.connection, "dbapi_connection", None)
+        if dbapi_conn is not None:
+            guard.finished(dbapi_conn)
 
 
 def connect(url: str) -> Engine:
