@@ -212,3 +212,24 @@ def test_prometheus_metrics_on_their_own_port(stack: Stack, tmp_path: Path) -> N
             httpx.get(f"http://127.0.0.2:{server.metrics_port}/metrics", timeout=2)
     finally:
         server.kill()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/stats", "/v1/pages", "/v1/referrers", "/v1/timeseries", "/v1/events", "/v1/geo",
+     "/v1/devices", "/v1/realtime", "/v1/sites"],
+)  # fmt: skip
+def test_every_authenticated_answer_carries_quota_and_request_id(stack: Stack, path: str) -> None:
+    key = stack.new_key("b")
+    headers = {"Authorization": f"Bearer {key}"}
+    params = {} if path in ("/v1/realtime", "/v1/sites") else RANGE
+    ok = stack.http.get(path, params=params, headers=headers)
+    bad = stack.http.get(path, params={**params, "limit": "0"} if path != "/v1/sites" else {
+        "x": "1"}, headers=headers)  # fmt: skip
+    assert ok.status_code == 200 and bad.status_code == 400
+    assert ok.headers["x-ratelimit-limit"] == "100"
+    assert ok.headers["x-ratelimit-remaining"] == "99"
+    assert int(ok.headers["x-ratelimit-reset"]) >= 1
+    for resp in (ok, bad):
+        assert len(resp.headers.get_list("x-request-id")) == 1
+        assert len(resp.headers["x-request-id"]) >= 16
