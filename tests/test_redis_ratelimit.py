@@ -1,9 +1,12 @@
 """Rate limits shared through Redis: exact across two server processes, and per process when Redis is down."""
 
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -15,7 +18,7 @@ import redis
 from conftest import Stack
 from servers import ServerProcess, spawn
 from weldpulse.envoy import Envoy
-from weldpulse.redis_limiter import RedisLimiter
+from weldpulse.redis_limiter import RETRY_REDIS_AFTER, RedisLimiter
 
 REDIS_URL = os.environ.get("WELDPULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -143,3 +146,41 @@ def test_server_without_redis_still_limits_and_sends_headers(stack: Stack, tmp_p
     finally:
         envoy.stop()
         server.kill()
+
+
+def test_redis_outage_and_return(tmp_path: Path) -> None:
+    """A private Redis stopped and restarted mid-run: fallback at once, shared again after."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed")
+    port = _closed_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", str(tmp_path)]  # fmt: skip
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return proc
+            except redis.RedisError:
+                assert time.monotonic() < deadline, "private redis did not start"
+                time.sleep(0.05)
+
+    proc = start()
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        first, second = RedisLimiter(url, limit=4), RedisLimiter(url, limit=4)
+        assert [first.hit("k").remaining, second.hit("k").remaining] == [3, 2]  # shared
+        proc.terminate()
+        proc.wait()
+        # Down: each process counts on its own, from scratch; nothing fails.
+        assert [first.hit("k").remaining for _ in range(2)] == [3, 2]
+        proc = start()
+        time.sleep(RETRY_REDIS_AFTER + 0.1)
+        # Back: shared again (the restarted Redis kept nothing: no persistence).
+        assert [first.hit("k").remaining, second.hit("k").remaining] == [3, 2]
+    finally:
+        proc.kill()
+        proc.wait()
