@@ -34,9 +34,10 @@ from weldpulse.ratelimit import Limiter
 log = structlog.get_logger(__name__)
 
 SERVICE_PREFIX = "/weldpulse.v1."
-# The scope each service's calls need; a service missing here needs stats:read.
-# A method mapped to None takes no API key (e.g. collection with a site key).
-REQUIRED_SCOPES: dict[str, str | None] = {"/weldpulse.v1.AnalyticsService/": "stats:read"}
+# Methods anyone may call (the tracker's collect), and the scope the others need.
+PUBLIC_METHODS = frozenset({"/weldpulse.v1.IngestService/Collect"})
+SCOPES = {"/weldpulse.v1.IngestService/Import": "events:write"}
+DEFAULT_SCOPE = "stats:read"
 TOUCH_EVERY = timedelta(seconds=60)  # last_used_at precision: one write per key a minute
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -58,13 +59,6 @@ call_var: contextvars.ContextVar[Call] = contextvars.ContextVar("call")
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
 
-def required_scope(method: str) -> str | None:
-    for prefix, scope in REQUIRED_SCOPES.items():
-        if method.startswith(prefix):
-            return scope
-    return "stats:read"
-
-
 class _UnaryInterceptor(grpc.ServerInterceptor):
     """Wraps the unary-unary handlers of weldpulse services in `self.around`."""
 
@@ -73,10 +67,18 @@ class _UnaryInterceptor(grpc.ServerInterceptor):
     ) -> Any:
         raise NotImplementedError
 
+    def applies_to(self, method: str) -> bool:
+        return True
+
     def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
         method = handler_call_details.method
-        if handler is None or handler.unary_unary is None or not method.startswith(SERVICE_PREFIX):
+        if (
+            handler is None
+            or handler.unary_unary is None
+            or not method.startswith(SERVICE_PREFIX)
+            or not self.applies_to(method)
+        ):
             return handler
         behavior = handler.unary_unary
 
@@ -187,13 +189,13 @@ class AuthInterceptor(_UnaryInterceptor):
     def __init__(self, metadata_engine: Engine) -> None:
         self.engine = metadata_engine
 
+    def applies_to(self, method: str) -> bool:
+        return method not in PUBLIC_METHODS
+
     def around(
         self, method: str, behavior: Behavior, request: Any, context: grpc.ServicerContext
     ) -> Any:
-        scope = required_scope(method)
-        if scope is None:
-            return behavior(request, context)
-        principal = self.authenticate(_bearer_token(context), scope)
+        principal = self.authenticate(_bearer_token(context), SCOPES.get(method, DEFAULT_SCOPE))
         call_var.get().key_id = principal.key_id
         reset = principal_var.set(principal)
         try:
@@ -201,7 +203,7 @@ class AuthInterceptor(_UnaryInterceptor):
         finally:
             principal_var.reset(reset)
 
-    def authenticate(self, token: str | None, scope: str = "stats:read") -> accounts.Principal:
+    def authenticate(self, token: str | None, scope: str = DEFAULT_SCOPE) -> accounts.Principal:
         if token is None:
             raise Unauthorized("Missing API key: send 'Authorization: Bearer ak_live_...'")
         # The checksum rejects malformed and mistyped keys without touching the store.
@@ -250,26 +252,27 @@ class RateLimitInterceptor(_UnaryInterceptor):
     def __init__(self, limiter: Limiter) -> None:
         self.limiter = limiter
 
+    def applies_to(self, method: str) -> bool:
+        return method not in PUBLIC_METHODS
+
     def around(
         self, method: str, behavior: Behavior, request: Any, context: grpc.ServicerContext
     ) -> Any:
         call = call_var.get()
-        principal = principal_var.get(None)
-        if principal is not None:
-            decision = self.limiter.hit(principal.key_id)
-            quota = (
-                ("x-ratelimit-limit", str(decision.limit)),
-                ("x-ratelimit-remaining", str(decision.remaining)),
-                ("x-ratelimit-reset", str(decision.reset)),
+        decision = self.limiter.hit(principal_var.get().key_id)
+        quota = (
+            ("x-ratelimit-limit", str(decision.limit)),
+            ("x-ratelimit-remaining", str(decision.remaining)),
+            ("x-ratelimit-reset", str(decision.reset)),
+        )
+        if not decision.allowed:
+            RATE_LIMITED.inc()
+            raise RateLimited(
+                f"Rate limit exceeded: {decision.limit} requests per {decision.window} "
+                f"seconds; retry in {decision.retry_after} s",
+                trailers=(("retry-after", str(decision.retry_after)), *quota),
             )
-            if not decision.allowed:
-                RATE_LIMITED.inc()
-                raise RateLimited(
-                    f"Rate limit exceeded: {decision.limit} requests per {decision.window} "
-                    f"seconds; retry in {decision.retry_after} s",
-                    trailers=(("retry-after", str(decision.retry_after)), *quota),
-                )
-            call.headers.extend(quota)
+        call.headers.extend(quota)
         # Initial metadata: Envoy drops the trailers of a successful unary call.
         context.send_initial_metadata((*call.headers, ("x-request-id", call.request_id)))
         return behavior(request, context)
