@@ -41,6 +41,8 @@ WELL_KNOWN = {
     ".google.protobuf.Struct": {"type": "object"},
     ".google.protobuf.Value": {},
 }
+# Envoy rewrites these successes (a Lua filter): 202 Accepted for the tracker's collect.
+SUCCESS_STATUS = {"/weldpulse.v1.IngestService/Collect": "202"}
 ERROR_CODES = [
     "BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND", "PAYLOAD_TOO_LARGE", "RATE_LIMITED",
     "INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "GATEWAY_TIMEOUT", "CANCELLED",
@@ -136,8 +138,11 @@ class Builder:
             self.schemas[short] = schema
         return {"$ref": f"#/components/schemas/{short}"}
 
-    def operation(self, service: Any, method: Any, rule: Any, path: str, doc: str) -> dict:
+    def operation(
+        self, package: str, service: Any, method: Any, rule: Any, path: str, doc: str
+    ) -> dict:
         request = self.messages[method.input_type]
+        success = SUCCESS_STATUS.get(f"/{package}.{service.name}/{method.name}", "200")
         in_path = set(re.findall(r"{([^}=]+)", path))
         params = []
         for i, field in enumerate(request.field):
@@ -161,8 +166,8 @@ class Builder:
             "description": doc,
             "parameters": params,
             "responses": {
-                "200": {
-                    "description": "OK",
+                success: {
+                    "description": "OK" if success == "200" else "Accepted",
                     "content": {"application/json": {"schema": self.ref(method.output_type)}},
                 },
                 "default": {
@@ -197,7 +202,7 @@ class Builder:
                     path = getattr(rule, verb)
                     doc = self.docs.get(f"{f.name}:{[6, si, 2, mi]}", "")
                     paths.setdefault(re.sub(r"{([^}=]+)=[^}]*}", r"{\1}", path), {})[verb] = (
-                        self.operation(service, method, rule, path, doc)
+                        self.operation(f.package, service, method, rule, path, doc)
                     )
         self.schemas["Error"] = {
             "type": "object",
