@@ -15,13 +15,14 @@ NODE_STAMP := $(TS)/node_modules/.package-lock.json
 BUF := $(TS)/node_modules/.bin/buf
 AGAINST ?= HEAD~1
 
-.PHONY: help venv node-deps gen gen-check run test lint proto-lint breaking fmt types check clean
+.PHONY: help venv node-deps gen gen-check run test lint proto-lint breaking fmt types check clean fuzz
 
 help:
 	@echo "make run    set up and serve the demo (gRPC :50051, JSON :8080)"
 	@echo "make test   set up and run every test"
 	@echo "make check  format check, lint, types, generated-code check, tests"
-	@echo "make gen    regenerate gen/, the clients' stubs and docs/api.md from protos/"
+	@echo "make gen    regenerate gen/ (stubs, Envoy descriptor, OpenAPI), the clients' stubs and docs/api.md"
+	@echo "make fuzz   long schemathesis run (FUZZ_CASES=50000)"
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +59,11 @@ run: $(STAMP)
 test: $(STAMP)
 	@if command -v node >/dev/null; then $(MAKE) --no-print-directory node-deps; fi
 	$(BIN)/python -m pytest -q
+
+# A long schemathesis run against the live stack (the default run in `make test` is 5,400 cases).
+FUZZ_CASES ?= 50000
+fuzz: $(STAMP)
+	WELDPULSE_FUZZ_CASES=$(FUZZ_CASES) $(BIN)/python -m pytest -q -s tests/test_fuzz.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff format server tests scripts clients/python

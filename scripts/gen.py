@@ -1,4 +1,4 @@
-"""Regenerates gen/ (Python stubs, Envoy's descriptor set) and the clients' stubs from protos/."""
+"""Regenerates gen/ (Python stubs, Envoy descriptor set, OpenAPI) and the clients' stubs."""
 
 import os
 import re
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import grpc_tools
+import openapi  # scripts/openapi.py
 from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +56,7 @@ def main(out: Path) -> None:
         *PUBLIC,
         *ENVOY_ONLY,
     )
+    openapi.main(out / "openapi")
 
 
 def clients(out: Path) -> None:

@@ -40,8 +40,13 @@ def create_site(conn: Connection, project_id: str, domain: str, name: str | None
     return row
 
 
-def create_api_key(conn: Connection, project_id: str, scopes: list[str]) -> dict:
-    """Creates a key and returns it with its secret, which is never stored or shown again."""
+def create_api_key(
+    conn: Connection, project_id: str, scopes: list[str], expires_at: datetime | None = None
+) -> dict:
+    """Creates a key and returns it with its secret, which is never stored or shown again.
+
+    `expires_at` (naive UTC) makes the key invalid from that moment on.
+    """
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise ValueError(f"unknown scope {', '.join(unknown)}; scopes are {', '.join(SCOPES)}")
@@ -57,6 +62,7 @@ def create_api_key(conn: Connection, project_id: str, scopes: list[str]) -> dict
             prefix=keys.display_prefix(secret),
             scopes=" ".join(scopes),
             created_at=_now(),
+            expires_at=expires_at,
         )
     )
     return {"id": key_id, "key": secret, "project_id": project_id, "scopes": scopes}
@@ -70,14 +76,20 @@ def revoke_api_key_stmt(key_id: str) -> Update:
     )
 
 
+def touch_api_key_stmt(key_id: str, now: datetime) -> Update:
+    return update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now)
+
+
 def key_owner_stmt(key_hash: str) -> Select:
-    """The key with this hash, its project's plan and its revocation time."""
+    """The key with this hash, its project's plan, its revocation, expiry and last use."""
     return (
         select(
             api_keys.c.id,
             api_keys.c.key_hash,
             api_keys.c.scopes,
             api_keys.c.revoked_at,
+            api_keys.c.expires_at,
+            api_keys.c.last_used_at,
             projects.c.id.label("project_id"),
             projects.c.plan,
         )

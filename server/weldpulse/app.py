@@ -1,32 +1,106 @@
-"""Builds the gRPC server: analytics service, interceptors, health and reflection."""
+"""Builds and runs the gRPC server: services, interceptors, limits, health and graceful shutdown."""
 
-import logging
+import os
+import signal
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
+import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
 from sqlalchemy import Engine
-from weldpulse import enrich
+from weldpulse import db, enrich
 from weldpulse.analytics import AnalyticsServicer
 from weldpulse.collector import Collector
+from weldpulse.config import Settings
 from weldpulse.ingestion import IngestServicer
-from weldpulse.interceptors import AuthInterceptor, ErrorInterceptor, RateLimitInterceptor
-from weldpulse.ratelimit import SlidingLogLimiter
+from weldpulse.interceptors import (
+    AuthInterceptor,
+    CallInterceptor,
+    ErrorInterceptor,
+    RateLimitInterceptor,
+)
+from weldpulse.observability import configure_logging, configure_structlog
+from weldpulse.ratelimit import Limiter, SlidingLogLimiter
+from weldpulse.redis_limiter import RedisLimiter
 from weldpulse.v1 import analytics_pb2, analytics_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from weldpulse.visitors import Salts
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 SERVICE_NAME = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 INGEST_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Options:
+    """Process limits and wiring, from WELDPULSE_* variables (defaults for one laptop)."""
+
+    workers: int = 16  # threads running RPCs
+    max_concurrent_rpcs: int = 64  # beyond: RESOURCE_EXHAUSTED at once (HTTP 429)
+    max_message_bytes: int = 4 * MIB  # largest request message accepted
+    rate_limit: int = 100  # requests per key per 60 s
+    redis_url: str | None = None  # shared rate limits across processes
+    metrics_port: int | None = None  # Prometheus /metrics on 127.0.0.1
+    drain_seconds: float = 0.0  # NOT_SERVING before refusing calls, for health-checking LBs
+    grace_seconds: float = 10.0  # how long in-flight calls may run after SIGTERM
+
+    @classmethod
+    def from_env(cls) -> "Options":
+        env = os.environ.get
+        metrics = env("WELDPULSE_METRICS_PORT")
+        return cls(
+            workers=int(env("WELDPULSE_WORKERS", "16")),
+            max_concurrent_rpcs=int(env("WELDPULSE_MAX_CONCURRENT_RPCS", "64")),
+            max_message_bytes=int(env("WELDPULSE_MAX_MESSAGE_BYTES", str(4 * MIB))),
+            rate_limit=int(env("WELDPULSE_RATE_LIMIT", "100")),
+            redis_url=env("WELDPULSE_REDIS_URL") or None,
+            metrics_port=int(metrics) if metrics else None,
+            drain_seconds=float(env("WELDPULSE_DRAIN_SECONDS", "0")),
+            grace_seconds=float(env("WELDPULSE_SHUTDOWN_GRACE_SECONDS", "10")),
+        )
+
+    def limiter(self) -> Limiter:
+        if self.redis_url:
+            return RedisLimiter(self.redis_url, limit=self.rate_limit)
+        return SlidingLogLimiter(limit=self.rate_limit)
+
+
+def channel_options(options: Options) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", options.max_message_bytes),
+        ("grpc.max_send_message_length", 64 * MIB),
+        # Envoy accepts 60 KiB of request headers and forwards the path twice
+        # (:path, x-envoy-original-path); gRPC's 16 KiB default would turn a
+        # long query string into RESOURCE_EXHAUSTED (a misleading 429).
+        ("grpc.max_metadata_size", 256 * 1024),
+        # Keepalive enforcement: a client pinging more often than every 10 s
+        # without data gets GOAWAY (too_many_pings) after 2 strikes; the
+        # server pings idle peers every 60 s and drops the dead ones.
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.max_connection_idle_ms", 15 * 60_000),
+    ]
 
 
 @dataclass(frozen=True)
 class IngestOptions:
+    """Enrichment settings of the ingestion service (see config.Settings)."""
+
     geoip_db: str | None = None
     trusted_hops: int = 0
     country_header: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "IngestOptions":
+        return cls(settings.geoip_db, settings.trusted_hops, settings.country_header)
 
 
 def build_server(
@@ -34,8 +108,10 @@ def build_server(
     events: Engine,
     port: int = 0,
     host: str = "127.0.0.1",
-    limiter: SlidingLogLimiter | None = None,
-    workers: int = 16,
+    limiter: Limiter | None = None,
+    workers: int | None = None,
+    options: Options | None = None,
+    health_servicer: health.HealthServicer | None = None,
     ingest: IngestOptions | None = None,
 ) -> tuple[grpc.Server, int]:
     """A started server and the port it listens on (`port=0` picks a free one).
@@ -43,31 +119,35 @@ def build_server(
     The ingestion writer is a daemon thread: a stopping server first waits
     for in-flight calls, and each of those waits for its commit.
     """
-    options = ingest or IngestOptions()
+    enrichment = ingest or IngestOptions()
+    configure_structlog()
+    options = options or Options()
     server = grpc.server(
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
+        ThreadPoolExecutor(max_workers=workers or options.workers, thread_name_prefix="rpc"),
         interceptors=[
+            CallInterceptor(),
             ErrorInterceptor(),
             AuthInterceptor(metadata),
-            RateLimitInterceptor(limiter or SlidingLogLimiter()),
+            RateLimitInterceptor(limiter or options.limiter()),
         ],
+        options=channel_options(options),
+        maximum_concurrent_rpcs=options.max_concurrent_rpcs,
     )
     analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
         AnalyticsServicer(metadata, events), server
     )
-    collector = Collector(events)
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(
         IngestServicer(
             metadata,
-            collector,
+            Collector(events),
             Salts(metadata),
-            enrich.GeoIP(options.geoip_db),
-            options.trusted_hops,
-            options.country_header,
+            enrich.GeoIP(enrichment.geoip_db),
+            enrichment.trusted_hops,
+            enrichment.country_header,
         ),
         server,
     )
-    health_servicer = health.HealthServicer()
+    health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, INGEST_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -76,5 +156,67 @@ def build_server(
     server.start()
     for name in (SERVICE_NAME, INGEST_NAME, ""):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("gRPC server listening on %s:%d", host, bound)
+    log.info("grpc server listening", host=host, port=bound)
     return server, bound
+
+
+def shutdown(server: grpc.Server, health_servicer: health.HealthServicer, options: Options) -> None:
+    """Graceful stop: NOT_SERVING at once, optional drain, then in-flight calls get the grace."""
+    health_servicer.enter_graceful_shutdown()
+    log.info("shutting down", drain_seconds=options.drain_seconds, grace=options.grace_seconds)
+    time.sleep(options.drain_seconds)
+    server.stop(grace=options.grace_seconds).wait()
+    log.info("stopped")
+
+
+class Running:
+    """A gRPC server process with its stores, health and metrics; `stop()` is graceful."""
+
+    def __init__(self, settings: Settings, options: Options) -> None:
+        self.options = options
+        self.metadata, events = db.open_stores(settings.metadata_url, settings.events_url)
+        assert events is not None
+        self.events = events
+        self.health = health.HealthServicer()
+        self.server, self.port = build_server(
+            self.metadata,
+            self.events,
+            settings.grpc_port,
+            settings.host,
+            options=options,
+            health_servicer=self.health,
+            ingest=IngestOptions.from_settings(settings),
+        )
+        self.metrics = None
+        if options.metrics_port is not None:
+            self.metrics, _ = start_http_server(options.metrics_port, addr=settings.host)
+            log.info("metrics listening", port=self.metrics.server_port)
+
+    def stop(self) -> None:
+        shutdown(self.server, self.health, self.options)
+        if self.metrics is not None:
+            self.metrics.shutdown()
+        self.metadata.dispose()
+        self.events.dispose()
+
+
+def wait_for_signal() -> None:
+    """Blocks until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def main() -> None:
+    """`python -m weldpulse.app`: the gRPC server alone, for running several behind one Envoy."""
+    configure_logging()
+    running = Running(Settings.from_env(), Options.from_env())
+    metrics = f", metrics on 127.0.0.1:{running.metrics.server_port}" if running.metrics else ""
+    print(f"weldpulse: gRPC on 127.0.0.1:{running.port}{metrics}", flush=True)
+    wait_for_signal()
+    running.stop()
+
+
+if __name__ == "__main__":
+    main()

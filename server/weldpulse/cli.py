@@ -3,9 +3,7 @@
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 from typing import Any
 
 from weldpulse import accounts, db
@@ -53,33 +51,27 @@ def keys_revoke(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def up(args: argparse.Namespace) -> dict[str, Any]:
-    from weldpulse.app import IngestOptions, build_server
+    from weldpulse.app import Options, Running, wait_for_signal
     from weldpulse.envoy import Envoy
+    from weldpulse.observability import configure_logging
 
-    logging.getLogger().setLevel(logging.INFO)
+    configure_logging()
     settings = Settings.from_env()
-    meta, events = db.open_stores(settings.metadata_url, settings.events_url)
-    assert events is not None
-    options = IngestOptions(settings.geoip_db, settings.trusted_hops, settings.country_header)
-    server, grpc_port = build_server(
-        meta, events, settings.grpc_port, settings.host, ingest=options
-    )
+    running = Running(settings, Options.from_env())
     try:
-        envoy = Envoy(grpc_port, settings.http_port, trusted_hops=settings.trusted_hops).start()
+        envoy = Envoy(running.port, settings.http_port, trusted_hops=settings.trusted_hops).start()
     except RuntimeError:
-        server.stop(grace=0)
+        running.server.stop(grace=0)
         raise
     print(
-        f"weldpulse: gRPC on {settings.host}:{grpc_port}, JSON on "
+        f"weldpulse: gRPC on {settings.host}:{running.port}, JSON on "
         f"http://{settings.host}:{envoy.http_port}/v1/ (Ctrl-C stops)",
         flush=True,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    wait_for_signal()
+    # The server first, gracefully, so calls in flight through Envoy still finish.
+    running.stop()
     envoy.stop()
-    server.stop(grace=5).wait()
     return {"stopped": True}
 
 

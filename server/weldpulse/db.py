@@ -1,11 +1,16 @@
 """Creates the SQLAlchemy engines of the two stores and brings their schemas up to date."""
 
+import contextvars
+import threading
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from weldpulse import migrate
+
+log = structlog.get_logger(__name__)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -18,6 +23,79 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+class CallCancelled(Exception):
+    """A statement was refused or interrupted because its RPC had already ended."""
+
+
+class StatementGuard:
+    """The database statements running for one RPC, so they can be cancelled when it ends.
+
+    Without this a query whose client gave up (deadline, disconnect, Envoy
+    timeout) would run to completion and hold a worker and a connection.
+    """
+
+    def __init__(self) -> None:
+        self.ended = False
+        self.cancelled = 0
+        self._running: dict[int, tuple[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def started(self, dialect: str, dbapi_conn: Any) -> None:
+        with self._lock:
+            if self.ended:
+                raise CallCancelled("the call ended before this statement started")
+            self._running[id(dbapi_conn)] = (dialect, dbapi_conn)
+
+    def finished(self, dbapi_conn: Any) -> None:
+        with self._lock:
+            self._running.pop(id(dbapi_conn), None)
+
+    def end(self) -> None:
+        """Cancels what still runs; called by gRPC when the call terminates for any reason."""
+        with self._lock:
+            self.ended = True
+            for dialect, dbapi_conn in self._running.values():
+                try:
+                    _cancel(dialect, dbapi_conn)
+                except Exception:  # e.g. the connection broke meanwhile: nothing left to stop
+                    log.warning("could not cancel a statement", exc_info=True)
+                self.cancelled += 1
+            self._running.clear()
+
+
+def _cancel(dialect: str, dbapi_conn: Any) -> None:
+    if dialect == "postgresql":
+        dbapi_conn.cancel_safe(timeout=2.0)  # asks the server to cancel the running statement
+    else:
+        dbapi_conn.interrupt()  # DuckDB and SQLite stop the statement in this process
+
+
+current_guard: contextvars.ContextVar[StatementGuard | None] = contextvars.ContextVar(
+    "statement_guard", default=None
+)
+
+
+def _before_execute(conn: Any, *_: Any) -> None:
+    guard = current_guard.get()
+    if guard is not None:
+        guard.started(conn.dialect.name, conn.connection.dbapi_connection)
+
+
+def _after_execute(conn: Any, *_: Any) -> None:
+    guard = current_guard.get()
+    if guard is not None:
+        guard.finished(conn.connection.dbapi_connection)
+
+
+def _on_error(context: Any) -> None:
+    guard = current_guard.get()
+    if guard is not None and context.connection is not None:
+        # The statement is over; its connection may already be invalidated.
+        dbapi_conn = getattr(context.connection.connection, "dbapi_connection", None)
+        if dbapi_conn is not None:
+            guard.finished(dbapi_conn)
+
+
 def connect(url: str) -> Engine:
     """An engine for `url`, creating the parent folder of a file database."""
     parsed = make_url(url)
@@ -28,6 +106,9 @@ def connect(url: str) -> Engine:
     engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() == "postgresql")
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "before_cursor_execute", _before_execute)
+    event.listen(engine, "after_cursor_execute", _after_execute)
+    event.listen(engine, "handle_error", _on_error)
     return engine
 
 

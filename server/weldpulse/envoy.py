@@ -5,6 +5,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 
@@ -18,10 +19,16 @@ TRACKER = ROOT / "tracker" / "script.js"
 
 
 def render_config(
-    grpc_port: int, http_port: int, admin_port: int = 0, trusted_hops: int = 0
+    grpc_port: int | Sequence[int], http_port: int, admin_port: int = 0, trusted_hops: int = 0
 ) -> str:
+    """The config for one gRPC server port, or several server processes to balance across."""
+    ports = [grpc_port] if isinstance(grpc_port, int) else list(grpc_port)
+    endpoints = ", ".join(
+        f"{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {p}}}}}}}}}"
+        for p in ports
+    )
     return Template(TEMPLATE.read_text()).substitute(
-        grpc_port=grpc_port,
+        lb_endpoints=f"[{endpoints}]",
         http_port=http_port,
         admin_port=admin_port,
         descriptor=str(DESCRIPTOR),
@@ -35,7 +42,7 @@ class Envoy:
 
     def __init__(
         self,
-        grpc_port: int,
+        grpc_port: int | Sequence[int],
         http_port: int = 0,
         log_path: Path | None = None,
         trusted_hops: int = 0,

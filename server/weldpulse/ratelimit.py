@@ -1,8 +1,9 @@
 """Per-key request limits: a sliding log, so no 60-second span ever holds more than the limit.
 
 A fixed window admits up to twice the limit across a window boundary; a
-sliding log admits exactly `limit` requests in any `window` seconds. The
-state is in-process: one server process per key space.
+sliding log admits exactly `limit` requests in any `window` seconds. This
+one keeps its state in-process (one server); `redis_limiter` shares it
+between processes.
 """
 
 import math
@@ -11,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,12 @@ class Decision:
     def retry_after(self) -> int:
         """Whole seconds to wait before a request can succeed; at least 1 when denied."""
         return max(1, self.reset) if not self.allowed else 0
+
+
+class Limiter(Protocol):
+    def hit(self, key: str) -> Decision:
+        """Counts one request of `key` if the limit allows it."""
+        ...
 
 
 class SlidingLogLimiter:

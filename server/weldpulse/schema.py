@@ -51,6 +51,9 @@ api_keys = Table(
     Column("scopes", String(200), nullable=False),  # space-separated
     Column("created_at", DateTime, nullable=False),
     Column("revoked_at", DateTime, nullable=True),
+    # Updated at most once a minute per key, so auth does not write on every call.
+    Column("last_used_at", DateTime, nullable=True),
+    Column("expires_at", DateTime, nullable=True),  # NULL: never expires
 )
 
 # Visitor ids hash (site, IP, user agent) with the salt of their UTC day; a

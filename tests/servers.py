@@ -1,0 +1,67 @@
+"""Server processes (`python -m weldpulse.app`) for tests that need several, or real signals."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[str]
+    port: int
+    metrics_port: int | None
+    log_path: Path
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+    def health(self) -> grpc.Channel:
+        return grpc.insecure_channel(f"127.0.0.1:{self.port}")
+
+
+def spawn(metadata_url: str, events_url: str, log_path: Path, **env: str) -> ServerProcess:
+    """Starts a server on a free port and returns once it serves."""
+    full_env = {
+        **os.environ,
+        "WELDPULSE_METADATA_URL": metadata_url,
+        "WELDPULSE_EVENTS_URL": events_url,
+        "WELDPULSE_GRPC_PORT": "0",
+        **env,
+    }
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "weldpulse.app"],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"gRPC on 127\.0\.0\.1:(\d+)(?:, metrics on 127\.0\.0\.1:(\d+))?", line)
+    if match is None:
+        proc.kill()
+        raise RuntimeError(f"server did not start: {line!r} {log_path.read_text()[-2000:]}")
+    server = ServerProcess(
+        proc, int(match.group(1)), int(match.group(2)) if match.group(2) else None, log_path
+    )
+    with server.health() as chan:
+        stub = health_pb2_grpc.HealthStub(chan)
+        status = stub.Check(health_pb2.HealthCheckRequest(), timeout=10).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+    return server
