@@ -53,7 +53,8 @@ def test_kill_9_loses_no_acknowledged_collect(urls: tuple[str, str]) -> None:
 
     def client(worker: int) -> None:
         nonlocal acked
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as chan:
+        options = [("grpc.primary_user_agent", UA)]  # gRPC's way to set the user agent
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as chan:
             stub = ingest_pb2_grpc.IngestServiceStub(chan)
             for i in range(5000):
                 if stop.is_set():
@@ -64,7 +65,7 @@ def test_kill_9_loses_no_acknowledged_collect(urls: tuple[str, str]) -> None:
                     url=f"https://kill.example/{worker}/{i}",
                 )
                 try:
-                    stub.Collect(request, metadata=[("user-agent", UA)], timeout=5)
+                    stub.Collect(request, timeout=5)
                 except grpc.RpcError:
                     return  # the server is gone
                 with lock:

@@ -17,8 +17,8 @@ import pytest
 from conftest import Stack, seed
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from servers import ServerProcess, spawn
-from sqlalchemy import text
-from weldpulse import db
+from sqlalchemy import select, text
+from weldpulse import accounts, db, schema
 from weldpulse.app import build_server
 from weldpulse.envoy import Envoy
 from weldpulse.v1 import analytics_pb2 as pb
@@ -273,3 +273,53 @@ def test_sigterm_lets_a_call_in_flight_finish(stack: Stack, tmp_path: Path) -> N
         assert len(outcome) == 1 and isinstance(outcome[0], pb.GetStatsResponse), outcome
     finally:
         server.kill()
+
+
+def test_collects_during_a_database_outage_are_503_and_never_half_stored(
+    private_postgres: PrivatePostgres,
+) -> None:
+    metadata, events = db.open_stores(private_postgres.url, private_postgres.url)
+    assert events is not None
+    with metadata.begin() as conn:
+        project = accounts.create_project(conn, "outage")
+        site = accounts.create_site(conn, project, "outage.example")
+    server, port = build_server(metadata, events)
+    envoy = Envoy(port).start()
+    ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+
+    def collect(path: str) -> httpx.Response:
+        body = {
+            "site_key": site["site_key"],
+            "name": "pageview",
+            "url": f"https://outage.example{path}",
+        }
+        return httpx.post(
+            f"http://127.0.0.1:{envoy.http_port}/v1/collect",
+            json=body,
+            headers={"User-Agent": ua},
+            timeout=30,
+        )
+
+    try:
+        assert collect("/before").status_code == 202
+        private_postgres.stop()
+        for i in range(3):
+            resp = collect(f"/during{i}")
+            _contract_error(resp, 503, "SERVICE_UNAVAILABLE")
+        private_postgres.start()
+        deadline = time.monotonic() + 15
+        while (resp := collect("/after")).status_code != 202:
+            _contract_error(resp, 503, "SERVICE_UNAVAILABLE")
+            assert time.monotonic() < deadline, "no recovery"
+            time.sleep(0.2)
+        with events.connect() as conn:
+            paths = sorted(conn.execute(select(schema.events.c.pathname)).scalars())
+        # Acknowledged before and after; nothing of what was refused.
+        assert (
+            paths[0] == "/after" and paths[-1] == "/before" and set(paths) == {"/after", "/before"}
+        )
+    finally:
+        envoy.stop()
+        server.stop(grace=None)
+        metadata.dispose()
+        events.dispose()

@@ -15,12 +15,13 @@ from dataset import DAY_END, DAY_START
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from servers import spawn
-from sqlalchemy import text
+from sqlalchemy import select, text
 from weldpulse import db
 from weldpulse.app import Options, build_server
 from weldpulse.observability import json_handler
+from weldpulse.schema import sites
 from weldpulse.v1 import analytics_pb2 as pb
-from weldpulse.v1 import analytics_pb2_grpc
+from weldpulse.v1 import analytics_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
 RANGE = {"start": DAY_START, "end": DAY_END}
 
@@ -202,6 +203,20 @@ def test_prometheus_metrics_on_their_own_port(stack: Stack, tmp_path: Path) -> N
                 stub.ListSites(pb.ListSitesRequest(), metadata=_auth(stack), timeout=10)
             with pytest.raises(grpc.RpcError):
                 stub.ListSites(pb.ListSitesRequest(), timeout=10)
+            ingest = ingest_pb2_grpc.IngestServiceStub(chan)
+            with stack.metadata.connect() as conn:
+                site_key = conn.execute(
+                    select(sites.c.site_key).where(sites.c.id == stack.ids["a_site1"])
+                ).scalar_one()
+            hit = ingest_pb2.CollectRequest(
+                site_key=site_key, name="pageview", url="https://example.com/"
+            )
+            ingest.Collect(hit, timeout=10)
+        # gRPC takes a caller's user agent from a channel option, not metadata.
+        bot = [("grpc.primary_user_agent", "Googlebot/2.1 (+http://www.google.com/bot.html)")]
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}", options=bot) as chan:
+            call = ingest_pb2_grpc.IngestServiceStub(chan).Collect.with_call(hit, timeout=10)
+            assert ("x-weldpulse-dropped", "bot") in call[1].initial_metadata()
         samples = _scrape(server.metrics_port)
         method = "/weldpulse.v1.AnalyticsService/ListSites"
         assert samples[("weldpulse_requests_total", (("code", "OK"), ("method", method)))] == 3
@@ -209,7 +224,8 @@ def test_prometheus_metrics_on_their_own_port(stack: Stack, tmp_path: Path) -> N
         assert samples[("weldpulse_requests_total", unauth)] == 1
         assert samples[("weldpulse_request_errors_total", unauth)] == 1
         assert samples[("weldpulse_request_duration_seconds_count", (("method", method),))] == 4
-        assert ("weldpulse_ingested_events_total", ()) in samples
+        assert samples[("weldpulse_ingested_events_total", ())] == 1
+        assert samples[("weldpulse_dropped_events_total", (("reason", "bot"),))] == 1
         assert ("weldpulse_rate_limited_total", ()) in samples
         with pytest.raises(httpx.ConnectError):  # only on loopback: not on another address
             httpx.get(f"http://127.0.0.2:{server.metrics_port}/metrics", timeout=2)

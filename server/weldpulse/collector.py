@@ -15,6 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, select
 from weldpulse import ingest
+from weldpulse.observability import INGESTED
 from weldpulse.pipeline import SESSION_CONTINUES as SESSION_GAP
 from weldpulse.pipeline import Enriched
 from weldpulse.schema import sessions
@@ -101,5 +102,6 @@ class Collector:
             for _, future in batch:
                 future.set_exception(err)
             return
+        INGESTED.inc(len(items))
         for chunk, future in batch:
             future.set_result(len(chunk))

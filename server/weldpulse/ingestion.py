@@ -12,6 +12,7 @@ from weldpulse import accounts, enrich
 from weldpulse.collector import Collector
 from weldpulse.errors import BadRequest, Unavailable
 from weldpulse.interceptors import principal_var
+from weldpulse.observability import DROPPED
 from weldpulse.pipeline import Enriched, Hit, Site, check, enrich_hit
 from weldpulse.v1 import ingest_pb2 as pb
 from weldpulse.v1 import ingest_pb2_grpc
@@ -91,6 +92,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         try:
             self.collector.submit(items).result(timeout=COMMIT_TIMEOUT)
         except (FutureTimeout, Exception) as err:
+            DROPPED.labels(reason="unavailable").inc(len(items))
             raise Unavailable("Events could not be stored; nothing was recorded, retry") from err
 
     def Collect(self, request: pb.CollectRequest, context: Ctx) -> pb.CollectResponse:
@@ -110,6 +112,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         )
         props = check(hit)
         if enrich.is_bot(user_agent):
+            DROPPED.labels(reason="bot").inc()
             context.send_initial_metadata((("x-weldpulse-dropped", "bot"),))
             return pb.CollectResponse()
         country = _metadata(context, self.country_header) if self.country_header else ""
@@ -148,6 +151,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 accepted.append(enrich_hit(hit, props, self.salts, self.geo))
             except BadRequest as err:
                 rejected.append(pb.ImportRejection(index=index, error=err.message))
+        if rejected:
+            DROPPED.labels(reason="rejected").inc(len(rejected))
         if accepted:
             self._store(accepted)
         return pb.ImportResponse(accepted=len(accepted), rejected=rejected)

@@ -254,7 +254,8 @@ export const IngestService: GenService<{
    * Records one event from a browser. Public: no API key; the site is
    * named by its public `site_key`. The visitor's IP comes from Envoy's
    * X-Forwarded-For (only trusted hops count) and the user agent from the
-   * User-Agent header. HTTP 202 when stored or when dropped as a bot (then
+   * User-Agent header (native gRPC callers: the channel's primary user
+   * agent). Server-side tracking should use Import. HTTP 202 when stored or when dropped as a bot (then
    * with header `x-weldpulse-dropped: bot`); 400 for unknown or inactive
    * site keys, URLs off the site's domain and malformed or oversized input.
    *
