@@ -1,4 +1,4 @@
-"""kill -9 of the server during a stream of collects loses none of the acknowledged events."""
+"""kill -9 of the server after 10,000 acknowledged collects loses none of them."""
 
 import os
 import signal
@@ -19,6 +19,7 @@ from weldpulse.schema import events
 from weldpulse.v1 import ingest_pb2, ingest_pb2_grpc
 
 HERE = Path(__file__).resolve().parent
+ACKED_BEFORE_KILL = 10_000
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
 
 
@@ -77,8 +78,8 @@ def test_kill_9_loses_no_acknowledged_collect(urls: tuple[str, str]) -> None:
         workers = [threading.Thread(target=client, args=(w,)) for w in range(8)]
         for w in workers:
             w.start()
-        deadline = time.monotonic() + 30
-        while acked < 1000 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 180
+        while acked < ACKED_BEFORE_KILL and time.monotonic() < deadline:
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -98,6 +99,7 @@ def test_kill_9_loses_no_acknowledged_collect(urls: tuple[str, str]) -> None:
         ).scalar_one()
     store.dispose()
     meta.dispose()
-    assert acked >= 1000, "the server acknowledged too few collects before the kill"
+    print(f"kill -9: {acked} acknowledged, {stored} stored")
+    assert acked >= ACKED_BEFORE_KILL, "the server acknowledged too few collects before the kill"
     # Every acknowledged event survived; at most the 8 in flight were stored without an answer.
     assert acked <= stored <= acked + 8
