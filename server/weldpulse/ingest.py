@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, bindparam, select, update
+import pyarrow as pa
+from sqlalchemy import BigInteger, Connection, Engine, Select, any_, bindparam, select, update
+from sqlalchemy.types import ARRAY
 from weldpulse.schema import events, sessions
 
 SESSION_TIMEOUT = timedelta(minutes=30)
 PAGEVIEW = "pageview"
+ARRAY_INT = ARRAY(BigInteger)
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,14 @@ class Event:
 def open_sessions_stmt(
     site_ids: Iterable[str], visitor_ids: Iterable[int], since: datetime
 ) -> Select:
-    """Sessions of these visitors whose last event is recent enough to continue."""
+    """Sessions of these visitors whose last event is recent enough to continue.
+
+    The visitor ids travel as one array parameter (`= ANY`), not thousands of
+    bound values, so a 50,000-event batch compiles and plans in constant time.
+    """
     return select(sessions).where(
         sessions.c.site_id.in_(sorted(set(site_ids))),
-        sessions.c.visitor_id.in_(sorted(set(visitor_ids))),
+        sessions.c.visitor_id == any_(bindparam("visitors", sorted(set(visitor_ids)), ARRAY_INT)),
         sessions.c.ended_at >= since,
     )
 
@@ -64,10 +71,15 @@ def _new_session(e: Event) -> dict[str, Any]:
     }
 
 
+EVENT_COLUMNS = tuple(c.name for c in events.columns)
+SESSION_COLUMNS = tuple(c.name for c in sessions.columns)
+UPDATABLE = ("ended_at", "duration", "pageviews", "events", "entry_page", "exit_page")
+
+
 def _sessionize(
     conn: Connection, batch: list[Event]
-) -> tuple[list[dict], dict[int, dict], dict[int, dict]]:
-    """Assigns events (in time order) to sessions: returns event rows, new and changed sessions."""
+) -> tuple[dict[str, list], dict[int, dict], dict[int, dict]]:
+    """Assigns events (in time order) to sessions: event columns, new and changed sessions."""
     since = batch[0].ts - SESSION_TIMEOUT
     latest: dict[tuple[str, int], dict] = {}
     for row in conn.execute(
@@ -78,7 +90,7 @@ def _sessionize(
             latest[key] = dict(row._mapping)
     created: dict[int, dict] = {}
     changed: dict[int, dict] = {}
-    event_rows = []
+    session_ids = []
     for e in batch:
         key = (e.site_id, e.visitor_id)
         s = latest.get(key)
@@ -94,39 +106,93 @@ def _sessionize(
             s["pageviews"] += 1
             s["entry_page"] = s["entry_page"] or e.pathname
             s["exit_page"] = e.pathname
-        event_rows.append(
-            {
-                "site_id": e.site_id,
-                "ts": e.ts,
-                "name": e.name,
-                "visitor_id": e.visitor_id,
-                "session_id": s["session_id"],
-                "pathname": e.pathname,
-                "referrer_source": e.referrer_source,
-                "country": e.country,
-                "region": e.region,
-                "device_type": e.device_type,
-                "browser": e.browser,
-                "os": e.os,
-                "props": json.dumps(e.props, separators=(",", ":"), sort_keys=True),
-            }
+        session_ids.append(s["session_id"])
+    columns: dict[str, list] = {
+        name: [getattr(e, name) for e in batch]
+        for name in EVENT_COLUMNS
+        if name not in ("session_id", "props")
+    }
+    columns["session_id"] = session_ids
+    columns["props"] = [json.dumps(e.props, separators=(",", ":"), sort_keys=True) for e in batch]
+    return {name: columns[name] for name in EVENT_COLUMNS}, created, changed
+
+
+def _by_column(rows: Iterable[dict], names: Iterable[str]) -> dict[str, list]:
+    rows = list(rows)
+    return {name: [r[name] for r in rows] for name in names}
+
+
+def _driver(conn: Connection) -> Any:
+    """The DB-API connection under `conn`, inside the same transaction."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw
+
+
+def _write_duckdb(conn: Connection, table: str, columns: dict[str, list]) -> None:
+    """DuckDB's bulk path: scan an Arrow table; executemany inserts ~6.5k rows/s there."""
+    raw = _driver(conn)
+    name = f"_weldpulse_{table}_batch"
+    raw.register(name, pa.table(columns))
+    try:
+        raw.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {name}")
+    finally:
+        raw.unregister(name)
+
+
+def _update_sessions_duckdb(conn: Connection, changed: Iterable[dict]) -> None:
+    raw = _driver(conn)
+    raw.register("_weldpulse_changed", pa.table(_by_column(changed, ("session_id", *UPDATABLE))))
+    try:
+        raw.execute(
+            "UPDATE sessions SET "
+            + ", ".join(f"{c} = ch.{c}" for c in UPDATABLE)
+            + " FROM _weldpulse_changed AS ch WHERE sessions.session_id = ch.session_id"
         )
-    return event_rows, created, changed
+    finally:
+        raw.unregister("_weldpulse_changed")
 
 
-UPDATABLE = ("ended_at", "duration", "pageviews", "events", "entry_page", "exit_page")
+def _copy_postgres(conn: Connection, table: str, columns: dict[str, list]) -> None:
+    """PostgreSQL's bulk path: COPY, several times faster than multi-row INSERT."""
+    cursor = _driver(conn).cursor()
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in zip(*columns.values(), strict=True):
+            copy.write_row(row)
 
 
 def record(engine: Engine, batch: Iterable[Event]) -> int:
-    """Stores the events and their sessions in one transaction; returns how many were stored."""
+    """Stores the events and their sessions in one transaction; returns how many were stored.
+
+    Committed before it returns. DuckDB gets Arrow scans, PostgreSQL COPY,
+    any other engine plain executemany.
+    """
     ordered = sorted(batch, key=lambda e: e.ts)
     if not ordered:
         return 0
     with engine.begin() as conn:
-        event_rows, created, changed = _sessionize(conn, ordered)
-        conn.execute(events.insert(), event_rows)
-        if created:
-            conn.execute(sessions.insert(), list(created.values()))
+        event_cols, created, changed = _sessionize(conn, ordered)
+        new_sessions = _by_column(created.values(), SESSION_COLUMNS)
+        dialect = engine.dialect.name
+        if dialect == "duckdb":
+            _write_duckdb(conn, "events", event_cols)
+            if created:
+                _write_duckdb(conn, "sessions", new_sessions)
+            if changed:
+                _update_sessions_duckdb(conn, changed.values())
+            return len(ordered)
+        if dialect == "postgresql":
+            _copy_postgres(conn, "events", event_cols)
+            if created:
+                _copy_postgres(conn, "sessions", new_sessions)
+        else:
+            rows = [
+                dict(zip(event_cols, r, strict=True))
+                for r in zip(*event_cols.values(), strict=True)
+            ]
+            conn.execute(events.insert(), rows)
+            if created:
+                conn.execute(sessions.insert(), list(created.values()))
         if changed:
             stmt = (
                 update(sessions)
@@ -140,4 +206,4 @@ def record(engine: Engine, batch: Iterable[Event]) -> int:
                     for s in changed.values()
                 ],
             )
-    return len(event_rows)
+    return len(ordered)
