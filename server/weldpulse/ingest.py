@@ -113,7 +113,10 @@ def _sessionize(
         if name not in ("session_id", "props")
     }
     columns["session_id"] = session_ids
-    columns["props"] = [json.dumps(e.props, separators=(",", ":"), sort_keys=True) for e in batch]
+    columns["props"] = [
+        json.dumps(e.props, separators=(",", ":"), sort_keys=True) if e.props else "{}"
+        for e in batch
+    ]
     return {name: columns[name] for name in EVENT_COLUMNS}, created, changed
 
 
