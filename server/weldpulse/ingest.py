@@ -8,9 +8,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import BigInteger, Connection, Engine, Select, any_, bindparam, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    select,
+    update,
+)
 from sqlalchemy.types import ARRAY
-from weldpulse.schema import events, sessions
+from weldpulse.schema import events, sessions, visitor_days
 
 SESSION_TIMEOUT = timedelta(minutes=30)
 PAGEVIEW = "pageview"
@@ -68,12 +78,16 @@ def _new_session(e: Event) -> dict[str, Any]:
         "device_type": e.device_type,
         "browser": e.browser,
         "os": e.os,
+        "last_pageview_at": None,
     }
 
 
 EVENT_COLUMNS = tuple(c.name for c in events.columns)
 SESSION_COLUMNS = tuple(c.name for c in sessions.columns)
-UPDATABLE = ("ended_at", "duration", "pageviews", "events", "entry_page", "exit_page")
+UPDATABLE = (
+    "ended_at", "duration", "pageviews", "events", "entry_page", "exit_page", "last_pageview_at",
+)  # fmt: skip
+DAY_KEY = ("site_id", "day", "visitor_id", "country", "region", "device_type", "browser", "os")
 
 
 def _sessionize(
@@ -90,7 +104,7 @@ def _sessionize(
             latest[key] = dict(row._mapping)
     created: dict[int, dict] = {}
     changed: dict[int, dict] = {}
-    session_ids = []
+    session_ids, prev_pathnames, prev_ts = [], [], []
     for e in batch:
         key = (e.site_id, e.visitor_id)
         s = latest.get(key)
@@ -102,6 +116,14 @@ def _sessionize(
         s["ended_at"] = max(s["ended_at"], e.ts)
         s["duration"] = (s["ended_at"] - s["started_at"]).total_seconds()
         s["events"] += 1
+        previous = s["last_pageview_at"]
+        if e.name == PAGEVIEW and (previous is None or previous <= e.ts):
+            prev_pathnames.append(s["exit_page"] if previous else None)
+            prev_ts.append(previous)
+            s["last_pageview_at"] = e.ts
+        else:  # not a pageview, or one arriving after a later one: no link
+            prev_pathnames.append(None)
+            prev_ts.append(None)
         if e.name == PAGEVIEW:
             s["pageviews"] += 1
             s["entry_page"] = s["entry_page"] or e.pathname
@@ -110,14 +132,34 @@ def _sessionize(
     columns: dict[str, list] = {
         name: [getattr(e, name) for e in batch]
         for name in EVENT_COLUMNS
-        if name not in ("session_id", "props")
+        if name not in ("session_id", "props", "prev_pathname", "prev_ts")
     }
     columns["session_id"] = session_ids
+    columns["prev_pathname"] = prev_pathnames
+    columns["prev_ts"] = prev_ts
     columns["props"] = [
         json.dumps(e.props, separators=(",", ":"), sort_keys=True) if e.props else "{}"
         for e in batch
     ]
     return {name: columns[name] for name in EVENT_COLUMNS}, created, changed
+
+
+def _visitor_days(batch: list[Event]) -> dict[str, list]:
+    """The batch's rows of the visitor_days rollup: pageviews and events per visitor-day."""
+    counts: dict[tuple, list[int]] = {}
+    for e in batch:
+        key = (e.site_id, e.ts.date(), e.visitor_id, e.country, e.region, e.device_type,
+               e.browser, e.os)  # fmt: skip
+        c = counts.setdefault(key, [0, 0])
+        c[0] += e.name == PAGEVIEW
+        c[1] += 1
+    columns: dict[str, list] = {name: [] for name in (*DAY_KEY, "pageviews", "events")}
+    for key, (views, total) in counts.items():
+        for name, value in zip(DAY_KEY, key, strict=True):
+            columns[name].append(value)
+        columns["pageviews"].append(views)
+        columns["events"].append(total)
+    return columns
 
 
 def _by_column(rows: Iterable[dict], names: Iterable[str]) -> dict[str, list]:
@@ -164,6 +206,18 @@ def _copy_postgres(conn: Connection, table: str, columns: dict[str, list]) -> No
             copy.write_row(row)
 
 
+def _append(conn: Connection, table: Table, columns: dict[str, list]) -> None:
+    """Inserts rows given as columns by the engine's bulk path."""
+    dialect = conn.dialect.name
+    if dialect == "duckdb":
+        _write_duckdb(conn, table.name, columns)
+    elif dialect == "postgresql":
+        _copy_postgres(conn, table.name, columns)
+    else:
+        rows = [dict(zip(columns, r, strict=True)) for r in zip(*columns.values(), strict=True)]
+        conn.execute(table.insert(), rows)
+
+
 def record(engine: Engine, batch: Iterable[Event]) -> int:
     """Stores the events and their sessions in one transaction; returns how many were stored.
 
@@ -175,28 +229,13 @@ def record(engine: Engine, batch: Iterable[Event]) -> int:
         return 0
     with engine.begin() as conn:
         event_cols, created, changed = _sessionize(conn, ordered)
-        new_sessions = _by_column(created.values(), SESSION_COLUMNS)
-        dialect = engine.dialect.name
-        if dialect == "duckdb":
-            _write_duckdb(conn, "events", event_cols)
-            if created:
-                _write_duckdb(conn, "sessions", new_sessions)
-            if changed:
-                _update_sessions_duckdb(conn, changed.values())
-            return len(ordered)
-        if dialect == "postgresql":
-            _copy_postgres(conn, "events", event_cols)
-            if created:
-                _copy_postgres(conn, "sessions", new_sessions)
-        else:
-            rows = [
-                dict(zip(event_cols, r, strict=True))
-                for r in zip(*event_cols.values(), strict=True)
-            ]
-            conn.execute(events.insert(), rows)
-            if created:
-                conn.execute(sessions.insert(), list(created.values()))
-        if changed:
+        _append(conn, events, event_cols)
+        if created:
+            _append(conn, sessions, _by_column(created.values(), SESSION_COLUMNS))
+        _append(conn, visitor_days, _visitor_days(ordered))
+        if changed and engine.dialect.name == "duckdb":
+            _update_sessions_duckdb(conn, changed.values())
+        elif changed:
             stmt = (
                 update(sessions)
                 .where(sessions.c.session_id == bindparam("sid"))
