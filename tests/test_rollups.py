@@ -90,7 +90,8 @@ def _instant(value: str, end: bool) -> datetime:
 
 
 def _grouped(events: list[Event], key: Any) -> dict[Any, tuple[int, int]]:
-    visitors, views = defaultdict(set), defaultdict(int)
+    visitors: dict[Any, set[int]] = defaultdict(set)
+    views: dict[Any, int] = defaultdict(int)
     for e in events:
         visitors[key(e)].add(e.visitor_id)
         views[key(e)] += e.name == "pageview"
