@@ -153,3 +153,26 @@ def test_time_on_page_equals_window_over_raw_events(
         p["pathname"]: expected.get(p["pathname"], 0.0) for p in pages
     }
     assert set(expected) <= {r["pathname"] for r in pages}
+
+
+def test_compaction_keeps_answers_and_leaves_one_row_per_visitor_day(
+    stack: Stack, rolled: tuple
+) -> None:
+    key, events = rolled
+    params = {"start": "2024-03-01", "end": "2024-03-03"}
+
+    def answers() -> list[list[dict]]:
+        return [_api(stack, f"/v1/{p}", key, **params) for p in ("stats", "geo", "devices")]
+
+    before = answers()
+    site = events[0].site_id
+    count = text("SELECT count(*) FROM visitor_days WHERE site_id = :site")
+    with stack.events.connect() as conn:
+        rows_before = conn.execute(count, {"site": site}).scalar_one()
+    for day in (1, 2, 3):
+        ingest.compact_visitor_days(stack.events, DAY0.date().replace(day=day))
+    keys = {(e.ts.date(), e.visitor_id, e.country, e.region, e.device_type, e.browser, e.os)
+            for e in events}  # fmt: skip
+    with stack.events.connect() as conn:
+        assert conn.execute(count, {"site": site}).scalar_one() == len(keys) < rows_before
+    assert answers() == before

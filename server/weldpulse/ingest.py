@@ -4,7 +4,7 @@ import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -15,6 +15,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    delete,
     func,
     select,
     update,
@@ -251,3 +252,29 @@ def record(engine: Engine, batch: Iterable[Event]) -> int:
                 ],
             )
     return len(ordered)
+
+
+def compact_visitor_days(engine: Engine, day: date) -> int:
+    """Merges a day's visitor_days rows into one per key; returns how many remain.
+
+    record() appends one row per visitor and batch, so small batches (single
+    collects) leave several rows per visitor-day; answers stay exact, scans
+    get longer. Run it for days that are over, e.g. yesterday, once a day.
+    """
+    keys = [visitor_days.c[k] for k in DAY_KEY]
+    merged = (
+        select(
+            *keys,
+            func.sum(visitor_days.c.pageviews).label("pageviews"),
+            func.sum(visitor_days.c.events).label("events"),
+        )
+        .where(visitor_days.c.day == day)
+        .group_by(*keys)
+    )
+    with engine.begin() as conn:
+        rows = conn.execute(merged).all()
+        conn.execute(delete(visitor_days).where(visitor_days.c.day == day))
+        if rows:
+            names = (*DAY_KEY, "pageviews", "events")
+            _append(conn, visitor_days, {n: [r._mapping[n] for r in rows] for n in names})
+    return len(rows)
