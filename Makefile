@@ -15,7 +15,7 @@ NODE_STAMP := $(TS)/node_modules/.package-lock.json
 BUF := $(TS)/node_modules/.bin/buf
 AGAINST ?= HEAD~1
 
-.PHONY: help venv node-deps gen gen-check run test lint proto-lint breaking fmt types check clean fuzz
+.PHONY: help venv node-deps gen gen-check run test lint proto-lint breaking fmt types check clean fuzz bench
 
 help:
 	@echo "make run    set up and serve the demo (gRPC :50051, JSON :8080)"
@@ -23,6 +23,7 @@ help:
 	@echo "make check  format check, lint, types, generated-code check, tests"
 	@echo "make gen    regenerate gen/ (stubs, Envoy descriptor, OpenAPI), the clients' stubs and docs/api.md"
 	@echo "make fuzz   long schemathesis run (FUZZ_CASES=50000)"
+	@echo "make bench  load EVENTS (default 1000000) synthetic events and time every /v1 endpoint"
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,12 +67,12 @@ fuzz: $(STAMP)
 	WELDPULSE_FUZZ_CASES=$(FUZZ_CASES) $(BIN)/python -m pytest -q -s tests/test_fuzz.py
 
 fmt: $(STAMP)
-	$(BIN)/ruff format server tests scripts clients/python
-	$(BIN)/ruff check --fix server tests scripts clients/python
+	$(BIN)/ruff format server tests scripts clients/python bench
+	$(BIN)/ruff check --fix server tests scripts clients/python bench
 
 lint: $(STAMP) proto-lint
-	$(BIN)/ruff format --check server tests scripts clients/python
-	$(BIN)/ruff check server tests scripts clients/python
+	$(BIN)/ruff format --check server tests scripts clients/python bench
+	$(BIN)/ruff check server tests scripts clients/python bench
 
 # buf lint (STANDARD + COMMENTS) and buf format on the protos; buf.yaml says why via an image.
 proto-lint: $(STAMP) $(NODE_STAMP)
@@ -94,6 +95,12 @@ types: $(STAMP)
 	$(BIN)/mypy
 
 check: lint types gen-check test
+
+# Benchmarks (bench/run.py): never part of `make test` beyond a 10,000-event smoke run.
+EVENTS ?= 1000000
+ENGINE ?= embedded
+bench: $(STAMP)
+	cd bench && ../$(BIN)/python run.py --events $(EVENTS) --engine $(ENGINE)
 
 clean:
 	rm -rf $(VENV) var build .pytest_cache .mypy_cache .ruff_cache $(TS)/node_modules $(TS)/dist

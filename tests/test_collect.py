@@ -282,3 +282,10 @@ def test_tracker_script_is_served(stack: Stack) -> None:
     assert resp.headers["content-type"].startswith("application/javascript")
     assert "/v1/collect" in resp.text and "sendBeacon" in resp.text
     assert len(resp.content) < 4096
+
+
+def test_nul_characters_are_400_not_500(stack: Stack, tenant: Tenant) -> None:
+    # Found by schemathesis: PostgreSQL refuses NUL in text.
+    assert "site_key" in error(collect(stack, {**hit(tenant), "site_key": "sk_live_\x00"}))
+    assert "url" in error(collect(stack, {**hit(tenant), "url": f"https://{tenant.domain}/\x00"}))
+    assert "props" in error(collect(stack, {**hit(tenant), "props": {"k": "v\x00"}}))

@@ -249,7 +249,10 @@ def test_sigterm_lets_a_call_in_flight_finish(stack: Stack, tmp_path: Path) -> N
             watch = health_pb2_grpc.HealthStub(chan).Watch(health_pb2.HealthCheckRequest())
             assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
             with stack.events.connect() as locker:
-                locker.execute(text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
+                # Every events-store table a stats query may read (raw events or rollups).
+                locker.execute(
+                    text("LOCK TABLE events, sessions, visitor_days IN ACCESS EXCLUSIVE MODE")
+                )
 
                 def call() -> None:
                     request = pb.GetStatsRequest(start="2024-01-15", end="2024-01-15")
@@ -260,8 +263,10 @@ def test_sigterm_lets_a_call_in_flight_finish(stack: Stack, tmp_path: Path) -> N
 
                 caller = threading.Thread(target=call)
                 caller.start()
+                deadline = time.monotonic() + 20
                 with stack.metadata.connect() as probe:
                     while probe.execute(waiting).scalar() == 0:  # the call is in flight
+                        assert time.monotonic() < deadline, "the call never waited on the lock"
                         time.sleep(0.02)
                 server.terminate()
                 assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING

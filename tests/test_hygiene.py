@@ -15,11 +15,10 @@ from dataset import DAY_END, DAY_START
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from servers import spawn
-from sqlalchemy import select, text
-from weldpulse import db
+from sqlalchemy import text
+from weldpulse import accounts, db
 from weldpulse.app import Options, build_server
 from weldpulse.observability import json_handler
-from weldpulse.schema import sites
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
@@ -149,7 +148,7 @@ def test_deadline_cancels_the_query_in_postgres(stack: Stack, channel: grpc.Chan
         "WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
     with stack.events.connect() as locker:
-        locker.execute(text("LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
+        locker.execute(text("LOCK TABLE events, sessions, visitor_days IN ACCESS EXCLUSIVE MODE"))
         with pytest.raises(grpc.RpcError) as late:
             stub.GetStats(pb.GetStatsRequest(**RANGE), metadata=_auth(stack), timeout=1)
         assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -204,10 +203,9 @@ def test_prometheus_metrics_on_their_own_port(stack: Stack, tmp_path: Path) -> N
             with pytest.raises(grpc.RpcError):
                 stub.ListSites(pb.ListSitesRequest(), timeout=10)
             ingest = ingest_pb2_grpc.IngestServiceStub(chan)
-            with stack.metadata.connect() as conn:
-                site_key = conn.execute(
-                    select(sites.c.site_key).where(sites.c.id == stack.ids["a_site1"])
-                ).scalar_one()
+            with stack.metadata.begin() as conn:  # a site of its own: other tests count A's
+                project = accounts.create_project(conn, "metrics")
+                site_key = accounts.create_site(conn, project, "example.com")["site_key"]
             hit = ingest_pb2.CollectRequest(
                 site_key=site_key, name="pageview", url="https://example.com/"
             )

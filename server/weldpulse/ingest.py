@@ -4,14 +4,28 @@ import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, bindparam, select, update
-from weldpulse.schema import events, sessions
+import pyarrow as pa
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.types import ARRAY
+from weldpulse.schema import events, sessions, visitor_days
 
 SESSION_TIMEOUT = timedelta(minutes=30)
 PAGEVIEW = "pageview"
+ARRAY_INT = ARRAY(BigInteger)
 
 
 @dataclass(frozen=True)
@@ -35,10 +49,16 @@ class Event:
 def open_sessions_stmt(
     site_ids: Iterable[str], visitor_ids: Iterable[int], since: datetime
 ) -> Select:
-    """Sessions of these visitors whose last event is recent enough to continue."""
+    """Sessions of these visitors whose last event is recent enough to continue.
+
+    The visitor ids travel as one array parameter, not thousands of bound
+    values, so a 50,000-event batch compiles in constant time; `IN (SELECT
+    unnest(...))` is a hash semi-join, ~2x faster on DuckDB than `= ANY`.
+    """
+    ids = sorted(set(visitor_ids))
     return select(sessions).where(
         sessions.c.site_id.in_(sorted(set(site_ids))),
-        sessions.c.visitor_id.in_(sorted(set(visitor_ids))),
+        sessions.c.visitor_id.in_(select(func.unnest(bindparam("visitors", ids, ARRAY_INT)))),
         sessions.c.ended_at >= since,
     )
 
@@ -61,13 +81,22 @@ def _new_session(e: Event) -> dict[str, Any]:
         "device_type": e.device_type,
         "browser": e.browser,
         "os": e.os,
+        "last_pageview_at": None,
     }
+
+
+EVENT_COLUMNS = tuple(c.name for c in events.columns)
+SESSION_COLUMNS = tuple(c.name for c in sessions.columns)
+UPDATABLE = (
+    "ended_at", "duration", "pageviews", "events", "entry_page", "exit_page", "last_pageview_at",
+)  # fmt: skip
+DAY_KEY = ("site_id", "day", "visitor_id", "country", "region", "device_type", "browser", "os")
 
 
 def _sessionize(
     conn: Connection, batch: list[Event]
-) -> tuple[list[dict], dict[int, dict], dict[int, dict]]:
-    """Assigns events (in time order) to sessions: returns event rows, new and changed sessions."""
+) -> tuple[dict[str, list], dict[int, dict], dict[int, dict]]:
+    """Assigns events (in time order) to sessions: event columns, new and changed sessions."""
     since = batch[0].ts - SESSION_TIMEOUT
     latest: dict[tuple[str, int], dict] = {}
     for row in conn.execute(
@@ -78,7 +107,7 @@ def _sessionize(
             latest[key] = dict(row._mapping)
     created: dict[int, dict] = {}
     changed: dict[int, dict] = {}
-    event_rows = []
+    session_ids, prev_pathnames, prev_ts = [], [], []
     for e in batch:
         key = (e.site_id, e.visitor_id)
         s = latest.get(key)
@@ -90,44 +119,126 @@ def _sessionize(
         s["ended_at"] = max(s["ended_at"], e.ts)
         s["duration"] = (s["ended_at"] - s["started_at"]).total_seconds()
         s["events"] += 1
+        previous = s["last_pageview_at"]
+        if e.name == PAGEVIEW and (previous is None or previous <= e.ts):
+            prev_pathnames.append(s["exit_page"] if previous else None)
+            prev_ts.append(previous)
+            s["last_pageview_at"] = e.ts
+        else:  # not a pageview, or one arriving after a later one: no link
+            prev_pathnames.append(None)
+            prev_ts.append(None)
         if e.name == PAGEVIEW:
             s["pageviews"] += 1
             s["entry_page"] = s["entry_page"] or e.pathname
             s["exit_page"] = e.pathname
-        event_rows.append(
-            {
-                "site_id": e.site_id,
-                "ts": e.ts,
-                "name": e.name,
-                "visitor_id": e.visitor_id,
-                "session_id": s["session_id"],
-                "pathname": e.pathname,
-                "referrer_source": e.referrer_source,
-                "country": e.country,
-                "region": e.region,
-                "device_type": e.device_type,
-                "browser": e.browser,
-                "os": e.os,
-                "props": json.dumps(e.props, separators=(",", ":"), sort_keys=True),
-            }
+        session_ids.append(s["session_id"])
+    columns: dict[str, list] = {
+        name: [getattr(e, name) for e in batch]
+        for name in EVENT_COLUMNS
+        if name not in ("session_id", "props", "prev_pathname", "prev_ts")
+    }
+    columns["session_id"] = session_ids
+    columns["prev_pathname"] = prev_pathnames
+    columns["prev_ts"] = prev_ts
+    columns["props"] = [
+        json.dumps(e.props, separators=(",", ":"), sort_keys=True) if e.props else "{}"
+        for e in batch
+    ]
+    return {name: columns[name] for name in EVENT_COLUMNS}, created, changed
+
+
+def _visitor_days(batch: list[Event]) -> dict[str, list]:
+    """The batch's rows of the visitor_days rollup: pageviews and events per visitor-day."""
+    counts: dict[tuple, list[int]] = {}
+    for e in batch:
+        key = (e.site_id, e.ts.date(), e.visitor_id, e.country, e.region, e.device_type,
+               e.browser, e.os)  # fmt: skip
+        c = counts.setdefault(key, [0, 0])
+        c[0] += e.name == PAGEVIEW
+        c[1] += 1
+    columns: dict[str, list] = {name: [] for name in (*DAY_KEY, "pageviews", "events")}
+    for key, (views, total) in counts.items():
+        for name, value in zip(DAY_KEY, key, strict=True):
+            columns[name].append(value)
+        columns["pageviews"].append(views)
+        columns["events"].append(total)
+    return columns
+
+
+def _by_column(rows: Iterable[dict], names: Iterable[str]) -> dict[str, list]:
+    rows = list(rows)
+    return {name: [r[name] for r in rows] for name in names}
+
+
+def _driver(conn: Connection) -> Any:
+    """The DB-API connection under `conn`, inside the same transaction."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw
+
+
+def _write_duckdb(conn: Connection, table: str, columns: dict[str, list]) -> None:
+    """DuckDB's bulk path: scan an Arrow table; executemany inserts ~6.5k rows/s there."""
+    raw = _driver(conn)
+    name = f"_weldpulse_{table}_batch"
+    raw.register(name, pa.table(columns))
+    try:
+        raw.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM {name}")
+    finally:
+        raw.unregister(name)
+
+
+def _update_sessions_duckdb(conn: Connection, changed: Iterable[dict]) -> None:
+    raw = _driver(conn)
+    raw.register("_weldpulse_changed", pa.table(_by_column(changed, ("session_id", *UPDATABLE))))
+    try:
+        raw.execute(
+            "UPDATE sessions SET "
+            + ", ".join(f"{c} = ch.{c}" for c in UPDATABLE)
+            + " FROM _weldpulse_changed AS ch WHERE sessions.session_id = ch.session_id"
         )
-    return event_rows, created, changed
+    finally:
+        raw.unregister("_weldpulse_changed")
 
 
-UPDATABLE = ("ended_at", "duration", "pageviews", "events", "entry_page", "exit_page")
+def _copy_postgres(conn: Connection, table: str, columns: dict[str, list]) -> None:
+    """PostgreSQL's bulk path: COPY, several times faster than multi-row INSERT."""
+    cursor = _driver(conn).cursor()
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in zip(*columns.values(), strict=True):
+            copy.write_row(row)
+
+
+def _append(conn: Connection, table: Table, columns: dict[str, list]) -> None:
+    """Inserts rows given as columns by the engine's bulk path."""
+    dialect = conn.dialect.name
+    if dialect == "duckdb":
+        _write_duckdb(conn, table.name, columns)
+    elif dialect == "postgresql":
+        _copy_postgres(conn, table.name, columns)
+    else:
+        rows = [dict(zip(columns, r, strict=True)) for r in zip(*columns.values(), strict=True)]
+        conn.execute(table.insert(), rows)
 
 
 def record(engine: Engine, batch: Iterable[Event]) -> int:
-    """Stores the events and their sessions in one transaction; returns how many were stored."""
+    """Stores the events and their sessions in one transaction; returns how many were stored.
+
+    Committed before it returns. DuckDB gets Arrow scans, PostgreSQL COPY,
+    any other engine plain executemany.
+    """
     ordered = sorted(batch, key=lambda e: e.ts)
     if not ordered:
         return 0
     with engine.begin() as conn:
-        event_rows, created, changed = _sessionize(conn, ordered)
-        conn.execute(events.insert(), event_rows)
+        event_cols, created, changed = _sessionize(conn, ordered)
+        _append(conn, events, event_cols)
         if created:
-            conn.execute(sessions.insert(), list(created.values()))
-        if changed:
+            _append(conn, sessions, _by_column(created.values(), SESSION_COLUMNS))
+        _append(conn, visitor_days, _visitor_days(ordered))
+        if changed and engine.dialect.name == "duckdb":
+            _update_sessions_duckdb(conn, changed.values())
+        elif changed:
             stmt = (
                 update(sessions)
                 .where(sessions.c.session_id == bindparam("sid"))
@@ -140,4 +251,30 @@ def record(engine: Engine, batch: Iterable[Event]) -> int:
                     for s in changed.values()
                 ],
             )
-    return len(event_rows)
+    return len(ordered)
+
+
+def compact_visitor_days(engine: Engine, day: date) -> int:
+    """Merges a day's visitor_days rows into one per key; returns how many remain.
+
+    record() appends one row per visitor and batch, so small batches (single
+    collects) leave several rows per visitor-day; answers stay exact, scans
+    get longer. Run it for days that are over, e.g. yesterday, once a day.
+    """
+    keys = [visitor_days.c[k] for k in DAY_KEY]
+    merged = (
+        select(
+            *keys,
+            func.sum(visitor_days.c.pageviews).label("pageviews"),
+            func.sum(visitor_days.c.events).label("events"),
+        )
+        .where(visitor_days.c.day == day)
+        .group_by(*keys)
+    )
+    with engine.begin() as conn:
+        rows = conn.execute(merged).all()
+        conn.execute(delete(visitor_days).where(visitor_days.c.day == day))
+        if rows:
+            names = (*DAY_KEY, "pageviews", "events")
+            _append(conn, visitor_days, {n: [r._mapping[n] for r in rows] for n in names})
+    return len(rows)

@@ -13,7 +13,7 @@ from weldpulse.collector import Collector
 from weldpulse.errors import BadRequest, Unavailable
 from weldpulse.interceptors import principal_var
 from weldpulse.observability import DROPPED
-from weldpulse.pipeline import Enriched, Hit, Site, check, enrich_hit
+from weldpulse.pipeline import Enriched, Hit, Site, check, check_text, enrich_hit
 from weldpulse.v1 import ingest_pb2 as pb
 from weldpulse.v1 import ingest_pb2_grpc
 from weldpulse.visitors import Salts
@@ -98,6 +98,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     def Collect(self, request: pb.CollectRequest, context: Ctx) -> pb.CollectResponse:
         if not request.site_key:
             raise BadRequest("site_key: required")
+        check_text("site_key", request.site_key)
         site = self._site_for_key(request.site_key)
         user_agent = _metadata(context, "user-agent")
         hit = Hit(

@@ -52,6 +52,13 @@ class Enriched:
 def _check_bytes(field: str, value: str, limit: int) -> None:
     if len(value.encode()) > limit:
         raise BadRequest(f"{field}: longer than {limit} bytes")
+    check_text(field, value)
+
+
+def check_text(field: str, value: str) -> None:
+    """Text stores refuse NUL (PostgreSQL does), so it is bad input, not a server error."""
+    if "\x00" in value:
+        raise BadRequest(f"{field}: contains a NUL character")
 
 
 def _prop_text(key: str, value: Any) -> str:
@@ -70,6 +77,8 @@ def check(hit: Hit) -> dict[str, str]:
         raise BadRequest("name: required")
     if len(hit.name) > MAX_NAME_CHARS:
         raise BadRequest(f"name: longer than {MAX_NAME_CHARS} characters")
+    check_text("name", hit.name)
+    check_text("user_agent", hit.user_agent)
     if not hit.url.strip():
         raise BadRequest("url: required")
     _check_bytes("url", hit.url, MAX_URL_BYTES)

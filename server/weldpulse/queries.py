@@ -6,13 +6,15 @@ definitions: docs/metrics.md.
 """
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    DateTime,
     Double,
     Select,
+    Subquery,
     and_,
     case,
     cast,
@@ -20,9 +22,10 @@ from sqlalchemy import (
     extract,
     func,
     select,
+    union_all,
 )
 from weldpulse.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
-from weldpulse.schema import events, sessions
+from weldpulse.schema import events, sessions, visitor_days
 
 PAGEVIEW = "pageview"
 REALTIME_WINDOW = timedelta(minutes=5)
@@ -38,9 +41,10 @@ session_duration = func.avg(sessions.c.duration).label("avg_duration")
 
 # The registry of event dimensions that breakdowns group by, per endpoint.
 BREAKDOWNS = {
-    "geo": (events.c.country, events.c.region),
-    "devices": (events.c.device_type, events.c.browser, events.c.os),
+    "geo": ("country", "region"),
+    "devices": ("device_type", "browser", "os"),
 }
+ONE_MICROSECOND = timedelta(microseconds=1)  # the stores' timestamp resolution
 
 
 def _events_in(sites: Sequence[str], rng: Range) -> ColumnElement[bool]:
@@ -55,9 +59,57 @@ def _sessions_starting_in(sites: Sequence[str], rng: Range) -> ColumnElement[boo
     )
 
 
+def whole_days(rng: Range) -> tuple[date, date] | None:
+    """The first and last UTC day lying wholly inside the range, if any."""
+    first = rng.start.date() if rng.start.time() == time.min else rng.start.date() + timedelta(1)
+    last = (rng.end + ONE_MICROSECOND).date() - timedelta(1)
+    return (first, last) if first <= last else None
+
+
+def visitor_rows(
+    sites: Sequence[str], rng: Range, dims: Sequence[str] = (), with_time: bool = False
+) -> Subquery:
+    """(visitor_id, pageviews, *dims[, t]) rows whose distinct ids and sums equal the range's.
+
+    Whole days come from the visitor_days rollup, the partial days at either
+    end from raw events; count(DISTINCT visitor_id) over the union is exact
+    even for ids seen on several days. `t` lies in the row's UTC day.
+    """
+    days = whole_days(rng)
+    edges = [rng]
+    parts = []
+    if days:
+        first, last = days
+        start_of_first = datetime.combine(first, time.min)
+        after_last = datetime.combine(last + timedelta(1), time.min)
+        edges = [Range(rng.start, start_of_first - ONE_MICROSECOND), Range(after_last, rng.end)]
+        v = visitor_days.c
+        cols: list[ColumnElement] = [v.visitor_id, v.pageviews, *(v[d] for d in dims)]
+        if with_time:
+            cols.append(cast(v.day, DateTime).label("t"))
+        parts.append(select(*cols).where(v.site_id.in_(sites), v.day >= first, v.day <= last))
+    for edge in edges:
+        if edge.start > edge.end:
+            continue
+        e = events.c
+        views = case((e.name == PAGEVIEW, 1), else_=0).label("pageviews")
+        raw: list[ColumnElement] = [e.visitor_id, views, *(e[d] for d in dims)]
+        if with_time:
+            raw.append(e.ts.label("t"))
+        parts.append(select(*raw).where(_events_in(sites, edge)))
+    return union_all(*parts).subquery("visitor_rows")
+
+
+def _rollup_metrics(rows: Subquery) -> tuple[ColumnElement[int], ColumnElement[int]]:
+    return (
+        func.count(distinct(rows.c.visitor_id)).label("visitors"),
+        func.coalesce(func.sum(rows.c.pageviews), 0).label("pageviews"),
+    )
+
+
 def event_totals(sites: Sequence[str], rng: Range) -> Select:
     """One row: visitors and pageviews of the events in range."""
-    return select(visitors, pageviews).where(_events_in(sites, rng))
+    return select(*_rollup_metrics(visitor_rows(sites, rng)))
 
 
 def session_totals(sites: Sequence[str], rng: Range) -> Select:
@@ -82,8 +134,10 @@ def top_pages(sites: Sequence[str], rng: Range, limit: int) -> Select:
 def time_on_page(sites: Sequence[str], rng: Range, pathnames: Sequence[str]) -> Select:
     """Per pathname, mean seconds from a pageview in range to the next one of its session.
 
-    The next pageview may lie after `end`, but never after the last event of
-    a session that overlaps the range, which bounds the scan.
+    Each pageview stores its session's previous pageview (prev_pathname,
+    prev_ts), so this scans the pageviews that follow one in range. The next
+    pageview may lie after `end`, but never after the last event of a session
+    that overlaps the range, which bounds the scan.
     """
     horizon = (
         select(func.coalesce(func.max(sessions.c.ended_at), rng.end))
@@ -94,33 +148,22 @@ def time_on_page(sites: Sequence[str], rng: Range, pathnames: Sequence[str]) -> 
         )
         .scalar_subquery()
     )
-    views = (
-        select(
-            events.c.pathname,
-            events.c.ts,
-            func.lead(events.c.ts)
-            .over(partition_by=events.c.session_id, order_by=events.c.ts)
-            .label("next_ts"),
-        )
-        .where(
-            events.c.site_id.in_(sites),
-            events.c.name == PAGEVIEW,
-            events.c.ts >= rng.start,
-            events.c.ts <= horizon,
-        )
-        .subquery()
-    )
+    e = events.c
     return (
         select(
-            views.c.pathname,
-            func.avg(extract("epoch", views.c.next_ts - views.c.ts)).label("avg_duration"),
+            e.prev_pathname.label("pathname"),
+            func.avg(extract("epoch", e.ts - e.prev_ts)).label("avg_duration"),
         )
         .where(
-            views.c.ts <= rng.end,
-            views.c.next_ts.is_not(None),
-            views.c.pathname.in_(pathnames),
+            e.site_id.in_(sites),
+            e.name == PAGEVIEW,
+            e.ts >= rng.start,
+            e.ts <= horizon,
+            e.prev_ts >= rng.start,
+            e.prev_ts <= rng.end,
+            e.prev_pathname.in_(pathnames),
         )
-        .group_by(views.c.pathname)
+        .group_by(e.prev_pathname)
     )
 
 
@@ -164,8 +207,13 @@ def _bucket(column: ColumnElement[datetime], interval: Interval) -> ColumnElemen
 
 
 def events_by_bucket(sites: Sequence[str], rng: Range, interval: Interval) -> Select:
-    bucket = _bucket(events.c.ts, interval).label("bucket")
-    return select(bucket, visitors, pageviews).where(_events_in(sites, rng)).group_by(bucket)
+    if interval.unit in ("minute", "hour"):
+        bucket = _bucket(events.c.ts, interval).label("bucket")
+        return select(bucket, visitors, pageviews).where(_events_in(sites, rng)).group_by(bucket)
+    # Day, week and month buckets start at midnight: whole visitor-days fall in one bucket.
+    rows = visitor_rows(sites, rng, with_time=True)
+    day_bucket = _bucket(rows.c.t, interval).label("bucket")
+    return select(day_bucket, *_rollup_metrics(rows)).group_by(day_bucket)
 
 
 def sessions_by_bucket(sites: Sequence[str], rng: Range, interval: Interval) -> Select:
@@ -205,11 +253,12 @@ def custom_events(sites: Sequence[str], rng: Range) -> Select:
 
 def breakdown(kind: str, sites: Sequence[str], rng: Range, limit: int) -> Select:
     """Visitors and pageviews per combination of the `kind` dimensions (see BREAKDOWNS)."""
-    dims = BREAKDOWNS[kind]
+    rows = visitor_rows(sites, rng, BREAKDOWNS[kind])
+    dims = [rows.c[d] for d in BREAKDOWNS[kind]]
+    by_visitors, by_pageviews = _rollup_metrics(rows)
     return (
-        select(*dims, visitors, pageviews)
-        .where(_events_in(sites, rng))
+        select(*dims, by_visitors, by_pageviews)
         .group_by(*dims)
-        .order_by(visitors.desc(), pageviews.desc(), *dims)
+        .order_by(by_visitors.desc(), by_pageviews.desc(), *dims)
         .limit(limit)
     )

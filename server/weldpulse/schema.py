@@ -84,6 +84,10 @@ events = Table(
     Column("browser", Text, nullable=False),
     Column("os", Text, nullable=False),
     Column("props", Text, nullable=False),  # JSON object
+    # Pageviews only: the previous pageview of the same session, so time on
+    # page is one filtered scan instead of a window over every pageview.
+    Column("prev_pathname", Text, nullable=True),
+    Column("prev_ts", DateTime, nullable=True),
 )
 
 # One row per session, maintained at ingestion so that queries never have to
@@ -107,4 +111,24 @@ sessions = Table(
     Column("device_type", String(16), nullable=False),
     Column("browser", Text, nullable=False),
     Column("os", Text, nullable=False),
+    Column("last_pageview_at", DateTime, nullable=True),  # None until the first pageview
+)
+
+# Per site, UTC day, visitor and visitor attributes: pageviews and events.
+# Rows are appended per ingested batch (a visitor may have several rows a
+# day); sums and count(DISTINCT visitor_id) over them are exact, with about
+# one row per visitor-day instead of one per event.
+visitor_days = Table(
+    "visitor_days",
+    events_db,
+    Column("site_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("visitor_id", BigInteger, nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("region", Text, nullable=False),
+    Column("device_type", String(16), nullable=False),
+    Column("browser", Text, nullable=False),
+    Column("os", Text, nullable=False),
+    Column("pageviews", Integer, nullable=False),
+    Column("events", Integer, nullable=False),
 )

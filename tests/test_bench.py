@@ -1,0 +1,35 @@
+"""The benchmark harness still works: a 10,000-event smoke run writes its JSON, table and chart.
+
+Only that the harness runs end to end is checked here; its timings are
+never asserted (benchmarks are not timed tests).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def test_bench_smoke_run_reports_every_endpoint(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "run.py", "--events", "10000", "--requests", "2", "--warmup", "1",
+         "--out", str(tmp_path)],
+        cwd=BENCH, check=True, timeout=300,
+    )  # fmt: skip
+    result = json.loads((tmp_path / "embedded-10000.json").read_text())
+    endpoints = {"stats", "pages", "referrers", "timeseries", "events", "geo", "devices"}
+    for endpoint in endpoints:
+        for window in ("30d", "90d"):
+            assert result["floor"][f"{endpoint}/{window}"]["n"] == 2
+            for transport in ("envoy", "grpc"):
+                assert result["api"][f"{endpoint}/{window}/{transport}"]["p50"] > 0
+    assert result["api"]["realtime/now/envoy"]["n"] == 2
+    assert result["api"]["sites/now/grpc"]["n"] == 2
+    assert result["load"]["record_1000_events"] == 1000
+    assert result["load"]["record_bulk_events_per_s"] > 0
+    assert result["server_max_rss_mib"] > 0
+    table = (tmp_path / "embedded-10000.md").read_text()
+    assert "| stats | 30d |" in table and "| devices | 90d |" in table
+    assert (tmp_path / "latency-vs-events-embedded.png").stat().st_size > 1000

@@ -1,0 +1,178 @@
+"""Rollup-backed answers equal the definitions computed from the raw events.
+
+stats, geo, devices and day/week/month timeseries read whole days from the
+visitor_days rollup and partial days from raw events; time on page reads
+the stored previous-pageview links. Here both are checked against figures
+computed directly from the events (in Python, and with the window query
+the links replace), over ranges that are day-aligned, partial at either end
+and inside one day, with a session crossing midnight and imported visitor
+ids that keep their id (and change their attributes) across days.
+"""
+
+import random
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import Stack
+from sqlalchemy import text
+from weldpulse import accounts, ingest
+from weldpulse.ingest import Event
+
+DAY0 = datetime(2024, 3, 1)
+PATHS = ["/", "/a", "/b", "/c", "/d"]
+PLACES = [("US", "Ohio"), ("DE", "Bavaria"), ("FR", "Brittany")]
+AGENTS = [("desktop", "Chrome", "Linux"), ("mobile", "Safari", "iOS")]
+RANGES = [
+    ("2024-03-01", "2024-03-03"),  # whole days only
+    ("2024-03-02", "2024-03-02"),
+    ("2024-03-01T12:00:00Z", "2024-03-03T06:30:00Z"),  # partial days at both ends
+    ("2024-03-01T00:00:00Z", "2024-03-02T23:59:59Z"),  # last day one second short
+    ("2024-03-02T08:00:00Z", "2024-03-02T09:00:00Z"),  # inside one day
+    ("2024-02-29", "2024-03-05"),
+]
+
+
+def _events(site: str) -> list[Event]:
+    rng = random.Random(11)
+    out = []
+
+    def add(visitor: int, ts: datetime, name: str = "pageview", place: int = 0, agent: int = 0):
+        (country, region), (device, browser, os_name) = PLACES[place], AGENTS[agent]
+        out.append(Event(site_id=site, ts=ts, name=name, visitor_id=visitor,
+                         pathname=rng.choice(PATHS), country=country, region=region,
+                         device_type=device, browser=browser, os=os_name))  # fmt: skip
+
+    for visitor in range(1, 120):  # daily ids: one day each, a few sessions
+        day = DAY0 + timedelta(days=visitor % 3)
+        place, agent = visitor % 3, visitor % 2
+        for _ in range(rng.randint(1, 3)):
+            ts = day + timedelta(seconds=rng.randint(0, 86_000))
+            for _ in range(rng.randint(1, 4)):
+                add(visitor, ts, "signup" if rng.random() < 0.1 else "pageview", place, agent)
+                ts += timedelta(seconds=rng.randint(5, 1700))
+    # A session crossing midnight keeps its id into the next day.
+    for minute in (-10, -1, 5, 20):
+        add(500, DAY0 + timedelta(days=1, minutes=minute), place=1)
+    # Imported events with a stable id on every day, from changing places and devices.
+    for d in range(3):
+        for h in (1, 13, 22):
+            add(600, DAY0 + timedelta(days=d, hours=h), place=d, agent=h % 2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rolled(stack: Stack) -> tuple[str, list[Event]]:
+    with stack.metadata.begin() as conn:
+        project = accounts.create_project(conn, "Rollups", "pro")
+        site = accounts.create_site(conn, project, "rollups.example")["id"]
+        key = accounts.create_api_key(conn, project, ["stats:read"])["key"]
+    events = _events(site)
+    ordered = sorted(events, key=lambda e: e.ts)
+    for lo in range(0, len(ordered), 97):  # many batches: several rollup rows per visitor-day
+        ingest.record(stack.events, ordered[lo : lo + 97])
+    return key, events
+
+
+def _api(stack: Stack, path: str, key: str, **params: Any) -> list[dict]:
+    resp = stack.http.get(path, params=params, headers={"Authorization": f"Bearer {key}"})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["data"]
+
+
+def _instant(value: str, end: bool) -> datetime:
+    if len(value) == 10:
+        return datetime.fromisoformat(value) + (
+            timedelta(days=1, microseconds=-1) if end else timedelta()
+        )
+    return datetime.fromisoformat(value.removesuffix("Z"))
+
+
+def _grouped(events: list[Event], key: Any) -> dict[Any, tuple[int, int]]:
+    visitors: dict[Any, set[int]] = defaultdict(set)
+    views: dict[Any, int] = defaultdict(int)
+    for e in events:
+        visitors[key(e)].add(e.visitor_id)
+        views[key(e)] += e.name == "pageview"
+    return {k: (len(v), views[k]) for k, v in visitors.items()}
+
+
+@pytest.mark.parametrize(("start", "end"), RANGES)
+def test_visitor_metrics_equal_raw_events(
+    stack: Stack, rolled: tuple, start: str, end: str
+) -> None:
+    key, events = rolled
+    lo, hi = _instant(start, False), _instant(end, True)
+    inside = [e for e in events if lo <= e.ts <= hi]
+    params = {"start": start, "end": end, "limit": 1000}
+    total = _grouped(inside, lambda e: ())
+    stats = _api(stack, "/v1/stats", key, start=start, end=end)[0]
+    assert (stats["visitors"], stats["pageviews"]) == total.get((), (0, 0))
+    geo = _api(stack, "/v1/geo", key, **params)
+    assert {(r["country"], r["region"]): (r["visitors"], r["pageviews"]) for r in geo} == _grouped(
+        inside, lambda e: (e.country, e.region)
+    )
+    devices = _api(stack, "/v1/devices", key, **params)
+    assert {
+        (r["device_type"], r["browser"], r["os"]): (r["visitors"], r["pageviews"]) for r in devices
+    } == _grouped(inside, lambda e: (e.device_type, e.browser, e.os))
+    for interval, width in (("1 day", 1), ("2 days", 2)):
+        series = _api(stack, "/v1/timeseries", key, interval=interval, start=start, end=end)
+        got = {r["t"]: (r["visitors"], r["pageviews"]) for r in series if r["visitors"]}
+        epoch_day = lambda e, w=width: (e.ts - datetime(1970, 1, 1)).days // w * w  # noqa: E731
+        expected = _grouped(inside, epoch_day)
+        assert got == {
+            (datetime(1970, 1, 1) + timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%S"): v
+            for d, v in expected.items()
+        }
+
+
+TIME_ON_PAGE = """
+    SELECT pathname, avg(extract(epoch FROM next_ts - ts)) AS seconds
+    FROM (SELECT pathname, ts, lead(ts) OVER (PARTITION BY session_id ORDER BY ts) AS next_ts
+          FROM events WHERE site_id = :site AND name = 'pageview') AS v
+    WHERE ts >= :lo AND ts <= :hi AND next_ts IS NOT NULL GROUP BY pathname"""
+
+
+@pytest.mark.parametrize(("start", "end"), RANGES)
+def test_time_on_page_equals_window_over_raw_events(
+    stack: Stack, rolled: tuple, start: str, end: str
+) -> None:
+    key, events = rolled
+    lo, hi = _instant(start, False), _instant(end, True)
+    with stack.events.connect() as conn:
+        expected = {
+            r.pathname: round(float(r.seconds), 1)
+            for r in conn.execute(
+                text(TIME_ON_PAGE), {"site": events[0].site_id, "lo": lo, "hi": hi}
+            )
+        }
+    pages = _api(stack, "/v1/pages", key, start=start, end=end, limit=1000)
+    assert {r["pathname"]: r["avg_duration"] for r in pages} == {
+        p["pathname"]: expected.get(p["pathname"], 0.0) for p in pages
+    }
+    assert set(expected) <= {r["pathname"] for r in pages}
+
+
+def test_compaction_keeps_answers_and_leaves_one_row_per_visitor_day(
+    stack: Stack, rolled: tuple
+) -> None:
+    key, events = rolled
+    params = {"start": "2024-03-01", "end": "2024-03-03"}
+
+    def answers() -> list[list[dict]]:
+        return [_api(stack, f"/v1/{p}", key, **params) for p in ("stats", "geo", "devices")]
+
+    before = answers()
+    site = events[0].site_id
+    count = text("SELECT count(*) FROM visitor_days WHERE site_id = :site")
+    with stack.events.connect() as conn:
+        rows_before = conn.execute(count, {"site": site}).scalar_one()
+    for day in (1, 2, 3):
+        ingest.compact_visitor_days(stack.events, DAY0.date().replace(day=day))
+    keys = {(e.ts.date(), e.visitor_id, e.country, e.region, e.device_type, e.browser, e.os)
+            for e in events}  # fmt: skip
+    with stack.events.connect() as conn:
+        assert conn.execute(count, {"site": site}).scalar_one() == len(keys) < rows_before
+    assert answers() == before
