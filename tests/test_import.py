@@ -168,3 +168,59 @@ def test_import_needs_write_scope_and_own_site(stack: Stack, tenant: Tenant) -> 
     resp = post(stack, tenant.write_key, {"site_id": tenant.site_id, "events": []})
     assert resp.status_code == 400
     assert stack.http.post("/v1/import", json=body).status_code == 401
+
+
+def test_collector_compacts_a_finished_days_rollup(stack: Stack, tenant: Tenant) -> None:
+    from sqlalchemy import func, select
+    from weldpulse import enrich
+    from weldpulse.collector import Collector
+    from weldpulse.pipeline import Hit, Site, check, enrich_hit
+    from weldpulse.schema import visitor_days
+    from weldpulse.visitors import Salts
+
+    day = BASE.date()
+    clock = {"today": day}
+    collector = Collector(stack.events, today=lambda: clock["today"])
+    salts, geo, site = (
+        Salts(stack.metadata),
+        enrich.GeoIP(None),
+        Site(tenant.site_id, tenant.domain),
+    )
+
+    def store(minute: int) -> None:
+        hits = [
+            Hit(
+                site,
+                BASE + timedelta(minutes=minute),
+                "pageview",
+                f"https://{tenant.domain}/",
+                "",
+                UA["iphone"],
+                "",
+                {},
+                f"v{v}",
+            )
+            for v in range(3)
+        ]
+        collector.submit([enrich_hit(h, check(h), salts, geo) for h in hits]).result()
+
+    def rows() -> int:
+        with stack.events.connect() as conn:
+            return conn.execute(
+                select(func.count())
+                .select_from(visitor_days)
+                .where(visitor_days.c.site_id == tenant.site_id, visitor_days.c.day == day)
+            ).scalar_one()
+
+    try:
+        store(0)
+        store(1)  # a second batch: a second row per visitor
+        assert rows() == 6
+        before = read(stack, tenant, "/v1/stats", start="2024-03-04", end="2024-03-04")
+        clock["today"] = day + timedelta(days=1)
+        store(24 * 60)  # the next day's first write compacts the finished day first
+        assert rows() == 3
+        after = read(stack, tenant, "/v1/stats", start="2024-03-04", end="2024-03-04")
+        assert after == before and after[0]["visitors"] == 3 and after[0]["pageviews"] == 6
+    finally:
+        collector.close()

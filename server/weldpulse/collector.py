@@ -9,9 +9,9 @@ import dataclasses
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine, select
 from weldpulse import ingest
@@ -53,9 +53,17 @@ def _continue_sessions(engine: Engine, items: list[Enriched]) -> list[ingest.Eve
     return out
 
 
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
 class Collector:
-    def __init__(self, events: Engine) -> None:
+    """The single writer of the events store; it also compacts each finished day's rollup."""
+
+    def __init__(self, events: Engine, today: Callable[[], date] = _utc_today) -> None:
         self.engine = events
+        self.today = today
+        self._compacted: date | None = None
         self._queue: queue.Queue[tuple[list[Enriched], Future[int]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
         self._thread.start()
@@ -89,9 +97,21 @@ class Collector:
                     break
                 batch.append(nxt)
                 size += len(nxt[0])
+            self._compact_finished_day()
             self._write(batch)
             if stop:
                 return
+
+    def _compact_finished_day(self) -> None:
+        """Once a day, merges yesterday's per-batch rollup rows (small batches leave many)."""
+        today = self.today()
+        if self._compacted == today:
+            return
+        self._compacted = today
+        try:
+            ingest.compact_visitor_days(self.engine, today - timedelta(days=1))
+        except Exception:  # answers stay exact without it; try again tomorrow
+            log.exception("could not compact the rollup of %s", today - timedelta(days=1))
 
     def _write(self, batch: list[tuple[list[Enriched], Future[int]]]) -> None:
         items = [item for chunk, _ in batch for item in chunk]
