@@ -65,7 +65,7 @@ def test_any_collect_body_is_accepted_or_a_clear_400(
 def test_check_accepts_exactly_what_is_within_the_limits(name: str, props: dict) -> None:
     hit = Hit(
         Site("s", "example.com"),
-        __import__("datetime").datetime(2024, 1, 1),
+        datetime(2024, 1, 1),
         name,
         "https://example.com/",
         "",
