@@ -5,11 +5,14 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from weldpulse.envoy import Envoy
 
 
 @dataclass
@@ -65,3 +68,27 @@ def spawn(metadata_url: str, events_url: str, log_path: Path, **env: str) -> Ser
         status = stub.Check(health_pb2.HealthCheckRequest(), timeout=10).status
         assert status == health_pb2.HealthCheckResponse.SERVING
     return server
+
+
+@contextmanager
+def behind_envoy(
+    metadata_url: str, events_url: str | None, tmp: Path, count: int = 2, **env: str
+) -> Iterator[tuple[list[ServerProcess], Envoy]]:
+    """`count` server processes on shared stores behind one Envoy.
+
+    `events_url=None` gives each process a DuckDB file of its own (a DuckDB
+    file is opened by one process at a time); a PostgreSQL URL is shared.
+    """
+    servers: list[ServerProcess] = []
+    envoy = None
+    try:
+        for i in range(count):
+            events = events_url or f"duckdb:///{tmp}/{i}.db"
+            servers.append(spawn(metadata_url, events, tmp / f"server{i}.log", **env))
+        envoy = Envoy([s.port for s in servers], log_path=tmp / "envoy.log").start()
+        yield servers, envoy
+    finally:
+        if envoy:
+            envoy.stop()
+        for server in servers:
+            server.kill()

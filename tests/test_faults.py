@@ -16,7 +16,7 @@ import httpx
 import pytest
 from conftest import Stack, seed
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from servers import ServerProcess, spawn
+from servers import ServerProcess, behind_envoy, spawn
 from sqlalchemy import select, text
 from weldpulse import accounts, db, schema
 from weldpulse.app import build_server
@@ -158,32 +158,18 @@ def test_database_down_is_503_then_recovers(private_postgres: PrivatePostgres) -
 
 @pytest.fixture
 def two_servers(stack: Stack, tmp_path: Path) -> Iterator[tuple[list[ServerProcess], Envoy]]:
-    servers: list[ServerProcess] = []
-    envoy = None
-    try:
-        for i in range(2):
-            events = (
-                stack.events_url if stack.engine == "postgres" else f"duckdb:///{tmp_path}/{i}.db"
-            )
-            servers.append(
-                spawn(
-                    stack.metadata_url,
-                    events,
-                    tmp_path / f"server{i}.log",
-                    WELDPULSE_RATE_LIMIT="1000000",
-                    WELDPULSE_SHUTDOWN_GRACE_SECONDS="10",
-                    # Longer than Envoy's health-check interval (0.5 s): Envoy
-                    # sees NOT_SERVING and moves traffic before calls are refused.
-                    WELDPULSE_DRAIN_SECONDS="2",
-                )
-            )
-        envoy = Envoy([s.port for s in servers], log_path=tmp_path / "envoy.log").start()
-        yield servers, envoy
-    finally:
-        if envoy:
-            envoy.stop()
-        for server in servers:
-            server.kill()
+    shared = stack.events_url if stack.engine == "postgres" else None
+    with behind_envoy(
+        stack.metadata_url,
+        shared,
+        tmp_path,
+        WELDPULSE_RATE_LIMIT="1000000",
+        WELDPULSE_SHUTDOWN_GRACE_SECONDS="10",
+        # Longer than Envoy's health-check interval (0.5 s): Envoy sees
+        # NOT_SERVING and moves traffic before calls are refused.
+        WELDPULSE_DRAIN_SECONDS="2",
+    ) as both:
+        yield both
 
 
 def test_sigterm_under_load_fails_no_call(

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import redis
 from conftest import Stack
-from servers import ServerProcess, spawn
+from servers import ServerProcess, behind_envoy, spawn
 from weldpulse.envoy import Envoy
 from weldpulse.redis_limiter import RETRY_REDIS_AFTER, RedisLimiter
 
@@ -61,27 +61,15 @@ def test_redis_down_fails_open_to_the_in_process_limit() -> None:
 def two_servers(stack: Stack, redis_url: str) -> Iterator[tuple[list[ServerProcess], Envoy]]:
     """Two server processes on the stack's stores (events: one DuckDB file each), one Envoy."""
     tmp = Path(tempfile.mkdtemp(prefix="weldpulse-two-"))
-    servers: list[ServerProcess] = []
-    envoy = None
-    try:
-        for i in range(2):
-            events = stack.events_url if stack.engine == "postgres" else f"duckdb:///{tmp}/{i}.db"
-            servers.append(
-                spawn(
-                    stack.metadata_url,
-                    events,
-                    tmp / f"server{i}.log",
-                    WELDPULSE_REDIS_URL=redis_url,
-                    WELDPULSE_MAX_CONCURRENT_RPCS="400",
-                )
-            )
-        envoy = Envoy([s.port for s in servers], log_path=tmp / "envoy.log").start()
-        yield servers, envoy
-    finally:
-        if envoy:
-            envoy.stop()
-        for server in servers:
-            server.kill()
+    shared = stack.events_url if stack.engine == "postgres" else None
+    with behind_envoy(
+        stack.metadata_url,
+        shared,
+        tmp,
+        WELDPULSE_REDIS_URL=redis_url,
+        WELDPULSE_MAX_CONCURRENT_RPCS="400",
+    ) as both:
+        yield both
 
 
 def test_150_concurrent_requests_on_two_processes_give_100_ok_and_50_429(
