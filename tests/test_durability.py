@@ -1,9 +1,6 @@
 """kill -9 of the server after 10,000 acknowledged collects loses none of them."""
 
-import os
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -13,12 +10,12 @@ from pathlib import Path
 import grpc
 import pytest
 from conftest import _postgres_database
+from servers import spawn
 from sqlalchemy import func, select
 from weldpulse import accounts, db
 from weldpulse.schema import events
 from weldpulse.v1 import ingest_pb2, ingest_pb2_grpc
 
-HERE = Path(__file__).resolve().parent
 ACKED_BEFORE_KILL = 10_000
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
 
@@ -44,10 +41,8 @@ def test_kill_9_loses_no_acknowledged_collect(urls: tuple[str, str]) -> None:
     assert store is not None
     store.dispose()  # DuckDB: one process at a time
 
-    env = {**os.environ, "WELDPULSE_METADATA_URL": meta_url, "WELDPULSE_EVENTS_URL": events_url}
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "serve.py")], env=env, stdout=subprocess.PIPE, text=True
-    )
+    server = spawn(meta_url, events_url, Path(tempfile.mkdtemp()) / "server.log")
+    port = server.port
     acked = 0
     lock = threading.Lock()
     stop = threading.Event()
@@ -73,23 +68,19 @@ def test_kill_9_loses_no_acknowledged_collect(urls: tuple[str, str]) -> None:
                     acked += 1
 
     try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
         workers = [threading.Thread(target=client, args=(w,)) for w in range(8)]
         for w in workers:
             w.start()
         deadline = time.monotonic() + 180
         while acked < ACKED_BEFORE_KILL and time.monotonic() < deadline:
             time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait(10)
         stop.set()
         for w in workers:
             w.join(10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        server.kill()
 
     meta, store = db.open_stores(meta_url, events_url)
     assert store is not None
