@@ -1,23 +1,25 @@
 """Rollup-backed answers equal the definitions computed from the raw events.
 
 stats, geo, devices and day/week/month timeseries read whole days from the
-visitor_days rollup and partial days from raw events; time on page reads
-the stored previous-pageview links. Here both are checked against figures
-computed directly from the events (in Python, and with the window query
-the links replace), over ranges that are day-aligned, partial at either end
-and inside one day, with a session crossing midnight and imported visitor
-ids that keep their id (and change their attributes) across days.
+visitor_days rollup and partial days from raw events; pages and referrers
+read rolled days from page_days/source_days; time on page reads the stored
+previous-pageview links. Here all are checked against figures computed
+directly from the events and sessions (in Python, and with plain SQL over
+the raw tables), over ranges that are day-aligned, partial at either end
+and inside one day, with a session crossing midnight, imported visitor ids
+that keep their id (and change their attributes) across days and sites,
+before and after days are rolled, and after writes into rolled days.
 """
 
 import random
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from conftest import Stack
 from sqlalchemy import text
-from weldpulse import accounts, ingest
+from weldpulse import accounts, ingest, rollups
 from weldpulse.ingest import Event
 
 DAY0 = datetime(2024, 3, 1)
@@ -34,13 +36,14 @@ RANGES = [
 ]
 
 
-def _events(site: str) -> list[Event]:
+def _events(site: str, other: str) -> list[Event]:
     rng = random.Random(11)
     out = []
 
-    def add(visitor: int, ts: datetime, name: str = "pageview", place: int = 0, agent: int = 0):
+    def add(visitor: int, ts: datetime, name: str = "pageview", place: int = 0, agent: int = 0,
+            on: str = site):  # fmt: skip
         (country, region), (device, browser, os_name) = PLACES[place], AGENTS[agent]
-        out.append(Event(site_id=site, ts=ts, name=name, visitor_id=visitor,
+        out.append(Event(site_id=on, ts=ts, name=name, visitor_id=visitor,
                          pathname=rng.choice(PATHS), country=country, region=region,
                          device_type=device, browser=browser, os=os_name))  # fmt: skip
 
@@ -59,6 +62,9 @@ def _events(site: str) -> list[Event]:
     for d in range(3):
         for h in (1, 13, 22):
             add(600, DAY0 + timedelta(days=d, hours=h), place=d, agent=h % 2)
+    # A second site: the same imported id, and a daily id equal to one of the first site's.
+    for visitor, d, h in ((600, 0, 3), (600, 2, 4), (5, 2, 9), (5, 2, 10), (701, 1, 8)):
+        add(visitor, DAY0 + timedelta(days=d, hours=h), on=other)
     return out
 
 
@@ -67,8 +73,9 @@ def rolled(stack: Stack) -> tuple[str, list[Event]]:
     with stack.metadata.begin() as conn:
         project = accounts.create_project(conn, "Rollups", "pro")
         site = accounts.create_site(conn, project, "rollups.example")["id"]
+        other = accounts.create_site(conn, project, "other.rollups.example")["id"]
         key = accounts.create_api_key(conn, project, ["stats:read"])["key"]
-    events = _events(site)
+    events = _events(site, other)
     ordered = sorted(events, key=lambda e: e.ts)
     for lo in range(0, len(ordered), 97):  # many batches: several rollup rows per visitor-day
         ingest.record(stack.events, ordered[lo : lo + 97])
@@ -87,6 +94,11 @@ def _instant(value: str, end: bool) -> datetime:
             timedelta(days=1, microseconds=-1) if end else timedelta()
         )
     return datetime.fromisoformat(value.removesuffix("Z"))
+
+
+def _sites(events: list[Event]) -> dict[str, str]:
+    site = events[0].site_id
+    return {"site": site, "other": next(e.site_id for e in events if e.site_id != site)}
 
 
 def _grouped(events: list[Event], key: Any) -> dict[Any, tuple[int, int]]:
@@ -131,7 +143,7 @@ def test_visitor_metrics_equal_raw_events(
 TIME_ON_PAGE = """
     SELECT pathname, avg(extract(epoch FROM next_ts - ts)) AS seconds
     FROM (SELECT pathname, ts, lead(ts) OVER (PARTITION BY session_id ORDER BY ts) AS next_ts
-          FROM events WHERE site_id = :site AND name = 'pageview') AS v
+          FROM events WHERE site_id IN (:site, :other) AND name = 'pageview') AS v
     WHERE ts >= :lo AND ts <= :hi AND next_ts IS NOT NULL GROUP BY pathname"""
 
 
@@ -144,9 +156,7 @@ def test_time_on_page_equals_window_over_raw_events(
     with stack.events.connect() as conn:
         expected = {
             r.pathname: round(float(r.seconds), 1)
-            for r in conn.execute(
-                text(TIME_ON_PAGE), {"site": events[0].site_id, "lo": lo, "hi": hi}
-            )
+            for r in conn.execute(text(TIME_ON_PAGE), {**_sites(events), "lo": lo, "hi": hi})
         }
     pages = _api(stack, "/v1/pages", key, start=start, end=end, limit=1000)
     assert {r["pathname"]: r["avg_duration"] for r in pages} == {
@@ -165,14 +175,112 @@ def test_compaction_keeps_answers_and_leaves_one_row_per_visitor_day(
         return [_api(stack, f"/v1/{p}", key, **params) for p in ("stats", "geo", "devices")]
 
     before = answers()
-    site = events[0].site_id
-    count = text("SELECT count(*) FROM visitor_days WHERE site_id = :site")
+    count = text("SELECT count(*) FROM visitor_days WHERE site_id IN (:site, :other)")
     with stack.events.connect() as conn:
-        rows_before = conn.execute(count, {"site": site}).scalar_one()
+        rows_before = conn.execute(count, _sites(events)).scalar_one()
     for day in (1, 2, 3):
         ingest.compact_visitor_days(stack.events, DAY0.date().replace(day=day))
-    keys = {(e.ts.date(), e.visitor_id, e.country, e.region, e.device_type, e.browser, e.os)
-            for e in events}  # fmt: skip
+    keys = {(e.site_id, e.ts.date(), e.visitor_id, e.country, e.region, e.device_type, e.browser,
+             e.os) for e in events}  # fmt: skip
     with stack.events.connect() as conn:
-        assert conn.execute(count, {"site": site}).scalar_one() == len(keys) < rows_before
+        assert conn.execute(count, _sites(events)).scalar_one() == len(keys) < rows_before
     assert answers() == before
+
+
+ENTRIES = """
+    SELECT entry_page, count(*) AS n,
+           sum(CASE WHEN pageviews = 1 AND events = 1 THEN 1 ELSE 0 END) AS bounces
+    FROM sessions WHERE site_id IN (:site, :other) AND started_at >= :lo AND started_at <= :hi
+    GROUP BY entry_page"""
+SOURCES = """
+    SELECT referrer_source, count(DISTINCT visitor_id) AS visitors, sum(pageviews) AS views,
+           count(*) AS n, sum(CASE WHEN pageviews = 1 AND events = 1 THEN 1 ELSE 0 END) AS bounces
+    FROM sessions WHERE site_id IN (:site, :other) AND started_at >= :lo AND started_at <= :hi
+    GROUP BY referrer_source"""
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
+
+
+def _check_pages_and_referrers(stack: Stack, events: list[Event]) -> None:
+    """/v1/pages and /v1/referrers over every range equal the definitions on raw rows."""
+    with stack.metadata.begin() as conn:  # 12 calls a check: a key each, clear of the rate limit
+        project = conn.execute(
+            text("SELECT project_id FROM sites WHERE id = :id"), {"id": events[0].site_id}
+        ).scalar_one()
+        key = accounts.create_api_key(conn, project, ["stats:read"])["key"]
+    for start, end in RANGES:
+        lo, hi = _instant(start, False), _instant(end, True)
+        args = {**_sites(events), "lo": lo, "hi": hi}
+        with stack.events.connect() as conn:
+            times = {r.pathname: round(float(r.seconds), 1)
+                     for r in conn.execute(text(TIME_ON_PAGE), args)}  # fmt: skip
+            entries = {
+                r.entry_page: _rate(r.bounces, r.n) for r in conn.execute(text(ENTRIES), args)
+            }
+            sources = {r.referrer_source: (r.visitors, r.views, _rate(r.bounces, r.n))
+                       for r in conn.execute(text(SOURCES), args)}  # fmt: skip
+        views = [e for e in events if lo <= e.ts <= hi and e.name == "pageview"]
+        expected = {path: (v, n, entries.get(path, 0.0), times.get(path, 0.0))
+                    for path, (v, n) in _grouped(views, lambda e: e.pathname).items()}  # fmt: skip
+        pages = _api(stack, "/v1/pages", key, start=start, end=end, limit=1000)
+        got_pages = {r["pathname"]: (r["visitors"], r["pageviews"], r["bounce_rate"],
+                                     r["avg_duration"]) for r in pages}  # fmt: skip
+        assert got_pages == expected, (start, end)
+        referrers = _api(stack, "/v1/referrers", key, start=start, end=end, limit=1000)
+        got_sources = {r["referrer_source"]: (r["visitors"], r["pageviews"], r["bounce_rate"])
+                       for r in referrers}  # fmt: skip
+        assert got_sources == sources, (start, end)
+
+
+def _marked(stack: Stack, events: list[Event]) -> dict[tuple[str, date], datetime]:
+    """When each (site, day) of the module's sites was last rolled."""
+    query = text("SELECT site_id, day, rolled_at FROM rolled_days WHERE site_id IN (:site, :other)")
+    with stack.events.connect() as conn:
+        return {(r.site_id, r.day): r.rolled_at for r in conn.execute(query, _sites(events))}
+
+
+def test_pages_and_referrers_equal_definitions_before_and_after_rolling(
+    stack: Stack, rolled: tuple
+) -> None:
+    _, events = rolled
+    site, other = _sites(events).values()
+    _check_pages_and_referrers(stack, events)  # whatever the collector rolled so far
+    rollups.roll_pending(stack.events, date(2024, 3, 2))  # up to 2024-03-01 only
+    assert {(site, date(2024, 3, 1)), (other, date(2024, 3, 1))} <= set(_marked(stack, events))
+    _check_pages_and_referrers(stack, events)  # rolled 03-01, raw 03-02 and 03-03
+    rollups.roll_pending(stack.events, date(2024, 3, 10))
+    assert set(_marked(stack, events)) == {(e.site_id, e.ts.date()) for e in events}
+    _check_pages_and_referrers(stack, events)
+
+
+def test_a_write_into_rolled_days_unmarks_them_and_answers_stay_exact(
+    stack: Stack, rolled: tuple
+) -> None:
+    _, events = rolled
+    site = _sites(events)["site"]
+    rollups.roll_pending(stack.events, date(2024, 3, 10))
+    late = [
+        # Continues visitor 500's session that started on 03-01 and crossed midnight.
+        Event(site_id=site, ts=datetime(2024, 3, 2, 0, 45), name="pageview", visitor_id=500,
+              pathname="/late", country="DE", region="Bavaria"),
+        Event(site_id=site, ts=datetime(2024, 3, 2, 15, 0), name="pageview", visitor_id=900,
+              pathname="/a", referrer_source="Google"),
+    ]  # fmt: skip
+    before = _marked(stack, events)
+    written_at = datetime.now(UTC).replace(tzinfo=None)
+    ingest.record(stack.events, late)
+    events.extend(late)  # the module's later tests see them too
+    # The continued session's start day and the new events' day lose their marks;
+    # the collector may have rolled them again since, but not from older rows.
+    after = _marked(stack, events)
+    touched = {(site, date(2024, 3, 1)), (site, date(2024, 3, 2))}
+    assert all(after[k] > written_at for k in touched & set(after))
+    assert {k: v for k, v in after.items() if k not in touched} == {
+        k: v for k, v in before.items() if k not in touched
+    }
+    _check_pages_and_referrers(stack, events)
+    rollups.roll_pending(stack.events, date(2024, 3, 10))
+    assert set(_marked(stack, events)) == {(e.site_id, e.ts.date()) for e in events}
+    _check_pages_and_referrers(stack, events)

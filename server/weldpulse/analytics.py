@@ -1,7 +1,7 @@
 """AnalyticsService: thin servicers that parse, authorize, query and shape each /v1 call."""
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TypeAlias
 
 import grpc
@@ -10,6 +10,7 @@ from sqlalchemy.engine import Row
 from weldpulse import accounts, queries
 from weldpulse.interceptors import principal_var
 from weldpulse.params import (
+    Range,
     bucket_start,
     buckets,
     parse_interval,
@@ -55,6 +56,10 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         with self.events.connect() as conn:
             return conn.execute(stmt).all()
 
+    def _rolled(self, sites: Sequence[str], rng: Range) -> list[date]:
+        """Whole days of the range that pages and referrers may read from the day rollups."""
+        return [r.day for r in self._rows(queries.rolled_days_of(sites, rng))]
+
     def GetStats(self, request: pb.GetStatsRequest, context: Ctx) -> pb.GetStatsResponse:
         rng = parse_range(request.start, request.end)
         sites = _sites(request.site_id)
@@ -73,14 +78,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         rng = parse_range(request.start, request.end)
         limit = _limit(request, 10)
         sites = _sites(request.site_id)
-        top = self._rows(queries.top_pages(sites, rng, limit))
+        rolled = self._rolled(sites, rng)
+        top = self._rows(queries.top_pages(sites, rng, limit, rolled))
         paths = [r.pathname for r in top]
-        durations = {
-            r.pathname: r.avg_duration for r in self._rows(queries.time_on_page(sites, rng, paths))
-        }
-        bounces = {
-            r.entry_page: r for r in self._rows(queries.entry_page_bounces(sites, rng, paths))
-        }
+        times = queries.time_on_page(sites, rng, paths, rolled)
+        durations = {r.pathname: r.avg_duration for r in self._rows(times)}
+        entries = queries.entry_page_bounces(sites, rng, paths, rolled)
+        bounces = {r.entry_page: r for r in self._rows(entries)}
         data = []
         for r in top:
             entry = bounces.get(r.pathname)
@@ -100,7 +104,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     ) -> pb.ListReferrersResponse:
         rng = parse_range(request.start, request.end)
         limit = _limit(request, 10)
-        rows = self._rows(queries.top_referrers(_sites(request.site_id), rng, limit))
+        sites = _sites(request.site_id)
+        rows = self._rows(queries.top_referrers(sites, rng, limit, self._rolled(sites, rng)))
         return pb.ListReferrersResponse(
             data=[
                 pb.ReferrerRow(

@@ -9,12 +9,13 @@ import dataclasses
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine, select
-from weldpulse import ingest
+from weldpulse import ingest, rollups
 from weldpulse.observability import INGESTED
 from weldpulse.pipeline import SESSION_CONTINUES as SESSION_GAP
 from weldpulse.pipeline import Enriched
@@ -22,6 +23,8 @@ from weldpulse.schema import sessions
 
 log = logging.getLogger(__name__)
 MAX_BATCH_EVENTS = 20_000
+ROLL_EVERY_S = 60.0  # how often to look for finished days without a current rollup
+ROLL_BUDGET_S = 0.5  # rolling pauses writes; at most about this long per look
 
 
 def _continue_sessions(engine: Engine, items: list[Enriched]) -> list[ingest.Event]:
@@ -57,13 +60,26 @@ def _utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-class Collector:
-    """The single writer of the events store; it also compacts each finished day's rollup."""
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
-    def __init__(self, events: Engine, today: Callable[[], date] = _utc_today) -> None:
+
+class Collector:
+    """The single writer of the events store; it also keeps the finished days' rollups."""
+
+    def __init__(
+        self,
+        events: Engine,
+        today: Callable[[], date] = _utc_today,
+        now: Callable[[], datetime] = _utc_now,
+        roll_every_s: float = ROLL_EVERY_S,
+    ) -> None:
         self.engine = events
         self.today = today
+        self.now = now
+        self.roll_every_s = roll_every_s
         self._compacted: date | None = None
+        self._next_roll = 0.0
         self._queue: queue.Queue[tuple[list[Enriched], Future[int]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
         self._thread.start()
@@ -81,7 +97,11 @@ class Collector:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            self._roll_finished_days()
+            try:
+                first = self._queue.get(timeout=max(0.0, self._next_roll - time.monotonic()))
+            except queue.Empty:
+                continue
             if first is None:
                 return
             batch = [first]
@@ -112,6 +132,18 @@ class Collector:
             ingest.compact_visitor_days(self.engine, today - timedelta(days=1))
         except Exception:  # answers stay exact without it; try again tomorrow
             log.exception("could not compact the rollup of %s", today - timedelta(days=1))
+
+    def _roll_finished_days(self) -> None:
+        """Rolls days no session can continue into any more (weldpulse.rollups), a few at a time."""
+        if time.monotonic() < self._next_roll:
+            return
+        before = (self.now() - ingest.SESSION_TIMEOUT).date()
+        try:
+            left = rollups.roll_pending(self.engine, before, budget_s=ROLL_BUDGET_S)
+        except Exception:  # answers stay exact from raw rows; try again later
+            log.exception("could not roll the finished days")
+            left = 0
+        self._next_roll = time.monotonic() + (0 if left else self.roll_every_s)
 
     def _write(self, batch: list[tuple[list[Enriched], Future[int]]]) -> None:
         items = [item for chunk, _ in batch for item in chunk]

@@ -21,6 +21,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.types import ARRAY
+from weldpulse import rollups
 from weldpulse.schema import events, sessions, visitor_days
 
 SESSION_TIMEOUT = timedelta(minutes=30)
@@ -165,6 +166,19 @@ def _visitor_days(batch: list[Event]) -> dict[str, list]:
     return columns
 
 
+def _touched_days(
+    batch: list[Event], prev_ts: list[datetime | None], changed: Iterable[dict]
+) -> set[tuple[str, date]]:
+    """The (site, day) pairs whose day rollups these events change.
+
+    Their own days, the days of the pageviews they follow (time on page) and
+    the start days of the sessions they continue (pageviews, bounces).
+    """
+    touched = {(e.site_id, e.ts.date()) for e in batch}
+    touched |= {(e.site_id, p.date()) for e, p in zip(batch, prev_ts, strict=True) if p}
+    return touched | {(s["site_id"], s["started_at"].date()) for s in changed}
+
+
 def _by_column(rows: Iterable[dict], names: Iterable[str]) -> dict[str, list]:
     rows = list(rows)
     return {name: [r[name] for r in rows] for name in names}
@@ -230,8 +244,9 @@ def record(engine: Engine, batch: Iterable[Event]) -> int:
     ordered = sorted(batch, key=lambda e: e.ts)
     if not ordered:
         return 0
-    with engine.begin() as conn:
+    with rollups.transaction(engine) as conn:
         event_cols, created, changed = _sessionize(conn, ordered)
+        rollups.unmark(conn, _touched_days(ordered, event_cols["prev_ts"], changed.values()))
         _append(conn, events, event_cols)
         if created:
             _append(conn, sessions, _by_column(created.values(), SESSION_COLUMNS))
@@ -271,7 +286,7 @@ def compact_visitor_days(engine: Engine, day: date) -> int:
         .where(visitor_days.c.day == day)
         .group_by(*keys)
     )
-    with engine.begin() as conn:
+    with rollups.transaction(engine, exclusive=True) as conn:
         rows = conn.execute(merged).all()
         conn.execute(delete(visitor_days).where(visitor_days.c.day == day))
         if rows:

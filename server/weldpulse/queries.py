@@ -6,11 +6,13 @@ definitions: docs/metrics.md.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Date,
     DateTime,
     Double,
     Select,
@@ -21,11 +23,13 @@ from sqlalchemy import (
     distinct,
     extract,
     func,
+    literal,
+    or_,
     select,
     union_all,
 )
 from weldpulse.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
-from weldpulse.schema import events, sessions, visitor_days
+from weldpulse.schema import events, page_days, rolled_days, sessions, source_days, visitor_days
 
 PAGEVIEW = "pageview"
 REALTIME_WINDOW = timedelta(minutes=5)
@@ -119,25 +123,144 @@ def session_totals(sites: Sequence[str], rng: Range) -> Select:
     )
 
 
-def top_pages(sites: Sequence[str], rng: Range, limit: int) -> Select:
-    """Pathnames by visitors, pageviews, name: visitors and pageviews over pageviews in range."""
-    views = func.count().label("pageviews")
+@dataclass(frozen=True)
+class Split:
+    """A range as whole days read from the day rollups plus the rest, read from raw rows."""
+
+    days: tuple[date, ...]
+    raw: tuple[Range, ...]
+
+
+def split(rng: Range, rolled: Sequence[date]) -> Split:
+    """Rolled whole days of the range, and the raw pieces between them (contiguous, in order)."""
+    whole = whole_days(rng)
+    days = tuple(sorted(d for d in set(rolled) if whole and whole[0] <= d <= whole[1]))
+    raw, cursor = [], rng.start
+    for d in days:
+        start = datetime.combine(d, time.min)
+        if cursor < start:
+            raw.append(Range(cursor, start - ONE_MICROSECOND))
+        cursor = start + timedelta(days=1)
+    if cursor <= rng.end:
+        raw.append(Range(cursor, rng.end))
+    return Split(days, tuple(raw))
+
+
+def rolled_days_of(sites: Sequence[str], rng: Range) -> Select:
+    """Whole days of the range whose day rollups are current for every one of the sites."""
+    whole = whole_days(rng)
+    first, last = whole or (date.max, date.min)
+    r = rolled_days.c
     return (
-        select(events.c.pathname, visitors, views)
-        .where(_events_in(sites, rng), events.c.name == PAGEVIEW)
-        .group_by(events.c.pathname)
-        .order_by(visitors.desc(), views.desc(), events.c.pathname)
+        select(r.day)
+        .where(r.site_id.in_(sites), r.day >= first, r.day <= last)
+        .group_by(r.day)
+        .having(func.count() == len(set(sites)))
+    )
+
+
+def _within(column: ColumnElement[datetime], ranges: Sequence[Range]) -> ColumnElement[bool]:
+    return or_(*(and_(column >= r.start, column <= r.end) for r in ranges))
+
+
+def _multi_day(sites: Sequence[str], rng: Range) -> Select:
+    """Visitor ids seen on more than one (site, day) of the range.
+
+    Daily ids live one day, so this is the few sessions crossing midnight and
+    imported ids; every other id has all its rows in one rollup day or in
+    raw rows, where per-day distinct counts add up exactly. It reads the
+    visitor_days rollup, which has a row for every site, day and visitor.
+    """
+    v = visitor_days.c
+    return (
+        select(v.visitor_id)
+        .where(v.site_id.in_(sites), v.day >= rng.start.date(), v.day <= rng.end.date())
+        .group_by(v.visitor_id)
+        .having(or_(func.min(v.day) < func.max(v.day), func.min(v.site_id) < func.max(v.site_id)))
+    )
+
+
+def _part(key: ColumnElement, names: Sequence[str], **sums: ColumnElement) -> Select:
+    """One part of a union: `key` and a column per name, the given expression or 0."""
+    return select(key.label("key"), *(sums.get(n, literal(0)).label(n) for n in names))
+
+
+def _once_per_range(
+    key: ColumnElement, site: ColumnElement, visitor: ColumnElement, at: ColumnElement,
+    where: Sequence[ColumnElement[bool]], rng: Range, s: Split, multi: Select,
+    names: Sequence[str],
+) -> Select:  # fmt: skip
+    """(key, visitors, 0...) rows correcting the rollups' per-day counts for multi-day ids.
+
+    Those ids are counted once over the whole range here, minus once per
+    rolled (site, day) that counted them already; raw pieces skip them.
+    """
+    seen = (
+        select(key.label("key"), site.label("site"), cast(at, Date).label("day"), visitor)
+        .where(*where, at >= rng.start, at <= rng.end, visitor.in_(multi))
+        .distinct()
+        .subquery()
+    )
+    once = func.count(distinct(seen.c[visitor.name])) - func.count().filter(seen.c.day.in_(s.days))
+    return _part(seen.c.key, names, visitors=once).group_by(seen.c.key)
+
+
+def _total(column: ColumnElement) -> ColumnElement[int]:
+    return cast(func.coalesce(func.sum(column), 0), BigInteger)
+
+
+PAGE_METRICS = ("visitors", "pageviews")
+
+
+def top_pages(sites: Sequence[str], rng: Range, limit: int, rolled: Sequence[date] = ()) -> Select:
+    """Pathnames by visitors, pageviews, name: visitors and pageviews over pageviews in range.
+
+    Rolled days come from page_days (per-day distinct visitors), the rest
+    from raw pageviews; _once_per_range keeps the sum exact.
+    """
+    e, p, s = events.c, page_days.c, split(rng, rolled)
+    scope = (e.site_id.in_(sites), e.name == PAGEVIEW)
+    if not s.days:
+        parts = [_part(e.pathname, PAGE_METRICS, visitors=visitors, pageviews=func.count())
+                 .where(*scope, _events_in(sites, rng)).group_by(e.pathname)]  # fmt: skip
+    else:
+        multi = _multi_day(sites, rng)
+        parts = [
+            # Rows with no pageview carry only entries or times of their day.
+            _part(p.pathname, PAGE_METRICS, visitors=p.visitors, pageviews=p.pageviews).where(
+                p.site_id.in_(sites), p.day.in_(s.days), p.pageviews > 0
+            ),
+            _once_per_range(
+                e.pathname, e.site_id, e.visitor_id, e.ts, scope, rng, s, multi, PAGE_METRICS
+            ),
+        ]
+        if s.raw:
+            single = func.count(distinct(e.visitor_id)).filter(e.visitor_id.not_in(multi))
+            parts.append(
+                _part(e.pathname, PAGE_METRICS, visitors=single, pageviews=func.count())
+                .where(*scope, _within(e.ts, s.raw))
+                .group_by(e.pathname)
+            )
+    c = union_all(*parts).subquery("page_rows").c
+    by_visitors, by_views = (
+        _total(c.visitors).label("visitors"),
+        _total(c.pageviews).label("pageviews"),
+    )
+    return (
+        select(c.key.label("pathname"), by_visitors, by_views)
+        .group_by(c.key)
+        .order_by(by_visitors.desc(), by_views.desc(), c.key)
         .limit(limit)
     )
 
 
-def time_on_page(sites: Sequence[str], rng: Range, pathnames: Sequence[str]) -> Select:
-    """Per pathname, mean seconds from a pageview in range to the next one of its session.
+def page_pairs(sites: Sequence[str], rng: Range) -> list[ColumnElement[bool]]:
+    """Pageviews whose previous pageview (same session) lies in the range.
 
     Each pageview stores its session's previous pageview (prev_pathname,
-    prev_ts), so this scans the pageviews that follow one in range. The next
-    pageview may lie after `end`, but never after the last event of a session
-    that overlaps the range, which bounds the scan.
+    prev_ts), so time on page is one filtered scan. The next pageview may lie
+    after `end`, but never after the last event of a session that overlaps
+    the range, which bounds the scan.
     """
     horizon = (
         select(func.coalesce(func.max(sessions.c.ended_at), rng.end))
@@ -149,48 +272,134 @@ def time_on_page(sites: Sequence[str], rng: Range, pathnames: Sequence[str]) -> 
         .scalar_subquery()
     )
     e = events.c
-    return (
-        select(
-            e.prev_pathname.label("pathname"),
-            func.avg(extract("epoch", e.ts - e.prev_ts)).label("avg_duration"),
-        )
-        .where(
-            e.site_id.in_(sites),
-            e.name == PAGEVIEW,
-            e.ts >= rng.start,
-            e.ts <= horizon,
-            e.prev_ts >= rng.start,
-            e.prev_ts <= rng.end,
-            e.prev_pathname.in_(pathnames),
-        )
+    return [
+        e.site_id.in_(sites),
+        e.name == PAGEVIEW,
+        e.ts >= rng.start,
+        e.ts <= horizon,
+        e.prev_ts >= rng.start,
+        e.prev_ts <= rng.end,
+    ]
+
+
+SECONDS_TO_NEXT = extract("epoch", events.c.ts - events.c.prev_ts)
+
+
+def time_on_page(
+    sites: Sequence[str], rng: Range, pathnames: Sequence[str], rolled: Sequence[date] = ()
+) -> Select:
+    """Per pathname, mean seconds from a pageview in range to the next one of its session."""
+    e, p, s = events.c, page_days.c, split(rng, rolled)
+    names = ("total", "count")
+    parts = [
+        _part(e.prev_pathname, names, total=func.sum(SECONDS_TO_NEXT), count=func.count())
+        .where(*page_pairs(sites, r), e.prev_pathname.in_(pathnames))
         .group_by(e.prev_pathname)
-    )
+        for r in s.raw
+    ]
+    if s.days:
+        parts.append(
+            _part(p.pathname, names, total=p.time_total, count=p.time_count).where(
+                p.site_id.in_(sites), p.day.in_(s.days), p.pathname.in_(pathnames)
+            )
+        )
+    c = union_all(*parts).subquery("page_times").c
+    mean = func.sum(c.total) / func.nullif(func.sum(c.count), 0)
+    return select(c.key.label("pathname"), mean.label("avg_duration")).group_by(c.key)
 
 
-def entry_page_bounces(sites: Sequence[str], rng: Range, pathnames: Sequence[str]) -> Select:
+def entry_page_bounces(
+    sites: Sequence[str], rng: Range, pathnames: Sequence[str], rolled: Sequence[date] = ()
+) -> Select:
     """Per entry page, sessions starting in range and how many bounced."""
-    return (
-        select(sessions.c.entry_page, session_count, session_bounces)
-        .where(_sessions_starting_in(sites, rng), sessions.c.entry_page.in_(pathnames))
-        .group_by(sessions.c.entry_page)
+    se, p, s = sessions.c, page_days.c, split(rng, rolled)
+    names = ("sessions", "bounces")
+    parts = [
+        _part(se.entry_page, names, sessions=session_count, bounces=session_bounces)
+        .where(_sessions_starting_in(sites, r), se.entry_page.in_(pathnames))
+        .group_by(se.entry_page)
+        for r in s.raw
+    ]
+    if s.days:
+        parts.append(
+            _part(p.pathname, names, sessions=p.entries, bounces=p.bounces).where(
+                p.site_id.in_(sites), p.day.in_(s.days), p.pathname.in_(pathnames)
+            )
+        )
+    c = union_all(*parts).subquery("page_entries").c
+    return select(
+        c.key.label("entry_page"),
+        _total(c.sessions).label("sessions"),
+        _total(c.bounces).label("bounces"),
+    ).group_by(c.key)
+
+
+SOURCE_METRICS = ("visitors", "pageviews", "sessions", "bounces")
+
+
+def top_referrers(
+    sites: Sequence[str], rng: Range, limit: int, rolled: Sequence[date] = ()
+) -> Select:
+    """Session sources over sessions starting in range.
+
+    Rolled days come from source_days, the rest from raw sessions, as in top_pages.
+    """
+    se, d, s = sessions.c, source_days.c, split(rng, rolled)
+    scope = (se.site_id.in_(sites),)
+    sums = {"pageviews": func.sum(se.pageviews), "sessions": session_count,
+            "bounces": session_bounces}  # fmt: skip
+    if not s.days:
+        parts = [
+            _part(
+                se.referrer_source,
+                SOURCE_METRICS,
+                visitors=func.count(distinct(se.visitor_id)),
+                **sums,
+            )
+            .where(_sessions_starting_in(sites, rng))
+            .group_by(se.referrer_source)
+        ]
+    else:
+        multi = _multi_day(sites, rng)
+        rolled_sums = {n: d[n] for n in SOURCE_METRICS}
+        parts = [
+            _part(d.referrer_source, SOURCE_METRICS, **rolled_sums).where(
+                d.site_id.in_(sites), d.day.in_(s.days)
+            ),
+            _once_per_range(
+                se.referrer_source,
+                se.site_id,
+                se.visitor_id,
+                se.started_at,
+                scope,
+                rng,
+                s,
+                multi,
+                SOURCE_METRICS,
+            ),
+        ]
+        if s.raw:
+            single = func.count(distinct(se.visitor_id)).filter(se.visitor_id.not_in(multi))
+            parts.append(
+                _part(se.referrer_source, SOURCE_METRICS, visitors=single, **sums)
+                .where(*scope, _within(se.started_at, s.raw))
+                .group_by(se.referrer_source)
+            )
+    c = union_all(*parts).subquery("source_rows").c
+    by_visitors, by_views = (
+        _total(c.visitors).label("visitors"),
+        _total(c.pageviews).label("pageviews"),
     )
-
-
-def top_referrers(sites: Sequence[str], rng: Range, limit: int) -> Select:
-    """Session sources over sessions starting in range."""
-    source_visitors = func.count(distinct(sessions.c.visitor_id)).label("visitors")
-    source_pageviews = func.sum(sessions.c.pageviews).label("pageviews")
     return (
         select(
-            sessions.c.referrer_source,
-            source_visitors,
-            source_pageviews,
-            session_count,
-            session_bounces,
+            c.key.label("referrer_source"),
+            by_visitors,
+            by_views,
+            _total(c.sessions).label("sessions"),
+            _total(c.bounces).label("bounces"),
         )
-        .where(_sessions_starting_in(sites, rng))
-        .group_by(sessions.c.referrer_source)
-        .order_by(source_visitors.desc(), source_pageviews.desc(), sessions.c.referrer_source)
+        .group_by(c.key)
+        .order_by(by_visitors.desc(), by_views.desc(), c.key)
         .limit(limit)
     )
 

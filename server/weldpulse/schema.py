@@ -132,3 +132,44 @@ visitor_days = Table(
     Column("pageviews", Integer, nullable=False),
     Column("events", Integer, nullable=False),
 )
+
+# Day rollups of the breakdowns that need distinct visitors per row (pages,
+# referrers). Unlike visitor_days they are computed for a whole finished day
+# at once (weldpulse.rollups) and only trusted while rolled_days says so:
+# ingestion deletes a (site, day) mark whenever it writes anything that day's
+# rows depend on, and queries read raw rows for every day not marked.
+page_days = Table(
+    "page_days",
+    events_db,
+    Column("site_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("pathname", Text, nullable=False),
+    Column("visitors", Integer, nullable=False),  # distinct visitors with a pageview that day
+    Column("pageviews", Integer, nullable=False),
+    # Pageviews of the day followed by another of their session: seconds to it, and how many.
+    Column("time_total", Float, nullable=False),
+    Column("time_count", Integer, nullable=False),
+    Column("entries", Integer, nullable=False),  # sessions starting that day here
+    Column("bounces", Integer, nullable=False),  # of those, single-event sessions
+)
+
+source_days = Table(
+    "source_days",
+    events_db,
+    Column("site_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),  # the day its sessions started
+    Column("referrer_source", Text, nullable=False),
+    Column("visitors", Integer, nullable=False),  # distinct visitors of those sessions
+    Column("pageviews", Integer, nullable=False),
+    Column("sessions", Integer, nullable=False),
+    Column("bounces", Integer, nullable=False),
+    Column("duration", Float, nullable=False),  # sum of the sessions' seconds
+)
+
+rolled_days = Table(
+    "rolled_days",
+    events_db,
+    Column("site_id", String(36), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("rolled_at", DateTime, nullable=False),
+)

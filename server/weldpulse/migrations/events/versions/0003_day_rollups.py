@@ -1,0 +1,52 @@
+"""Day rollups for pages and referrers (page_days, source_days) and their rolled_days marks."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # No backfill: days without a mark are read from raw rows until the
+    # collector rolls them (weldpulse.rollups), so answers never change.
+    op.create_table(
+        "page_days",
+        sa.Column("site_id", sa.String(36), nullable=False),
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Column("pathname", sa.Text, nullable=False),
+        sa.Column("visitors", sa.Integer, nullable=False),
+        sa.Column("pageviews", sa.Integer, nullable=False),
+        sa.Column("time_total", sa.Float, nullable=False),
+        sa.Column("time_count", sa.Integer, nullable=False),
+        sa.Column("entries", sa.Integer, nullable=False),
+        sa.Column("bounces", sa.Integer, nullable=False),
+    )
+    op.create_table(
+        "source_days",
+        sa.Column("site_id", sa.String(36), nullable=False),
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Column("referrer_source", sa.Text, nullable=False),
+        sa.Column("visitors", sa.Integer, nullable=False),
+        sa.Column("pageviews", sa.Integer, nullable=False),
+        sa.Column("sessions", sa.Integer, nullable=False),
+        sa.Column("bounces", sa.Integer, nullable=False),
+        sa.Column("duration", sa.Float, nullable=False),
+    )
+    op.create_table(
+        "rolled_days",
+        sa.Column("site_id", sa.String(36), primary_key=True),
+        sa.Column("day", sa.Date, primary_key=True),
+        sa.Column("rolled_at", sa.DateTime, nullable=False),
+    )
+    if op.get_bind().dialect.name != "duckdb":  # see 0001: DuckDB prunes by min/max instead
+        op.create_index("ix_page_days_site_day", "page_days", ["site_id", "day"])
+        op.create_index("ix_source_days_site_day", "source_days", ["site_id", "day"])
+
+
+def downgrade() -> None:
+    op.drop_table("rolled_days")
+    op.drop_table("source_days")
+    op.drop_table("page_days")

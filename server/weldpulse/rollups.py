@@ -1,0 +1,168 @@
+"""Day rollups of pages and referrers: rolling a finished day, and unmarking days on writes.
+
+A (site, day) is read from page_days/source_days only while rolled_days
+marks it. Every write that changes what a day's rows would be removes the
+mark in the same transaction (`unmark`), so a query never combines a stale
+rollup with new raw rows; the collector rolls unmarked finished days again.
+Rolls and writes never interleave: on PostgreSQL writers hold a shared
+advisory lock and a roll an exclusive one, on DuckDB (one process) a mutex.
+"""
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Connection,
+    Date,
+    Engine,
+    Float,
+    Integer,
+    Select,
+    and_,
+    delete,
+    distinct,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+)
+from weldpulse.params import Range
+from weldpulse.queries import (
+    ONE_MICROSECOND,
+    PAGEVIEW,
+    SECONDS_TO_NEXT,
+    page_pairs,
+    session_bounce,
+)
+from weldpulse.schema import events, page_days, rolled_days, sessions, source_days, visitor_days
+
+LOCK_KEY = 0x77656C64  # PostgreSQL advisory lock id ("weld")
+_duckdb_lock = threading.Lock()
+
+
+@contextmanager
+def transaction(engine: Engine, exclusive: bool = False) -> Iterator[Connection]:
+    """A write transaction; an exclusive one (a roll) runs while no other write does."""
+    if engine.dialect.name == "postgresql":
+        lock = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
+        with engine.begin() as conn:
+            conn.execute(select(lock(LOCK_KEY)))
+            yield conn
+    else:
+        with _duckdb_lock, engine.begin() as conn:
+            yield conn
+
+
+def unmark(conn: Connection, touched: Iterable[tuple[str, date]]) -> None:
+    """Forgets the rollups of the (site, day) pairs a write changes."""
+    days: dict[str, set[date]] = defaultdict(set)
+    for site, day in touched:
+        days[site].add(day)
+    if days:
+        r = rolled_days.c
+        conn.execute(
+            delete(rolled_days).where(
+                or_(*(and_(r.site_id == s, r.day.in_(sorted(d))) for s, d in days.items()))
+            )
+        )
+
+
+def _day(day: date) -> Range:
+    start = datetime.combine(day, datetime.min.time())
+    return Range(start, start + timedelta(days=1) - ONE_MICROSECOND)
+
+
+PAGE_SUMS = ("visitors", "pageviews", "time_total", "time_count", "entries", "bounces")
+
+
+def _page_part(path: ColumnElement, **sums: ColumnElement) -> Select:
+    """One source of page_days columns: the given sums, zeros for the others."""
+    zero = {"time_total": literal(0.0, Float)}
+    return select(
+        path.label("pathname"),
+        *(sums.get(n, zero.get(n, literal(0, Integer))).label(n) for n in PAGE_SUMS),
+    ).group_by(path)
+
+
+def page_day_rows(site: str, day: date) -> Select:
+    """page_days rows of one site and day, from the raw events and sessions."""
+    rng, e, s = _day(day), events.c, sessions.c
+    views = _page_part(
+        e.pathname, visitors=func.count(distinct(e.visitor_id)), pageviews=func.count()
+    ).where(e.site_id == site, e.name == PAGEVIEW, e.ts >= rng.start, e.ts <= rng.end)
+    times = _page_part(
+        e.prev_pathname, time_total=func.sum(SECONDS_TO_NEXT), time_count=func.count()
+    ).where(*page_pairs([site], rng))
+    entries = _page_part(
+        s.entry_page, entries=func.count(), bounces=func.sum(session_bounce)
+    ).where(s.site_id == site, s.started_at >= rng.start, s.started_at <= rng.end)
+    c = union_all(views, times, entries).subquery("day_pages").c
+    return select(
+        literal(site).label("site_id"),
+        literal(day, Date).label("day"),
+        c.pathname,
+        *(func.sum(c[n]).label(n) for n in PAGE_SUMS),
+    ).group_by(c.pathname)
+
+
+def source_day_rows(site: str, day: date) -> Select:
+    """source_days rows of one site and day, from the sessions that started that day."""
+    rng, s = _day(day), sessions.c
+    return (
+        select(
+            literal(site).label("site_id"),
+            literal(day, Date).label("day"),
+            s.referrer_source,
+            func.count(distinct(s.visitor_id)).label("visitors"),
+            func.sum(s.pageviews).label("pageviews"),
+            func.count().label("sessions"),
+            func.sum(session_bounce).label("bounces"),
+            func.sum(s.duration).label("duration"),
+        )
+        .where(s.site_id == site, s.started_at >= rng.start, s.started_at <= rng.end)
+        .group_by(s.referrer_source)
+    )
+
+
+def roll_day(engine: Engine, site: str, day: date) -> None:
+    """(Re)computes one site's day rollups from raw rows and marks them current."""
+    with transaction(engine, exclusive=True) as conn:
+        for table in (page_days, source_days, rolled_days):
+            conn.execute(delete(table).where(table.c.site_id == site, table.c.day == day))
+        for table, rows in ((page_days, page_day_rows), (source_days, source_day_rows)):
+            stmt = rows(site, day)
+            conn.execute(insert(table).from_select(list(stmt.selected_columns.keys()), stmt))
+        now = datetime.now(UTC).replace(tzinfo=None)
+        conn.execute(insert(rolled_days).values(site_id=site, day=day, rolled_at=now))
+
+
+def unrolled_stmt(before: date) -> CompoundSelect:
+    """(site, day) pairs before `before` that have events but no current rollup."""
+    v, r = visitor_days.c, rolled_days.c
+    return (
+        select(v.site_id, v.day).where(v.day < before).distinct().except_(select(r.site_id, r.day))
+    )
+
+
+def roll_pending(engine: Engine, before: date, budget_s: float | None = None) -> int:
+    """Rolls unmarked days before `before`, oldest first; returns how many are left.
+
+    With a budget it stops starting new days after budget_s seconds, so the
+    collector's writes wait at most about that long.
+    """
+    with engine.connect() as conn:
+        todo = sorted((r[1], r[0]) for r in conn.execute(unrolled_stmt(before)))
+    started = time.monotonic()
+    for done, (day, site) in enumerate(todo):
+        if budget_s is not None and time.monotonic() - started > budget_s:
+            return len(todo) - done
+        roll_day(engine, site, day)
+    return 0
