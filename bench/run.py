@@ -27,7 +27,7 @@ from floor import SQL, executor, floor_params, time_statement
 from generate import DAYS, END, generate
 from ingest_probe import probe_ingestion
 from report import write_reports
-from weldpulse import accounts, db, ingest
+from weldpulse import accounts, db, ingest, rollups
 from weldpulse.ingest import Event
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
@@ -123,6 +123,22 @@ def load(n: int, engine: str, data_dir: Path, batch: int) -> dict[str, Any]:
     }  # fmt: skip
     (data_dir / "load.json").write_text(json.dumps(info, indent=1))
     return info
+
+
+def roll(info: dict[str, Any]) -> dict[str, Any]:
+    """What the server's collector does in the background: rolls every finished (site, day)."""
+    metadata, events = db.open_stores(info["meta_url"], info["events_url"])
+    assert events is not None
+    before = (datetime.now(UTC).replace(tzinfo=None) - ingest.SESSION_TIMEOUT).date()
+    try:
+        with events.connect() as conn:
+            days = len(conn.execute(rollups.unrolled_stmt(before)).all())
+        started = time.perf_counter()
+        rollups.roll_pending(events, before)
+        return {"site_days": days, "seconds": round(time.perf_counter() - started, 1)}
+    finally:
+        metadata.dispose()
+        events.dispose()
 
 
 def windows() -> dict[str, tuple[datetime, datetime]]:
@@ -254,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         data_dir.mkdir(parents=True)
         info = load(args.events, args.engine, data_dir, args.batch)
     print(f"bench: loaded {args.events:,} events: {json.dumps(info)}", flush=True)
+    rolled = roll(info)
+    print(f"bench: rolled the finished days: {json.dumps(rolled)}", flush=True)
     floor = run_floor(info, args.warmup, args.requests)
     server = Server(info, data_dir)
     try:
@@ -264,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
     result = {
         "events": args.events, "engine": args.engine, "requests": args.requests,
-        "warmup": args.warmup, "machine": machine(), "load": info, "floor": floor,
+        "warmup": args.warmup, "machine": machine(), "load": info, "roll": rolled, "floor": floor,
         "api": api, "ingestion": ingestion, "server_max_rss_mib": round(server.max_rss / 2**20, 1),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip

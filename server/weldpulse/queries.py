@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    CompoundSelect,
     Date,
     DateTime,
     Double,
@@ -26,10 +27,19 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union,
     union_all,
 )
 from weldpulse.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
-from weldpulse.schema import events, page_days, rolled_days, sessions, source_days, visitor_days
+from weldpulse.schema import (
+    events,
+    multi_day_visitors,
+    page_days,
+    rolled_days,
+    sessions,
+    source_days,
+    visitor_days,
+)
 
 PAGEVIEW = "pageview"
 REALTIME_WINDOW = timedelta(minutes=5)
@@ -163,21 +173,27 @@ def _within(column: ColumnElement[datetime], ranges: Sequence[Range]) -> ColumnE
     return or_(*(and_(column >= r.start, column <= r.end) for r in ranges))
 
 
-def _multi_day(sites: Sequence[str], rng: Range) -> Select:
-    """Visitor ids seen on more than one (site, day) of the range.
+def _multi_day(sites: Sequence[str], rng: Range, s: Split) -> CompoundSelect:
+    """Visitor ids seen on more than one (site, day) of the range, and maybe a few more.
 
-    Daily ids live one day, so this is the few sessions crossing midnight and
-    imported ids; every other id has all its rows in one rollup day or in
-    raw rows, where per-day distinct counts add up exactly. It reads the
-    visitor_days rollup, which has a row for every site, day and visitor.
+    Daily ids live one day, so these are the few sessions crossing midnight
+    and imported ids; every other id has all its rows in one rolled day or
+    in the raw pieces, whose distinct counts add up exactly. Rolls list the
+    ids of rolled days (multi_day_visitors); ids of the raw pieces' days
+    seen on a rolled day come from visitor_days, current at every write.
     """
-    v = visitor_days.c
-    return (
-        select(v.visitor_id)
-        .where(v.site_id.in_(sites), v.day >= rng.start.date(), v.day <= rng.end.date())
-        .group_by(v.visitor_id)
-        .having(or_(func.min(v.day) < func.max(v.day), func.min(v.site_id) < func.max(v.site_id)))
+    m, v = multi_day_visitors.c, visitor_days.c
+    first, last = rng.start.date(), rng.end.date()
+    raw_days = sorted(
+        {r.start.date() + timedelta(days=i) for r in s.raw
+         for i in range((r.end.date() - r.start.date()).days + 1)}
+    )  # fmt: skip
+    listed = select(m.visitor_id).where(m.site_id.in_(sites), m.day >= first, m.day <= last)
+    in_raw = select(v.visitor_id).where(v.site_id.in_(sites), v.day.in_(raw_days))
+    also_rolled = select(v.visitor_id).where(
+        v.site_id.in_(sites), v.day.in_(s.days), v.visitor_id.in_(in_raw)
     )
+    return union(listed, also_rolled)
 
 
 def _part(key: ColumnElement, names: Sequence[str], **sums: ColumnElement) -> Select:
@@ -187,7 +203,7 @@ def _part(key: ColumnElement, names: Sequence[str], **sums: ColumnElement) -> Se
 
 def _once_per_range(
     key: ColumnElement, site: ColumnElement, visitor: ColumnElement, at: ColumnElement,
-    where: Sequence[ColumnElement[bool]], rng: Range, s: Split, multi: Select,
+    where: Sequence[ColumnElement[bool]], rng: Range, s: Split, multi: CompoundSelect,
     names: Sequence[str],
 ) -> Select:  # fmt: skip
     """(key, visitors, 0...) rows correcting the rollups' per-day counts for multi-day ids.
@@ -224,7 +240,7 @@ def top_pages(sites: Sequence[str], rng: Range, limit: int, rolled: Sequence[dat
         parts = [_part(e.pathname, PAGE_METRICS, visitors=visitors, pageviews=func.count())
                  .where(*scope, _events_in(sites, rng)).group_by(e.pathname)]  # fmt: skip
     else:
-        multi = _multi_day(sites, rng)
+        multi = _multi_day(sites, rng, s)
         parts = [
             # Rows with no pageview carry only entries or times of their day.
             _part(p.pathname, PAGE_METRICS, visitors=p.visitors, pageviews=p.pageviews).where(
@@ -360,7 +376,7 @@ def top_referrers(
             .group_by(se.referrer_source)
         ]
     else:
-        multi = _multi_day(sites, rng)
+        multi = _multi_day(sites, rng, s)
         rolled_sums = {n: d[n] for n in SOURCE_METRICS}
         parts = [
             _part(d.referrer_source, SOURCE_METRICS, **rolled_sums).where(

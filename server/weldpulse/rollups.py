@@ -42,7 +42,15 @@ from weldpulse.queries import (
     page_pairs,
     session_bounce,
 )
-from weldpulse.schema import events, page_days, rolled_days, sessions, source_days, visitor_days
+from weldpulse.schema import (
+    events,
+    multi_day_visitors,
+    page_days,
+    rolled_days,
+    sessions,
+    source_days,
+    visitor_days,
+)
 
 LOCK_KEY = 0x77656C64  # PostgreSQL advisory lock id ("weld")
 _duckdb_lock = threading.Lock()
@@ -132,12 +140,35 @@ def source_day_rows(site: str, day: date) -> Select:
     )
 
 
+def multi_day_rows(site: str, day: date) -> Select:
+    """Visitor ids of one site and day that visitor_days also has on another site or day.
+
+    Queries count such ids once per range from raw rows (weldpulse.queries).
+    Of any two (site, day) pairs an id appears on, the one rolled later
+    lists it, so a range holding both finds it among its days' rows.
+    """
+    v = visitor_days.alias("v")
+    w = visitor_days.alias("w")
+    elsewhere = select(w.c.visitor_id).where(
+        w.c.visitor_id == v.c.visitor_id, or_(w.c.site_id != site, w.c.day != day)
+    )
+    return (
+        select(v.c.site_id, v.c.day, v.c.visitor_id)
+        .where(v.c.site_id == site, v.c.day == day, elsewhere.exists())
+        .distinct()
+    )
+
+
 def roll_day(engine: Engine, site: str, day: date) -> None:
     """(Re)computes one site's day rollups from raw rows and marks them current."""
     with transaction(engine, exclusive=True) as conn:
-        for table in (page_days, source_days, rolled_days):
+        for table in (page_days, source_days, multi_day_visitors, rolled_days):
             conn.execute(delete(table).where(table.c.site_id == site, table.c.day == day))
-        for table, rows in ((page_days, page_day_rows), (source_days, source_day_rows)):
+        for table, rows in (
+            (page_days, page_day_rows),
+            (source_days, source_day_rows),
+            (multi_day_visitors, multi_day_rows),
+        ):
             stmt = rows(site, day)
             conn.execute(insert(table).from_select(list(stmt.selected_columns.keys()), stmt))
         now = datetime.now(UTC).replace(tzinfo=None)

@@ -166,6 +166,16 @@ source_days = Table(
     Column("duration", Float, nullable=False),  # sum of the sessions' seconds
 )
 
+# Visitor ids of a rolled (site, day) that the roll saw on another (site, day):
+# the few ids whose per-day distinct counts must not simply be added up.
+multi_day_visitors = Table(
+    "multi_day_visitors",
+    events_db,
+    Column("site_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("visitor_id", BigInteger, nullable=False),
+)
+
 rolled_days = Table(
     "rolled_days",
     events_db,

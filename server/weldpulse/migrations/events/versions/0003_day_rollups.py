@@ -1,4 +1,4 @@
-"""Day rollups for pages and referrers (page_days, source_days) and their rolled_days marks."""
+"""Day rollups for pages and referrers (page_days, source_days, multi_day_visitors) and marks."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -36,6 +36,12 @@ def upgrade() -> None:
         sa.Column("duration", sa.Float, nullable=False),
     )
     op.create_table(
+        "multi_day_visitors",
+        sa.Column("site_id", sa.String(36), nullable=False),
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Column("visitor_id", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
         "rolled_days",
         sa.Column("site_id", sa.String(36), primary_key=True),
         sa.Column("day", sa.Date, primary_key=True),
@@ -44,9 +50,11 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "duckdb":  # see 0001: DuckDB prunes by min/max instead
         op.create_index("ix_page_days_site_day", "page_days", ["site_id", "day"])
         op.create_index("ix_source_days_site_day", "source_days", ["site_id", "day"])
+        op.create_index("ix_multi_day_visitors_site_day", "multi_day_visitors", ["site_id", "day"])
 
 
 def downgrade() -> None:
     op.drop_table("rolled_days")
+    op.drop_table("multi_day_visitors")
     op.drop_table("source_days")
     op.drop_table("page_days")
