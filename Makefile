@@ -99,8 +99,9 @@ check: lint types gen-check test
 # Benchmarks (bench/run.py): never part of `make test` beyond a 10,000-event smoke run.
 EVENTS ?= 1000000
 ENGINE ?= embedded
+BENCH_ARGS ?=
 bench: $(STAMP)
-	cd bench && ../$(BIN)/python run.py --events $(EVENTS) --engine $(ENGINE)
+	cd bench && ../$(BIN)/python run.py --events $(EVENTS) --engine $(ENGINE) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var build .pytest_cache .mypy_cache .ruff_cache $(TS)/node_modules $(TS)/dist

@@ -258,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=("embedded", "postgres"), default="embedded")
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--floor-requests",
+        type=int,
+        help="timed runs of each floor statement (default: --requests)",
+    )
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--reuse", action="store_true", help="keep the loaded data of a prior run")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -272,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: loaded {args.events:,} events: {json.dumps(info)}", flush=True)
     rolled = roll(info)
     print(f"bench: rolled the finished days: {json.dumps(rolled)}", flush=True)
-    floor = run_floor(info, args.warmup, args.requests)
+    floor = run_floor(info, args.warmup, args.floor_requests or args.requests)
     server = Server(info, data_dir)
     try:
         api = time_api(info, server, args.warmup, args.requests)
