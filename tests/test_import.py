@@ -1,6 +1,6 @@
 """POST /v1/import: batches of 1,000, correct sessions, per-event rejections, scopes."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from conftest import Stack, Tenant
@@ -222,5 +222,61 @@ def test_collector_compacts_a_finished_days_rollup(stack: Stack, tenant: Tenant)
         assert rows() == 3
         after = read(stack, tenant, "/v1/stats", start="2024-03-04", end="2024-03-04")
         assert after == before and after[0]["visitors"] == 3 and after[0]["pageviews"] == 6
+    finally:
+        collector.close()
+
+
+def test_collector_rolls_finished_days_and_rolls_a_day_again_after_a_late_write(
+    stack: Stack, tenant: Tenant
+) -> None:
+    import time
+
+    from sqlalchemy import select
+    from weldpulse import enrich
+    from weldpulse.collector import Collector
+    from weldpulse.pipeline import Hit, Site, enrich_hit
+    from weldpulse.schema import rolled_days
+    from weldpulse.visitors import Salts
+
+    # Days after the real today, so only this collector (its clock is `now`) rolls them.
+    day = datetime(2030, 1, 7)
+    clock = {"now": day + timedelta(hours=23)}
+    collector = Collector(stack.events, now=lambda: clock["now"], roll_every_s=0.05)
+    salts, geo, site = Salts(stack.metadata), enrich.GeoIP(None), Site(tenant.site_id, "x")
+
+    def store(minute: int, path: str, visitors: range) -> None:
+        hits = [Hit(site, day + timedelta(minutes=minute), "pageview",
+                    f"https://{tenant.domain}{path}", "", UA["iphone"], "", {}, f"v{v}")
+                for v in visitors]  # fmt: skip
+        collector.submit([enrich_hit(h, {}, salts, geo) for h in hits]).result()
+
+    def rolled_at() -> datetime | None:
+        with stack.events.connect() as conn:
+            return conn.execute(
+                select(rolled_days.c.rolled_at).where(
+                    rolled_days.c.site_id == tenant.site_id, rolled_days.c.day == day.date()
+                )
+            ).scalar()
+
+    def wait_for_roll(after: datetime) -> None:
+        deadline = time.monotonic() + 10
+        while (at := rolled_at()) is None or at <= after:
+            assert time.monotonic() < deadline, "the collector did not roll the day"
+            time.sleep(0.05)
+
+    def pages() -> list[dict]:
+        return read(stack, tenant, "/v1/pages", start="2030-01-07", end="2030-01-07")
+
+    try:
+        store(60, "/a", range(3))
+        time.sleep(0.3)  # several looks: 23:00 of the same day, so not finished
+        assert rolled_at() is None
+        clock["now"] = day + timedelta(days=1, minutes=31)  # no session can continue into it
+        wait_for_roll(datetime.min)
+        assert [(r["pathname"], r["visitors"]) for r in pages()] == [("/a", 3)]
+        written = datetime.now(UTC).replace(tzinfo=None)
+        store(120, "/b", range(2, 6))  # a late write into the rolled day unmarks it
+        wait_for_roll(written)
+        assert [(r["pathname"], r["visitors"]) for r in pages()] == [("/b", 4), ("/a", 3)]
     finally:
         collector.close()

@@ -51,9 +51,13 @@ def upgrade() -> None:
         op.create_index("ix_page_days_site_day", "page_days", ["site_id", "day"])
         op.create_index("ix_source_days_site_day", "source_days", ["site_id", "day"])
         op.create_index("ix_multi_day_visitors_site_day", "multi_day_visitors", ["site_id", "day"])
+        # A roll looks up each of its day's visitors on other days (rollups.multi_day_rows).
+        op.create_index("ix_visitor_days_visitor", "visitor_days", ["visitor_id"])
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name != "duckdb":
+        op.drop_index("ix_visitor_days_visitor", "visitor_days")
     op.drop_table("rolled_days")
     op.drop_table("multi_day_visitors")
     op.drop_table("source_days")
