@@ -111,6 +111,9 @@ def load(n: int, engine: str, data_dir: Path, batch: int) -> dict[str, Any]:
             timings[kind][1] += ingest.record(events, events_batch)
             timings[kind][0] += time.perf_counter() - started
     ingest.record(events, live_events(site_ids[0], datetime.now(UTC).replace(tzinfo=None)))
+    if engine == "postgres":  # as after any bulk load: the planner needs current statistics
+        with events.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE")
     metadata.dispose()
     events.dispose()
     info = {

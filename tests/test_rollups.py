@@ -115,12 +115,32 @@ def test_visitor_metrics_equal_raw_events(
     stack: Stack, rolled: tuple, start: str, end: str
 ) -> None:
     key, events = rolled
+    _check_visitor_metrics(stack, key, events, start, end)
+
+
+SESSIONS = """
+    SELECT started_at, duration, CASE WHEN pageviews = 1 AND events = 1 THEN 1 ELSE 0 END AS bounce
+    FROM sessions WHERE site_id IN (:site, :other) AND started_at >= :lo AND started_at <= :hi"""
+
+
+def _check_visitor_metrics(
+    stack: Stack, key: str, events: list[Event], start: str, end: str
+) -> None:
+    """stats, geo, devices and timeseries over one range equal the definitions on raw rows."""
     lo, hi = _instant(start, False), _instant(end, True)
     inside = [e for e in events if lo <= e.ts <= hi]
     params = {"start": start, "end": end, "limit": 1000}
+    with stack.events.connect() as conn:
+        started = conn.execute(text(SESSIONS), {**_sites(events), "lo": lo, "hi": hi}).all()
     total = _grouped(inside, lambda e: ())
     stats = _api(stack, "/v1/stats", key, start=start, end=end)[0]
     assert (stats["visitors"], stats["pageviews"]) == total.get((), (0, 0))
+    n = len(started)
+    assert (stats["sessions"], stats["bounce_rate"], stats["avg_duration"]) == (
+        n,
+        _rate(sum(r.bounce for r in started), n),
+        round(sum(r.duration for r in started) / n, 1) if n else 0.0,
+    )
     geo = _api(stack, "/v1/geo", key, **params)
     assert {(r["country"], r["region"]): (r["visitors"], r["pageviews"]) for r in geo} == _grouped(
         inside, lambda e: (e.country, e.region)
@@ -131,12 +151,19 @@ def test_visitor_metrics_equal_raw_events(
     } == _grouped(inside, lambda e: (e.device_type, e.browser, e.os))
     for interval, width in (("1 day", 1), ("2 days", 2)):
         series = _api(stack, "/v1/timeseries", key, interval=interval, start=start, end=end)
-        got = {r["t"]: (r["visitors"], r["pageviews"]) for r in series if r["visitors"]}
-        epoch_day = lambda e, w=width: (e.ts - datetime(1970, 1, 1)).days // w * w  # noqa: E731
-        expected = _grouped(inside, epoch_day)
+        got = {r["t"]: (r["visitors"], r["pageviews"], r["sessions"]) for r in series
+               if r["visitors"] or r["sessions"]}  # fmt: skip
+        epoch_day = lambda ts, w=width: (ts - datetime(1970, 1, 1)).days // w * w  # noqa: E731
+        views = _grouped(inside, lambda e, f=epoch_day: f(e.ts))
+        counts: dict[int, int] = defaultdict(int)
+        for r in started:
+            counts[epoch_day(r.started_at)] += 1
         assert got == {
-            (datetime(1970, 1, 1) + timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%S"): v
-            for d, v in expected.items()
+            (datetime(1970, 1, 1) + timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:%S"): (
+                *views.get(d, (0, 0)),
+                counts.get(d, 0),
+            )
+            for d in set(views) | set(counts)
         }
 
 
@@ -203,14 +230,15 @@ def _rate(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-def _check_pages_and_referrers(stack: Stack, events: list[Event]) -> None:
-    """/v1/pages and /v1/referrers over every range equal the definitions on raw rows."""
-    with stack.metadata.begin() as conn:  # 12 calls a check: a key each, clear of the rate limit
+def _check_all(stack: Stack, events: list[Event]) -> None:
+    """Every ranged endpoint over every range equals the definitions on raw rows."""
+    with stack.metadata.begin() as conn:  # 42 calls a check: a key each, clear of the rate limit
         project = conn.execute(
             text("SELECT project_id FROM sites WHERE id = :id"), {"id": events[0].site_id}
         ).scalar_one()
         key = accounts.create_api_key(conn, project, ["stats:read"])["key"]
     for start, end in RANGES:
+        _check_visitor_metrics(stack, key, events, start, end)
         lo, hi = _instant(start, False), _instant(end, True)
         args = {**_sites(events), "lo": lo, "hi": hi}
         with stack.events.connect() as conn:
@@ -241,18 +269,18 @@ def _marked(stack: Stack, events: list[Event]) -> dict[tuple[str, date], datetim
         return {(r.site_id, r.day): r.rolled_at for r in conn.execute(query, _sites(events))}
 
 
-def test_pages_and_referrers_equal_definitions_before_and_after_rolling(
+def test_every_endpoint_equals_definitions_before_and_after_rolling(
     stack: Stack, rolled: tuple
 ) -> None:
     _, events = rolled
     site, other = _sites(events).values()
-    _check_pages_and_referrers(stack, events)  # whatever the collector rolled so far
+    _check_all(stack, events)  # whatever the collector rolled so far
     rollups.roll_pending(stack.events, date(2024, 3, 2))  # up to 2024-03-01 only
     assert {(site, date(2024, 3, 1)), (other, date(2024, 3, 1))} <= set(_marked(stack, events))
-    _check_pages_and_referrers(stack, events)  # rolled 03-01, raw 03-02 and 03-03
+    _check_all(stack, events)  # rolled 03-01, raw 03-02 and 03-03
     rollups.roll_pending(stack.events, date(2024, 3, 10))
     assert set(_marked(stack, events)) == {(e.site_id, e.ts.date()) for e in events}
-    _check_pages_and_referrers(stack, events)
+    _check_all(stack, events)
 
 
 def test_a_write_into_rolled_days_unmarks_them_and_answers_stay_exact(
@@ -280,7 +308,7 @@ def test_a_write_into_rolled_days_unmarks_them_and_answers_stay_exact(
     assert {k: v for k, v in after.items() if k not in touched} == {
         k: v for k, v in before.items() if k not in touched
     }
-    _check_pages_and_referrers(stack, events)
+    _check_all(stack, events)
     rollups.roll_pending(stack.events, date(2024, 3, 10))
     assert set(_marked(stack, events)) == {(e.site_id, e.ts.date()) for e in events}
-    _check_pages_and_referrers(stack, events)
+    _check_all(stack, events)

@@ -63,8 +63,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def GetStats(self, request: pb.GetStatsRequest, context: Ctx) -> pb.GetStatsResponse:
         rng = parse_range(request.start, request.end)
         sites = _sites(request.site_id)
-        ev = self._rows(queries.event_totals(sites, rng))[0]
-        se = self._rows(queries.session_totals(sites, rng))[0]
+        rolled = self._rolled(sites, rng)
+        ev = self._rows(queries.event_totals(sites, rng, rolled))[0]
+        se = self._rows(queries.session_totals(sites, rng, rolled))[0]
         row = pb.StatsRow(
             visitors=ev.visitors,
             pageviews=ev.pageviews,
@@ -125,12 +126,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         interval = parse_interval(request.interval)
         indexes = buckets(rng, interval)
         sites = _sites(request.site_id)
+        rolled = self._rolled(sites, rng)
         by_events = {
-            r.bucket: r for r in self._rows(queries.events_by_bucket(sites, rng, interval))
+            r.bucket: r for r in self._rows(queries.events_by_bucket(sites, rng, interval, rolled))
         }
         by_sessions = {
             r.bucket: r.sessions
-            for r in self._rows(queries.sessions_by_bucket(sites, rng, interval))
+            for r in self._rows(queries.sessions_by_bucket(sites, rng, interval, rolled))
         }
         data = []
         for i in indexes:
@@ -174,7 +176,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def ListGeo(self, request: pb.ListGeoRequest, context: Ctx) -> pb.ListGeoResponse:
         rng = parse_range(request.start, request.end)
         limit = _limit(request, 50)
-        rows = self._rows(queries.breakdown("geo", _sites(request.site_id), rng, limit))
+        sites = _sites(request.site_id)
+        rows = self._rows(queries.breakdown("geo", sites, rng, limit, self._rolled(sites, rng)))
         return pb.ListGeoResponse(
             data=[
                 pb.GeoRow(
@@ -187,7 +190,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def ListDevices(self, request: pb.ListDevicesRequest, context: Ctx) -> pb.ListDevicesResponse:
         rng = parse_range(request.start, request.end)
         limit = _limit(request, 50)
-        rows = self._rows(queries.breakdown("devices", _sites(request.site_id), rng, limit))
+        sites = _sites(request.site_id)
+        rows = self._rows(queries.breakdown("devices", sites, rng, limit, self._rolled(sites, rng)))
         return pb.ListDevicesResponse(
             data=[
                 pb.DeviceRow(

@@ -8,6 +8,7 @@ definitions: docs/metrics.md.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -32,6 +33,7 @@ from sqlalchemy import (
 )
 from weldpulse.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
 from weldpulse.schema import (
+    breakdown_days,
     events,
     multi_day_visitors,
     page_days,
@@ -81,36 +83,43 @@ def whole_days(rng: Range) -> tuple[date, date] | None:
 
 
 def visitor_rows(
-    sites: Sequence[str], rng: Range, dims: Sequence[str] = (), with_time: bool = False
-) -> Subquery:
-    """(visitor_id, pageviews, *dims[, t]) rows whose distinct ids and sums equal the range's.
+    sites: Sequence[str], ranges: Range | Sequence[Range], dims: Sequence[str] = (),
+    with_time: bool = False,
+) -> Subquery:  # fmt: skip
+    """(visitor_id, pageviews, site_id, day, *dims[, t]) rows whose distinct ids and sums
+    equal the ranges'.
 
     Whole days come from the visitor_days rollup, the partial days at either
     end from raw events; count(DISTINCT visitor_id) over the union is exact
     even for ids seen on several days. `t` lies in the row's UTC day.
     """
-    days = whole_days(rng)
-    edges = [rng]
     parts = []
-    if days:
-        first, last = days
-        start_of_first = datetime.combine(first, time.min)
-        after_last = datetime.combine(last + timedelta(1), time.min)
-        edges = [Range(rng.start, start_of_first - ONE_MICROSECOND), Range(after_last, rng.end)]
-        v = visitor_days.c
-        cols: list[ColumnElement] = [v.visitor_id, v.pageviews, *(v[d] for d in dims)]
-        if with_time:
-            cols.append(cast(v.day, DateTime).label("t"))
-        parts.append(select(*cols).where(v.site_id.in_(sites), v.day >= first, v.day <= last))
-    for edge in edges:
-        if edge.start > edge.end:
-            continue
-        e = events.c
-        views = case((e.name == PAGEVIEW, 1), else_=0).label("pageviews")
-        raw: list[ColumnElement] = [e.visitor_id, views, *(e[d] for d in dims)]
-        if with_time:
-            raw.append(e.ts.label("t"))
-        parts.append(select(*raw).where(_events_in(sites, edge)))
+    for rng in [ranges] if isinstance(ranges, Range) else ranges:
+        days = whole_days(rng)
+        edges = [rng]
+        if days:
+            first, last = days
+            start_of_first = datetime.combine(first, time.min)
+            after_last = datetime.combine(last + timedelta(1), time.min)
+            edges = [Range(rng.start, start_of_first - ONE_MICROSECOND), Range(after_last, rng.end)]
+            v = visitor_days.c
+            cols: list[ColumnElement] = [
+                v.visitor_id, v.pageviews, v.site_id, v.day, *(v[d] for d in dims)
+            ]  # fmt: skip
+            if with_time:
+                cols.append(cast(v.day, DateTime).label("t"))
+            parts.append(select(*cols).where(v.site_id.in_(sites), v.day >= first, v.day <= last))
+        for edge in edges:
+            if edge.start > edge.end:
+                continue
+            e = events.c
+            views = case((e.name == PAGEVIEW, 1), else_=0).label("pageviews")
+            raw: list[ColumnElement] = [
+                e.visitor_id, views, e.site_id, cast(e.ts, Date).label("day"), *(e[d] for d in dims)
+            ]  # fmt: skip
+            if with_time:
+                raw.append(e.ts.label("t"))
+            parts.append(select(*raw).where(_events_in(sites, edge)))
     return union_all(*parts).subquery("visitor_rows")
 
 
@@ -121,15 +130,43 @@ def _rollup_metrics(rows: Subquery) -> tuple[ColumnElement[int], ColumnElement[i
     )
 
 
-def event_totals(sites: Sequence[str], rng: Range) -> Select:
+def event_totals(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ()) -> Select:
     """One row: visitors and pageviews of the events in range."""
-    return select(*_rollup_metrics(visitor_rows(sites, rng)))
+    totals = exact_visitors(sites, rng, rolled).subquery("totals").c
+    return select(
+        _total(totals.visitors).label("visitors"), _total(totals.pageviews).label("pageviews")
+    )
 
 
-def session_totals(sites: Sequence[str], rng: Range) -> Select:
+def _session_parts(sites: Sequence[str], rng: Range, s: "Split", t: bool) -> list[Select]:
+    """sessions, bounces, duration (and t, the start) of sessions starting in range: rolled
+    days from source_days, the raw pieces from sessions."""
+    d, se = source_days.c, sessions.c
+    parts = [
+        select(session_count, session_bounces, func.sum(se.duration).label("duration"),
+               *([se.started_at.label("t")] if t else []))
+        .where(_sessions_starting_in(sites, r))
+        .group_by(*([se.started_at] if t else []))
+        for r in s.raw
+    ]  # fmt: skip
+    if s.days:
+        day = [cast(d.day, DateTime).label("t")] if t else []
+        parts.append(
+            select(d.sessions, d.bounces, d.duration, *day).where(
+                d.site_id.in_(sites), d.day.in_(s.days)
+            )
+        )
+    return parts
+
+
+def session_totals(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ()) -> Select:
     """One row: sessions starting in range, their bounces and mean duration."""
-    return select(session_count, session_bounces, session_duration).where(
-        _sessions_starting_in(sites, rng)
+    c = union_all(*_session_parts(sites, rng, split(rng, rolled), False)).subquery("s").c
+    n = _total(c.sessions)
+    return select(
+        n.label("sessions"),
+        _total(c.bounces).label("bounces"),
+        (func.sum(c.duration) / func.nullif(n, 0)).label("avg_duration"),
     )
 
 
@@ -431,19 +468,24 @@ def _bucket(column: ColumnElement[datetime], interval: Interval) -> ColumnElemen
     return cast(func.floor(seconds / width), BigInteger)
 
 
-def events_by_bucket(sites: Sequence[str], rng: Range, interval: Interval) -> Select:
+def events_by_bucket(
+    sites: Sequence[str], rng: Range, interval: Interval, rolled: Sequence[date] = ()
+) -> Select:
     if interval.unit in ("minute", "hour"):
         bucket = _bucket(events.c.ts, interval).label("bucket")
         return select(bucket, visitors, pageviews).where(_events_in(sites, rng)).group_by(bucket)
     # Day, week and month buckets start at midnight: whole visitor-days fall in one bucket.
-    rows = visitor_rows(sites, rng, with_time=True)
-    day_bucket = _bucket(rows.c.t, interval).label("bucket")
-    return select(day_bucket, *_rollup_metrics(rows)).group_by(day_bucket)
+    return exact_visitors(sites, rng, rolled, interval=interval)
 
 
-def sessions_by_bucket(sites: Sequence[str], rng: Range, interval: Interval) -> Select:
-    bucket = _bucket(sessions.c.started_at, interval).label("bucket")
-    return select(bucket, session_count).where(_sessions_starting_in(sites, rng)).group_by(bucket)
+def sessions_by_bucket(
+    sites: Sequence[str], rng: Range, interval: Interval, rolled: Sequence[date] = ()
+) -> Select:
+    if interval.unit in ("minute", "hour"):
+        rolled = ()  # rolled days are whole days; these buckets split them
+    c = union_all(*_session_parts(sites, rng, split(rng, rolled), True)).subquery("s").c
+    bucket = _bucket(c.t, interval).label("bucket")
+    return select(bucket, _total(c.sessions).label("sessions")).group_by(bucket)
 
 
 def realtime(sites: Sequence[str], now: datetime) -> Select:
@@ -476,14 +518,73 @@ def custom_events(sites: Sequence[str], rng: Range) -> Select:
     )
 
 
-def breakdown(kind: str, sites: Sequence[str], rng: Range, limit: int) -> Select:
+def breakdown(
+    kind: str, sites: Sequence[str], rng: Range, limit: int, rolled: Sequence[date] = ()
+) -> Select:
     """Visitors and pageviews per combination of the `kind` dimensions (see BREAKDOWNS)."""
-    rows = visitor_rows(sites, rng, BREAKDOWNS[kind])
-    dims = [rows.c[d] for d in BREAKDOWNS[kind]]
-    by_visitors, by_pageviews = _rollup_metrics(rows)
-    return (
-        select(*dims, by_visitors, by_pageviews)
-        .group_by(*dims)
-        .order_by(by_visitors.desc(), by_pageviews.desc(), *dims)
-        .limit(limit)
+    stmt = exact_visitors(sites, rng, rolled, BREAKDOWNS[kind])
+    c = stmt.selected_columns
+    return stmt.order_by(
+        c.visitors.desc(), c.pageviews.desc(), *(c[d] for d in BREAKDOWNS[kind])
+    ).limit(limit)
+
+
+KINDS = {(): "total", **{dims: kind for kind, dims in BREAKDOWNS.items()}}
+
+
+def exact_visitors(
+    sites: Sequence[str], rng: Range, rolled: Sequence[date], dims: Sequence[str] = (),
+    interval: Interval | None = None,
+) -> Select:  # fmt: skip
+    """Distinct visitors and pageviews per combination of `dims` (and bucket of a day or
+    longer `interval`).
+
+    Rolled days come from breakdown_days (per-day distinct counts), the rest
+    from visitor_rows; _once_per_range's rule keeps the sums exact.
+    """
+    s = split(rng, rolled)
+
+    def keys(c: Any) -> list[ColumnElement]:
+        bucket = [_bucket(c.t, interval).label("bucket")] if interval else []
+        return [c[d].label(d) for d in dims] + bucket
+
+    if not s.days:
+        rows = visitor_rows(sites, rng, dims, with_time=interval is not None)
+        k = keys(rows.c)
+        return select(*k, *_rollup_metrics(rows)).group_by(*k)
+    multi = _multi_day(sites, rng, s)
+    b = breakdown_days.c
+    day_rows = (
+        select(*(b[d] for d in dims), cast(b.day, DateTime).label("t"), b.visitors, b.pageviews)
+        .where(b.site_id.in_(sites), b.day.in_(s.days), b.kind == KINDS[tuple(dims)])
+        .subquery("day_rows")
     )
+    parts = [select(*keys(day_rows.c), day_rows.c.visitors, day_rows.c.pageviews)]
+    if s.raw:
+        raw = visitor_rows(sites, s.raw, dims, with_time=True).c
+        single = func.count(distinct(raw.visitor_id)).filter(raw.visitor_id.not_in(multi))
+        k = keys(raw)  # one object per key: DuckDB matches GROUP BY to SELECT by parameter
+        parts.append(
+            select(*k, single.label("visitors"), func.sum(raw.pageviews).label("pageviews"))
+            .group_by(*k)
+        )  # fmt: skip
+    every = visitor_rows(sites, rng, dims, with_time=True).c
+    seen = (
+        select(*keys(every), every.site_id, every.day, every.visitor_id)
+        .where(every.visitor_id.in_(multi))
+        .distinct()
+        .subquery("seen")
+    )
+    once = func.count(distinct(seen.c.visitor_id)) - func.count().filter(seen.c.day.in_(s.days))
+    names = [d for d in dims] + (["bucket"] if interval else [])
+    seen_keys = [seen.c[n] for n in names]
+    parts.append(
+        select(*seen_keys, once.label("visitors"), literal(0).label("pageviews")).group_by(
+            *seen_keys
+        )
+    )
+    u = union_all(*parts).subquery("visitor_parts").c
+    group = [u[n] for n in names]
+    return select(
+        *group, _total(u.visitors).label("visitors"), _total(u.pageviews).label("pageviews")
+    ).group_by(*group)

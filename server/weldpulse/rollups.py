@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 from weldpulse.params import Range
 from weldpulse.queries import (
+    BREAKDOWNS,
     ONE_MICROSECOND,
     PAGEVIEW,
     SECONDS_TO_NEXT,
@@ -43,6 +44,7 @@ from weldpulse.queries import (
     session_bounce,
 )
 from weldpulse.schema import (
+    breakdown_days,
     events,
     multi_day_visitors,
     page_days,
@@ -140,6 +142,30 @@ def source_day_rows(site: str, day: date) -> Select:
     )
 
 
+VISITOR_DIMS = ("country", "region", "device_type", "browser", "os")
+
+
+def breakdown_day_rows(site: str, day: date) -> CompoundSelect:
+    """breakdown_days rows of one site and day: every kind, from its visitor_days rows."""
+    v = visitor_days.c
+    parts = []
+    for kind, dims in (("total", ()), *BREAKDOWNS.items()):
+        keys = [v[d] for d in dims]
+        parts.append(
+            select(
+                literal(site).label("site_id"),
+                literal(day, Date).label("day"),
+                literal(kind).label("kind"),
+                *(v[d].label(d) if d in dims else literal("").label(d) for d in VISITOR_DIMS),
+                func.count(distinct(v.visitor_id)).label("visitors"),
+                func.sum(v.pageviews).label("pageviews"),
+            )
+            .where(v.site_id == site, v.day == day)
+            .group_by(*keys)
+        )
+    return union_all(*parts)
+
+
 def multi_day_rows(site: str, day: date) -> Select:
     """Visitor ids of one site and day that visitor_days also has on another site or day.
 
@@ -162,11 +188,12 @@ def multi_day_rows(site: str, day: date) -> Select:
 def roll_day(engine: Engine, site: str, day: date) -> None:
     """(Re)computes one site's day rollups from raw rows and marks them current."""
     with transaction(engine, exclusive=True) as conn:
-        for table in (page_days, source_days, multi_day_visitors, rolled_days):
+        for table in (page_days, source_days, breakdown_days, multi_day_visitors, rolled_days):
             conn.execute(delete(table).where(table.c.site_id == site, table.c.day == day))
         for table, rows in (
             (page_days, page_day_rows),
             (source_days, source_day_rows),
+            (breakdown_days, breakdown_day_rows),
             (multi_day_visitors, multi_day_rows),
         ):
             stmt = rows(site, day)

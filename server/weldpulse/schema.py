@@ -166,6 +166,24 @@ source_days = Table(
     Column("duration", Float, nullable=False),  # sum of the sessions' seconds
 )
 
+# Per site, day and breakdown (kind "total", or a key of queries.BREAKDOWNS):
+# distinct visitors and pageviews per combination of the kind's dimensions,
+# rolled from visitor_days; dimensions the kind does not use are "".
+breakdown_days = Table(
+    "breakdown_days",
+    events_db,
+    Column("site_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("region", Text, nullable=False),
+    Column("device_type", String(16), nullable=False),
+    Column("browser", Text, nullable=False),
+    Column("os", Text, nullable=False),
+    Column("visitors", Integer, nullable=False),
+    Column("pageviews", Integer, nullable=False),
+)
+
 # Visitor ids of a rolled (site, day) that the roll saw on another (site, day):
 # the few ids whose per-day distinct counts must not simply be added up.
 multi_day_visitors = Table(

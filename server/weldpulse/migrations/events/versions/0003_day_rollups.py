@@ -1,4 +1,4 @@
-"""Day rollups for pages and referrers (page_days, source_days, multi_day_visitors) and marks."""
+"""Day rollups (pages, sources, breakdowns), the multi-day visitors they need, and their marks."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -36,6 +36,19 @@ def upgrade() -> None:
         sa.Column("duration", sa.Float, nullable=False),
     )
     op.create_table(
+        "breakdown_days",
+        sa.Column("site_id", sa.String(36), nullable=False),
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("country", sa.String(2), nullable=False),
+        sa.Column("region", sa.Text, nullable=False),
+        sa.Column("device_type", sa.String(16), nullable=False),
+        sa.Column("browser", sa.Text, nullable=False),
+        sa.Column("os", sa.Text, nullable=False),
+        sa.Column("visitors", sa.Integer, nullable=False),
+        sa.Column("pageviews", sa.Integer, nullable=False),
+    )
+    op.create_table(
         "multi_day_visitors",
         sa.Column("site_id", sa.String(36), nullable=False),
         sa.Column("day", sa.Date, nullable=False),
@@ -50,15 +63,20 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "duckdb":  # see 0001: DuckDB prunes by min/max instead
         op.create_index("ix_page_days_site_day", "page_days", ["site_id", "day"])
         op.create_index("ix_source_days_site_day", "source_days", ["site_id", "day"])
+        op.create_index("ix_breakdown_days_site_day", "breakdown_days", ["site_id", "day", "kind"])
         op.create_index("ix_multi_day_visitors_site_day", "multi_day_visitors", ["site_id", "day"])
-        # A roll looks up each of its day's visitors on other days (rollups.multi_day_rows).
+        # A roll looks up each of its day's visitors on other days (rollups.multi_day_rows);
+        # pages fetch the few multi-day visitors' pageviews (queries._once_per_range).
         op.create_index("ix_visitor_days_visitor", "visitor_days", ["visitor_id"])
+        op.create_index("ix_events_visitor", "events", ["visitor_id"])
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "duckdb":
+        op.drop_index("ix_events_visitor", "events")
         op.drop_index("ix_visitor_days_visitor", "visitor_days")
     op.drop_table("rolled_days")
     op.drop_table("multi_day_visitors")
+    op.drop_table("breakdown_days")
     op.drop_table("source_days")
     op.drop_table("page_days")
