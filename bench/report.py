@@ -54,7 +54,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"- load through `ingest.record`: {load['record_bulk_events_per_s']:,} events/s in "
         f"{load['record_bulk_batch']:,}-event batches; {load['record_1000_events_per_s']:,} "
         f"events/s in 1,000-event batches ({load['record_1000_events']:,} events)",
-        f"- rolling the finished days (pages and referrers rollups): "
+        f"- rolling the finished days into the day rollups: "
         f"{result['roll']['site_days']:,} site-days in {result['roll']['seconds']} s",
         "- `POST /v1/collect` through Envoy, "
         + (

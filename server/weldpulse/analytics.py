@@ -165,7 +165,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def ListEvents(self, request: pb.ListEventsRequest, context: Ctx) -> pb.ListEventsResponse:
         rng = parse_range(request.start, request.end)
-        rows = self._rows(queries.custom_events(_sites(request.site_id), rng))
+        sites = _sites(request.site_id)
+        rows = self._rows(queries.custom_events(sites, rng, self._rolled(sites, rng)))
         return pb.ListEventsResponse(
             data=[
                 pb.EventRow(event_name=r.name, total=r.total, unique_visitors=r.unique_visitors)

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from weldpulse.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
 from weldpulse.schema import (
     breakdown_days,
+    event_days,
     events,
     multi_day_visitors,
     page_days,
@@ -506,14 +507,43 @@ def realtime(sites: Sequence[str], now: datetime) -> Select:
     )
 
 
-def custom_events(sites: Sequence[str], rng: Range) -> Select:
-    total = func.count().label("total")
-    unique = func.count(distinct(events.c.visitor_id)).label("unique_visitors")
+EVENT_METRICS = ("visitors", "total")
+
+
+def custom_events(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ()) -> Select:
+    """Custom events by total, unique visitors, name: rolled days from event_days, as top_pages."""
+    e, d, s = events.c, event_days.c, split(rng, rolled)
+    scope = (e.site_id.in_(sites), e.name != PAGEVIEW)
+    if not s.days:
+        every = func.count(distinct(e.visitor_id))
+        parts = [
+            _part(e.name, EVENT_METRICS, visitors=every, total=func.count())
+            .where(*scope, _events_in(sites, rng))
+            .group_by(e.name)
+        ]
+    else:
+        multi = _multi_day(sites, rng, s)
+        parts = [
+            _part(d.name, EVENT_METRICS, visitors=d.visitors, total=d.total).where(
+                d.site_id.in_(sites), d.day.in_(s.days)
+            ),
+            _once_per_range(
+                e.name, e.site_id, e.visitor_id, e.ts, scope, rng, s, multi, EVENT_METRICS
+            ),
+        ]
+        if s.raw:
+            single = func.count(distinct(e.visitor_id)).filter(e.visitor_id.not_in(multi))
+            parts.append(
+                _part(e.name, EVENT_METRICS, visitors=single, total=func.count())
+                .where(*scope, _within(e.ts, s.raw))
+                .group_by(e.name)
+            )
+    c = union_all(*parts).subquery("event_rows").c
+    total, unique = _total(c.total).label("total"), _total(c.visitors).label("unique_visitors")
     return (
-        select(events.c.name, total, unique)
-        .where(_events_in(sites, rng), events.c.name != PAGEVIEW)
-        .group_by(events.c.name)
-        .order_by(total.desc(), unique.desc(), events.c.name)
+        select(c.key.label("name"), total, unique)
+        .group_by(c.key)
+        .order_by(total.desc(), unique.desc(), c.key)
         .limit(MAX_ROWS)
     )
 

@@ -45,6 +45,7 @@ from weldpulse.queries import (
 )
 from weldpulse.schema import (
     breakdown_days,
+    event_days,
     events,
     multi_day_visitors,
     page_days,
@@ -142,6 +143,22 @@ def source_day_rows(site: str, day: date) -> Select:
     )
 
 
+def event_day_rows(site: str, day: date) -> Select:
+    """event_days rows of one site and day: custom events per name."""
+    rng, e = _day(day), events.c
+    return (
+        select(
+            literal(site).label("site_id"),
+            literal(day, Date).label("day"),
+            e.name,
+            func.count().label("total"),
+            func.count(distinct(e.visitor_id)).label("visitors"),
+        )
+        .where(e.site_id == site, e.name != PAGEVIEW, e.ts >= rng.start, e.ts <= rng.end)
+        .group_by(e.name)
+    )
+
+
 VISITOR_DIMS = ("country", "region", "device_type", "browser", "os")
 
 
@@ -188,11 +205,13 @@ def multi_day_rows(site: str, day: date) -> Select:
 def roll_day(engine: Engine, site: str, day: date) -> None:
     """(Re)computes one site's day rollups from raw rows and marks them current."""
     with transaction(engine, exclusive=True) as conn:
-        for table in (page_days, source_days, breakdown_days, multi_day_visitors, rolled_days):
+        tables = (page_days, source_days, event_days, breakdown_days, multi_day_visitors)
+        for table in (*tables, rolled_days):
             conn.execute(delete(table).where(table.c.site_id == site, table.c.day == day))
         for table, rows in (
             (page_days, page_day_rows),
             (source_days, source_day_rows),
+            (event_days, event_day_rows),
             (breakdown_days, breakdown_day_rows),
             (multi_day_visitors, multi_day_rows),
         ):

@@ -166,6 +166,16 @@ source_days = Table(
     Column("duration", Float, nullable=False),  # sum of the sessions' seconds
 )
 
+event_days = Table(
+    "event_days",
+    events_db,
+    Column("site_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("name", String(120), nullable=False),  # custom events only, not "pageview"
+    Column("total", Integer, nullable=False),
+    Column("visitors", Integer, nullable=False),  # distinct visitors that day
+)
+
 # Per site, day and breakdown (kind "total", or a key of queries.BREAKDOWNS):
 # distinct visitors and pageviews per combination of the kind's dimensions,
 # rolled from visitor_days; dimensions the kind does not use are "".

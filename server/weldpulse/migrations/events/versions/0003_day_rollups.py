@@ -1,4 +1,4 @@
-"""Day rollups (pages, sources, breakdowns), the multi-day visitors they need, and their marks."""
+"""Day rollups (pages, sources, events, breakdowns), their multi-day visitors, and marks."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -36,6 +36,14 @@ def upgrade() -> None:
         sa.Column("duration", sa.Float, nullable=False),
     )
     op.create_table(
+        "event_days",
+        sa.Column("site_id", sa.String(36), nullable=False),
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Column("name", sa.String(120), nullable=False),
+        sa.Column("total", sa.Integer, nullable=False),
+        sa.Column("visitors", sa.Integer, nullable=False),
+    )
+    op.create_table(
         "breakdown_days",
         sa.Column("site_id", sa.String(36), nullable=False),
         sa.Column("day", sa.Date, nullable=False),
@@ -63,6 +71,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name != "duckdb":  # see 0001: DuckDB prunes by min/max instead
         op.create_index("ix_page_days_site_day", "page_days", ["site_id", "day"])
         op.create_index("ix_source_days_site_day", "source_days", ["site_id", "day"])
+        op.create_index("ix_event_days_site_day", "event_days", ["site_id", "day"])
         op.create_index("ix_breakdown_days_site_day", "breakdown_days", ["site_id", "day", "kind"])
         op.create_index("ix_multi_day_visitors_site_day", "multi_day_visitors", ["site_id", "day"])
         # A roll looks up each of its day's visitors on other days (rollups.multi_day_rows);
@@ -78,5 +87,6 @@ def downgrade() -> None:
     op.drop_table("rolled_days")
     op.drop_table("multi_day_visitors")
     op.drop_table("breakdown_days")
+    op.drop_table("event_days")
     op.drop_table("source_days")
     op.drop_table("page_days")
