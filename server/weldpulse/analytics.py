@@ -7,7 +7,7 @@ from typing import TypeAlias
 import grpc
 from sqlalchemy import Engine, Select
 from sqlalchemy.engine import Row
-from weldpulse import accounts, queries
+from weldpulse import accounts, exact, queries
 from weldpulse.interceptors import principal_var
 from weldpulse.params import (
     Range,
@@ -58,7 +58,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def _rolled(self, sites: Sequence[str], rng: Range) -> list[date]:
         """Whole days of the range that pages and referrers may read from the day rollups."""
-        return [r.day for r in self._rows(queries.rolled_days_of(sites, rng))]
+        return [r.day for r in self._rows(exact.rolled_days_of(sites, rng))]
 
     def GetStats(self, request: pb.GetStatsRequest, context: Ctx) -> pb.GetStatsResponse:
         rng = parse_range(request.start, request.end)

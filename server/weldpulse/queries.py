@@ -6,14 +6,12 @@ definitions: docs/metrics.md.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    CompoundSelect,
     Date,
     DateTime,
     Double,
@@ -26,19 +24,26 @@ from sqlalchemy import (
     extract,
     func,
     literal,
-    or_,
     select,
-    union,
     union_all,
+)
+from weldpulse.exact import (
+    ONE_MICROSECOND,
+    Split,
+    multi_day,
+    once_per_range,
+    part,
+    split,
+    total,
+    whole_days,
+    within,
 )
 from weldpulse.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
 from weldpulse.schema import (
     breakdown_days,
     event_days,
     events,
-    multi_day_visitors,
     page_days,
-    rolled_days,
     sessions,
     source_days,
     visitor_days,
@@ -61,7 +66,6 @@ BREAKDOWNS = {
     "geo": ("country", "region"),
     "devices": ("device_type", "browser", "os"),
 }
-ONE_MICROSECOND = timedelta(microseconds=1)  # the stores' timestamp resolution
 
 
 def _events_in(sites: Sequence[str], rng: Range) -> ColumnElement[bool]:
@@ -74,13 +78,6 @@ def _sessions_starting_in(sites: Sequence[str], rng: Range) -> ColumnElement[boo
         sessions.c.started_at >= rng.start,
         sessions.c.started_at <= rng.end,
     )
-
-
-def whole_days(rng: Range) -> tuple[date, date] | None:
-    """The first and last UTC day lying wholly inside the range, if any."""
-    first = rng.start.date() if rng.start.time() == time.min else rng.start.date() + timedelta(1)
-    last = (rng.end + ONE_MICROSECOND).date() - timedelta(1)
-    return (first, last) if first <= last else None
 
 
 def visitor_rows(
@@ -135,11 +132,11 @@ def event_totals(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ()) 
     """One row: visitors and pageviews of the events in range."""
     totals = exact_visitors(sites, rng, rolled).subquery("totals").c
     return select(
-        _total(totals.visitors).label("visitors"), _total(totals.pageviews).label("pageviews")
+        total(totals.visitors).label("visitors"), total(totals.pageviews).label("pageviews")
     )
 
 
-def _session_parts(sites: Sequence[str], rng: Range, s: "Split", t: bool) -> list[Select]:
+def _session_parts(sites: Sequence[str], rng: Range, s: Split, t: bool) -> list[Select]:
     """sessions, bounces, duration (and t, the start) of sessions starting in range: rolled
     days from source_days, the raw pieces from sessions."""
     d, se = source_days.c, sessions.c
@@ -163,104 +160,12 @@ def _session_parts(sites: Sequence[str], rng: Range, s: "Split", t: bool) -> lis
 def session_totals(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ()) -> Select:
     """One row: sessions starting in range, their bounces and mean duration."""
     c = union_all(*_session_parts(sites, rng, split(rng, rolled), False)).subquery("s").c
-    n = _total(c.sessions)
+    n = total(c.sessions)
     return select(
         n.label("sessions"),
-        _total(c.bounces).label("bounces"),
+        total(c.bounces).label("bounces"),
         (func.sum(c.duration) / func.nullif(n, 0)).label("avg_duration"),
     )
-
-
-@dataclass(frozen=True)
-class Split:
-    """A range as whole days read from the day rollups plus the rest, read from raw rows."""
-
-    days: tuple[date, ...]
-    raw: tuple[Range, ...]
-
-
-def split(rng: Range, rolled: Sequence[date]) -> Split:
-    """Rolled whole days of the range, and the raw pieces between them (contiguous, in order)."""
-    whole = whole_days(rng)
-    days = tuple(sorted(d for d in set(rolled) if whole and whole[0] <= d <= whole[1]))
-    raw, cursor = [], rng.start
-    for d in days:
-        start = datetime.combine(d, time.min)
-        if cursor < start:
-            raw.append(Range(cursor, start - ONE_MICROSECOND))
-        cursor = start + timedelta(days=1)
-    if cursor <= rng.end:
-        raw.append(Range(cursor, rng.end))
-    return Split(days, tuple(raw))
-
-
-def rolled_days_of(sites: Sequence[str], rng: Range) -> Select:
-    """Whole days of the range whose day rollups are current for every one of the sites."""
-    whole = whole_days(rng)
-    first, last = whole or (date.max, date.min)
-    r = rolled_days.c
-    return (
-        select(r.day)
-        .where(r.site_id.in_(sites), r.day >= first, r.day <= last)
-        .group_by(r.day)
-        .having(func.count() == len(set(sites)))
-    )
-
-
-def _within(column: ColumnElement[datetime], ranges: Sequence[Range]) -> ColumnElement[bool]:
-    return or_(*(and_(column >= r.start, column <= r.end) for r in ranges))
-
-
-def _multi_day(sites: Sequence[str], rng: Range, s: Split) -> CompoundSelect:
-    """Visitor ids seen on more than one (site, day) of the range, and maybe a few more.
-
-    Daily ids live one day, so these are the few sessions crossing midnight
-    and imported ids; every other id has all its rows in one rolled day or
-    in the raw pieces, whose distinct counts add up exactly. Rolls list the
-    ids of rolled days (multi_day_visitors); ids of the raw pieces' days
-    seen on a rolled day come from visitor_days, current at every write.
-    """
-    m, v = multi_day_visitors.c, visitor_days.c
-    first, last = rng.start.date(), rng.end.date()
-    raw_days = sorted(
-        {r.start.date() + timedelta(days=i) for r in s.raw
-         for i in range((r.end.date() - r.start.date()).days + 1)}
-    )  # fmt: skip
-    listed = select(m.visitor_id).where(m.site_id.in_(sites), m.day >= first, m.day <= last)
-    in_raw = select(v.visitor_id).where(v.site_id.in_(sites), v.day.in_(raw_days))
-    also_rolled = select(v.visitor_id).where(
-        v.site_id.in_(sites), v.day.in_(s.days), v.visitor_id.in_(in_raw)
-    )
-    return union(listed, also_rolled)
-
-
-def _part(key: ColumnElement, names: Sequence[str], **sums: ColumnElement) -> Select:
-    """One part of a union: `key` and a column per name, the given expression or 0."""
-    return select(key.label("key"), *(sums.get(n, literal(0)).label(n) for n in names))
-
-
-def _once_per_range(
-    key: ColumnElement, site: ColumnElement, visitor: ColumnElement, at: ColumnElement,
-    where: Sequence[ColumnElement[bool]], rng: Range, s: Split, multi: CompoundSelect,
-    names: Sequence[str],
-) -> Select:  # fmt: skip
-    """(key, visitors, 0...) rows correcting the rollups' per-day counts for multi-day ids.
-
-    Those ids are counted once over the whole range here, minus once per
-    rolled (site, day) that counted them already; raw pieces skip them.
-    """
-    seen = (
-        select(key.label("key"), site.label("site"), cast(at, Date).label("day"), visitor)
-        .where(*where, at >= rng.start, at <= rng.end, visitor.in_(multi))
-        .distinct()
-        .subquery()
-    )
-    once = func.count(distinct(seen.c[visitor.name])) - func.count().filter(seen.c.day.in_(s.days))
-    return _part(seen.c.key, names, visitors=once).group_by(seen.c.key)
-
-
-def _total(column: ColumnElement) -> ColumnElement[int]:
-    return cast(func.coalesce(func.sum(column), 0), BigInteger)
 
 
 PAGE_METRICS = ("visitors", "pageviews")
@@ -275,30 +180,30 @@ def top_pages(sites: Sequence[str], rng: Range, limit: int, rolled: Sequence[dat
     e, p, s = events.c, page_days.c, split(rng, rolled)
     scope = (e.site_id.in_(sites), e.name == PAGEVIEW)
     if not s.days:
-        parts = [_part(e.pathname, PAGE_METRICS, visitors=visitors, pageviews=func.count())
+        parts = [part(e.pathname, PAGE_METRICS, visitors=visitors, pageviews=func.count())
                  .where(*scope, _events_in(sites, rng)).group_by(e.pathname)]  # fmt: skip
     else:
-        multi = _multi_day(sites, rng, s)
+        multi = multi_day(sites, rng, s)
         parts = [
             # Rows with no pageview carry only entries or times of their day.
-            _part(p.pathname, PAGE_METRICS, visitors=p.visitors, pageviews=p.pageviews).where(
+            part(p.pathname, PAGE_METRICS, visitors=p.visitors, pageviews=p.pageviews).where(
                 p.site_id.in_(sites), p.day.in_(s.days), p.pageviews > 0
             ),
-            _once_per_range(
+            once_per_range(
                 e.pathname, e.site_id, e.visitor_id, e.ts, scope, rng, s, multi, PAGE_METRICS
             ),
         ]
         if s.raw:
             single = func.count(distinct(e.visitor_id)).filter(e.visitor_id.not_in(multi))
             parts.append(
-                _part(e.pathname, PAGE_METRICS, visitors=single, pageviews=func.count())
-                .where(*scope, _within(e.ts, s.raw))
+                part(e.pathname, PAGE_METRICS, visitors=single, pageviews=func.count())
+                .where(*scope, within(e.ts, s.raw))
                 .group_by(e.pathname)
             )
     c = union_all(*parts).subquery("page_rows").c
     by_visitors, by_views = (
-        _total(c.visitors).label("visitors"),
-        _total(c.pageviews).label("pageviews"),
+        total(c.visitors).label("visitors"),
+        total(c.pageviews).label("pageviews"),
     )
     return (
         select(c.key.label("pathname"), by_visitors, by_views)
@@ -346,14 +251,14 @@ def time_on_page(
     e, p, s = events.c, page_days.c, split(rng, rolled)
     names = ("total", "count")
     parts = [
-        _part(e.prev_pathname, names, total=func.sum(SECONDS_TO_NEXT), count=func.count())
+        part(e.prev_pathname, names, total=func.sum(SECONDS_TO_NEXT), count=func.count())
         .where(*page_pairs(sites, r), e.prev_pathname.in_(pathnames))
         .group_by(e.prev_pathname)
         for r in s.raw
     ]
     if s.days:
         parts.append(
-            _part(p.pathname, names, total=p.time_total, count=p.time_count).where(
+            part(p.pathname, names, total=p.time_total, count=p.time_count).where(
                 p.site_id.in_(sites), p.day.in_(s.days), p.pathname.in_(pathnames)
             )
         )
@@ -369,22 +274,22 @@ def entry_page_bounces(
     se, p, s = sessions.c, page_days.c, split(rng, rolled)
     names = ("sessions", "bounces")
     parts = [
-        _part(se.entry_page, names, sessions=session_count, bounces=session_bounces)
+        part(se.entry_page, names, sessions=session_count, bounces=session_bounces)
         .where(_sessions_starting_in(sites, r), se.entry_page.in_(pathnames))
         .group_by(se.entry_page)
         for r in s.raw
     ]
     if s.days:
         parts.append(
-            _part(p.pathname, names, sessions=p.entries, bounces=p.bounces).where(
+            part(p.pathname, names, sessions=p.entries, bounces=p.bounces).where(
                 p.site_id.in_(sites), p.day.in_(s.days), p.pathname.in_(pathnames)
             )
         )
     c = union_all(*parts).subquery("page_entries").c
     return select(
         c.key.label("entry_page"),
-        _total(c.sessions).label("sessions"),
-        _total(c.bounces).label("bounces"),
+        total(c.sessions).label("sessions"),
+        total(c.bounces).label("bounces"),
     ).group_by(c.key)
 
 
@@ -404,7 +309,7 @@ def top_referrers(
             "bounces": session_bounces}  # fmt: skip
     if not s.days:
         parts = [
-            _part(
+            part(
                 se.referrer_source,
                 SOURCE_METRICS,
                 visitors=func.count(distinct(se.visitor_id)),
@@ -414,13 +319,13 @@ def top_referrers(
             .group_by(se.referrer_source)
         ]
     else:
-        multi = _multi_day(sites, rng, s)
+        multi = multi_day(sites, rng, s)
         rolled_sums = {n: d[n] for n in SOURCE_METRICS}
         parts = [
-            _part(d.referrer_source, SOURCE_METRICS, **rolled_sums).where(
+            part(d.referrer_source, SOURCE_METRICS, **rolled_sums).where(
                 d.site_id.in_(sites), d.day.in_(s.days)
             ),
-            _once_per_range(
+            once_per_range(
                 se.referrer_source,
                 se.site_id,
                 se.visitor_id,
@@ -435,22 +340,22 @@ def top_referrers(
         if s.raw:
             single = func.count(distinct(se.visitor_id)).filter(se.visitor_id.not_in(multi))
             parts.append(
-                _part(se.referrer_source, SOURCE_METRICS, visitors=single, **sums)
-                .where(*scope, _within(se.started_at, s.raw))
+                part(se.referrer_source, SOURCE_METRICS, visitors=single, **sums)
+                .where(*scope, within(se.started_at, s.raw))
                 .group_by(se.referrer_source)
             )
     c = union_all(*parts).subquery("source_rows").c
     by_visitors, by_views = (
-        _total(c.visitors).label("visitors"),
-        _total(c.pageviews).label("pageviews"),
+        total(c.visitors).label("visitors"),
+        total(c.pageviews).label("pageviews"),
     )
     return (
         select(
             c.key.label("referrer_source"),
             by_visitors,
             by_views,
-            _total(c.sessions).label("sessions"),
-            _total(c.bounces).label("bounces"),
+            total(c.sessions).label("sessions"),
+            total(c.bounces).label("bounces"),
         )
         .group_by(c.key)
         .order_by(by_visitors.desc(), by_views.desc(), c.key)
@@ -486,7 +391,7 @@ def sessions_by_bucket(
         rolled = ()  # rolled days are whole days; these buckets split them
     c = union_all(*_session_parts(sites, rng, split(rng, rolled), True)).subquery("s").c
     bucket = _bucket(c.t, interval).label("bucket")
-    return select(bucket, _total(c.sessions).label("sessions")).group_by(bucket)
+    return select(bucket, total(c.sessions).label("sessions")).group_by(bucket)
 
 
 def realtime(sites: Sequence[str], now: datetime) -> Select:
@@ -517,33 +422,33 @@ def custom_events(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ())
     if not s.days:
         every = func.count(distinct(e.visitor_id))
         parts = [
-            _part(e.name, EVENT_METRICS, visitors=every, total=func.count())
+            part(e.name, EVENT_METRICS, visitors=every, total=func.count())
             .where(*scope, _events_in(sites, rng))
             .group_by(e.name)
         ]
     else:
-        multi = _multi_day(sites, rng, s)
+        multi = multi_day(sites, rng, s)
         parts = [
-            _part(d.name, EVENT_METRICS, visitors=d.visitors, total=d.total).where(
+            part(d.name, EVENT_METRICS, visitors=d.visitors, total=d.total).where(
                 d.site_id.in_(sites), d.day.in_(s.days)
             ),
-            _once_per_range(
+            once_per_range(
                 e.name, e.site_id, e.visitor_id, e.ts, scope, rng, s, multi, EVENT_METRICS
             ),
         ]
         if s.raw:
             single = func.count(distinct(e.visitor_id)).filter(e.visitor_id.not_in(multi))
             parts.append(
-                _part(e.name, EVENT_METRICS, visitors=single, total=func.count())
-                .where(*scope, _within(e.ts, s.raw))
+                part(e.name, EVENT_METRICS, visitors=single, total=func.count())
+                .where(*scope, within(e.ts, s.raw))
                 .group_by(e.name)
             )
     c = union_all(*parts).subquery("event_rows").c
-    total, unique = _total(c.total).label("total"), _total(c.visitors).label("unique_visitors")
+    count, unique = total(c.total).label("total"), total(c.visitors).label("unique_visitors")
     return (
-        select(c.key.label("name"), total, unique)
+        select(c.key.label("name"), count, unique)
         .group_by(c.key)
-        .order_by(total.desc(), unique.desc(), c.key)
+        .order_by(count.desc(), unique.desc(), c.key)
         .limit(MAX_ROWS)
     )
 
@@ -582,7 +487,7 @@ def exact_visitors(
         rows = visitor_rows(sites, rng, dims, with_time=interval is not None)
         k = keys(rows.c)
         return select(*k, *_rollup_metrics(rows)).group_by(*k)
-    multi = _multi_day(sites, rng, s)
+    multi = multi_day(sites, rng, s)
     b = breakdown_days.c
     day_rows = (
         select(*(b[d] for d in dims), cast(b.day, DateTime).label("t"), b.visitors, b.pageviews)
@@ -616,5 +521,5 @@ def exact_visitors(
     u = union_all(*parts).subquery("visitor_parts").c
     group = [u[n] for n in names]
     return select(
-        *group, _total(u.visitors).label("visitors"), _total(u.pageviews).label("pageviews")
+        *group, total(u.visitors).label("visitors"), total(u.pageviews).label("pageviews")
     ).group_by(*group)

@@ -34,10 +34,10 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from weldpulse.exact import ONE_MICROSECOND
 from weldpulse.params import Range
 from weldpulse.queries import (
     BREAKDOWNS,
-    ONE_MICROSECOND,
     PAGEVIEW,
     SECONDS_TO_NEXT,
     page_pairs,
