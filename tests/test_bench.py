@@ -29,7 +29,7 @@ def test_bench_smoke_run_reports_every_endpoint(tmp_path: Path) -> None:
     assert result["api"]["sites/now/grpc"]["n"] == 2
     assert result["load"]["record_1000_events"] == 1000
     assert result["load"]["record_bulk_events_per_s"] > 0
-    assert result["roll"]["site_days"] >= 3 * 90  # three sites, 90 finished days each
+    assert result["roll"]["site_days"] >= 90  # the big site has events on each of the 90 days
     assert result["server_max_rss_mib"] > 0
     table = (tmp_path / "embedded-10000.md").read_text()
     assert "| stats | 30d |" in table and "| devices | 90d |" in table

@@ -250,3 +250,17 @@ def test_every_authenticated_answer_carries_quota_and_request_id(stack: Stack, p
     for resp in (ok, bad):
         assert len(resp.headers.get_list("x-request-id")) == 1
         assert len(resp.headers["x-request-id"]) >= 16
+
+
+def test_a_stopped_server_ends_its_writer_so_nothing_rolls_behind_it(stack: Stack) -> None:
+    def writers() -> int:
+        return sum(t.name == "collector" and t.is_alive() for t in threading.enumerate())
+
+    before = writers()
+    server, _ = build_server(stack.metadata, stack.events)
+    assert writers() == before + 1
+    server.stop(grace=None).wait()
+    deadline = time.monotonic() + 10
+    while writers() > before:
+        assert time.monotonic() < deadline, "the writer outlived its server"
+        time.sleep(0.05)

@@ -116,8 +116,9 @@ def build_server(
 ) -> tuple[grpc.Server, int]:
     """A started server and the port it listens on (`port=0` picks a free one).
 
-    The ingestion writer is a daemon thread: a stopping server first waits
-    for in-flight calls, and each of those waits for its commit.
+    The ingestion writer is a thread that ends after the server stops: a
+    stopping server first waits for in-flight calls, and each of those waits
+    for its commit.
     """
     enrichment = ingest or IngestOptions()
     configure_structlog()
@@ -136,10 +137,11 @@ def build_server(
     analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
         AnalyticsServicer(metadata, events), server
     )
+    collector = Collector(events)
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(
         IngestServicer(
             metadata,
-            Collector(events),
+            collector,
             Salts(metadata),
             enrich.GeoIP(enrichment.geoip_db),
             enrichment.trusted_hops,
@@ -154,6 +156,14 @@ def build_server(
     )
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
+
+    # Once the server has stopped (in-flight calls done), the writer stores what is
+    # queued and ends, so it stops rolling days too.
+    def close_writer() -> None:
+        server.wait_for_termination()
+        collector.close()
+
+    threading.Thread(target=close_writer, name="collector-stop", daemon=True).start()
     for name in (SERVICE_NAME, INGEST_NAME, ""):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("grpc server listening", host=host, port=bound)
