@@ -180,7 +180,7 @@ def test_collector_compacts_a_finished_days_rollup(stack: Stack, tenant: Tenant)
 
     day = BASE.date()
     clock = {"today": day}
-    collector = Collector(stack.events, today=lambda: clock["today"])
+    collector = Collector(stack.events, now=lambda: datetime.combine(clock["today"], BASE.time()))
     salts, geo, site = (
         Salts(stack.metadata),
         enrich.GeoIP(None),

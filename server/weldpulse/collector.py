@@ -56,10 +56,6 @@ def _continue_sessions(engine: Engine, items: list[Enriched]) -> list[ingest.Eve
     return out
 
 
-def _utc_today() -> date:
-    return datetime.now(UTC).date()
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -70,12 +66,10 @@ class Collector:
     def __init__(
         self,
         events: Engine,
-        today: Callable[[], date] = _utc_today,
         now: Callable[[], datetime] = _utc_now,
         roll_every_s: float = ROLL_EVERY_S,
     ) -> None:
         self.engine = events
-        self.today = today
         self.now = now
         self.roll_every_s = roll_every_s
         self._compacted: date | None = None
@@ -124,7 +118,7 @@ class Collector:
 
     def _compact_finished_day(self) -> None:
         """Once a day, merges yesterday's per-batch rollup rows (small batches leave many)."""
-        today = self.today()
+        today = self.now().date()
         if self._compacted == today:
             return
         self._compacted = today

@@ -129,3 +129,29 @@ def once_per_range(
 
 def total(column: ColumnElement) -> ColumnElement[int]:
     return cast(func.coalesce(func.sum(column), 0), BigInteger)
+
+
+def distinct_parts(
+    sites: Sequence[str], rng: Range, s: Split, rolled_rows: Select, key: ColumnElement,
+    site: ColumnElement, visitor: ColumnElement, at: ColumnElement,
+    scope: Sequence[ColumnElement[bool]], names: Sequence[str], **sums: ColumnElement,
+) -> list[Select]:  # fmt: skip
+    """Union parts (key, *names) whose sums per key are the range's distinct visitors and `sums`.
+
+    `rolled_rows` gives the day rollup's rows of the rolled days; raw rows are
+    those of `scope` timed by `at`. Without rolled days that is one grouped
+    scan; otherwise the rolled rows, the raw pieces without multi-day ids, and
+    once_per_range for those ids.
+    """
+
+    def raw(count: ColumnElement, ranges: Sequence[Range]) -> Select:
+        selected = part(key, names, visitors=count, **sums)
+        return selected.where(*scope, within(at, ranges)).group_by(key)
+
+    if not s.days:
+        return [raw(func.count(distinct(visitor)), [rng])]
+    multi = multi_day(sites, rng, s)
+    parts = [rolled_rows, once_per_range(key, site, visitor, at, scope, rng, s, multi, names)]
+    if s.raw:
+        parts.append(raw(func.count(distinct(visitor)).filter(visitor.not_in(multi)), s.raw))
+    return parts

@@ -30,13 +30,12 @@ from sqlalchemy import (
 from weldpulse.exact import (
     ONE_MICROSECOND,
     Split,
+    distinct_parts,
     multi_day,
-    once_per_range,
     part,
     split,
     total,
     whole_days,
-    within,
 )
 from weldpulse.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
 from weldpulse.schema import (
@@ -136,30 +135,32 @@ def event_totals(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ()) 
     )
 
 
-def _session_parts(sites: Sequence[str], rng: Range, s: Split, t: bool) -> list[Select]:
-    """sessions, bounces, duration (and t, the start) of sessions starting in range: rolled
-    days from source_days, the raw pieces from sessions."""
+def _session_parts(sites: Sequence[str], s: Split, interval: Interval | None) -> list[Select]:
+    """sessions, bounces and duration of the sessions starting in range (per bucket of
+    `interval`, if given): rolled days from source_days, the raw pieces from sessions."""
     d, se = source_days.c, sessions.c
-    parts = [
-        select(session_count, session_bounces, func.sum(se.duration).label("duration"),
-               *([se.started_at.label("t")] if t else []))
-        .where(_sessions_starting_in(sites, r))
-        .group_by(*([se.started_at] if t else []))
-        for r in s.raw
-    ]  # fmt: skip
+
+    def grouped(query: Select, start: ColumnElement[datetime]) -> Select:
+        if interval is None:
+            return query
+        bucket = _bucket(start, interval).label("bucket")  # one object: see exact_visitors
+        return query.add_columns(bucket).group_by(bucket)
+
+    raw = select(session_count, session_bounces, func.sum(se.duration).label("duration"))
+    parts = [grouped(raw.where(_sessions_starting_in(sites, r)), se.started_at) for r in s.raw]
     if s.days:
-        day = [cast(d.day, DateTime).label("t")] if t else []
-        parts.append(
-            select(d.sessions, d.bounces, d.duration, *day).where(
-                d.site_id.in_(sites), d.day.in_(s.days)
-            )
-        )
+        rolled = select(
+            total(d.sessions).label("sessions"),
+            total(d.bounces).label("bounces"),
+            func.sum(d.duration).label("duration"),
+        ).where(d.site_id.in_(sites), d.day.in_(s.days))
+        parts.append(grouped(rolled, cast(d.day, DateTime)))
     return parts
 
 
 def session_totals(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ()) -> Select:
     """One row: sessions starting in range, their bounces and mean duration."""
-    c = union_all(*_session_parts(sites, rng, split(rng, rolled), False)).subquery("s").c
+    c = union_all(*_session_parts(sites, split(rng, rolled), None)).subquery("s").c
     n = total(c.sessions)
     return select(
         n.label("sessions"),
@@ -175,31 +176,16 @@ def top_pages(sites: Sequence[str], rng: Range, limit: int, rolled: Sequence[dat
     """Pathnames by visitors, pageviews, name: visitors and pageviews over pageviews in range.
 
     Rolled days come from page_days (per-day distinct visitors), the rest
-    from raw pageviews; _once_per_range keeps the sum exact.
+    from raw pageviews (exact.distinct_parts).
     """
     e, p, s = events.c, page_days.c, split(rng, rolled)
+    # Rows with no pageview carry only entries or times of their day.
+    rolled_rows = part(p.pathname, PAGE_METRICS, visitors=p.visitors, pageviews=p.pageviews).where(
+        p.site_id.in_(sites), p.day.in_(s.days), p.pageviews > 0
+    )
     scope = (e.site_id.in_(sites), e.name == PAGEVIEW)
-    if not s.days:
-        parts = [part(e.pathname, PAGE_METRICS, visitors=visitors, pageviews=func.count())
-                 .where(*scope, _events_in(sites, rng)).group_by(e.pathname)]  # fmt: skip
-    else:
-        multi = multi_day(sites, rng, s)
-        parts = [
-            # Rows with no pageview carry only entries or times of their day.
-            part(p.pathname, PAGE_METRICS, visitors=p.visitors, pageviews=p.pageviews).where(
-                p.site_id.in_(sites), p.day.in_(s.days), p.pageviews > 0
-            ),
-            once_per_range(
-                e.pathname, e.site_id, e.visitor_id, e.ts, scope, rng, s, multi, PAGE_METRICS
-            ),
-        ]
-        if s.raw:
-            single = func.count(distinct(e.visitor_id)).filter(e.visitor_id.not_in(multi))
-            parts.append(
-                part(e.pathname, PAGE_METRICS, visitors=single, pageviews=func.count())
-                .where(*scope, within(e.ts, s.raw))
-                .group_by(e.pathname)
-            )
+    parts = distinct_parts(sites, rng, s, rolled_rows, e.pathname, e.site_id, e.visitor_id, e.ts,
+                           scope, PAGE_METRICS, pageviews=func.count())  # fmt: skip
     c = union_all(*parts).subquery("page_rows").c
     by_visitors, by_views = (
         total(c.visitors).label("visitors"),
@@ -304,46 +290,13 @@ def top_referrers(
     Rolled days come from source_days, the rest from raw sessions, as in top_pages.
     """
     se, d, s = sessions.c, source_days.c, split(rng, rolled)
-    scope = (se.site_id.in_(sites),)
-    sums = {"pageviews": func.sum(se.pageviews), "sessions": session_count,
-            "bounces": session_bounces}  # fmt: skip
-    if not s.days:
-        parts = [
-            part(
-                se.referrer_source,
-                SOURCE_METRICS,
-                visitors=func.count(distinct(se.visitor_id)),
-                **sums,
-            )
-            .where(_sessions_starting_in(sites, rng))
-            .group_by(se.referrer_source)
-        ]
-    else:
-        multi = multi_day(sites, rng, s)
-        rolled_sums = {n: d[n] for n in SOURCE_METRICS}
-        parts = [
-            part(d.referrer_source, SOURCE_METRICS, **rolled_sums).where(
-                d.site_id.in_(sites), d.day.in_(s.days)
-            ),
-            once_per_range(
-                se.referrer_source,
-                se.site_id,
-                se.visitor_id,
-                se.started_at,
-                scope,
-                rng,
-                s,
-                multi,
-                SOURCE_METRICS,
-            ),
-        ]
-        if s.raw:
-            single = func.count(distinct(se.visitor_id)).filter(se.visitor_id.not_in(multi))
-            parts.append(
-                part(se.referrer_source, SOURCE_METRICS, visitors=single, **sums)
-                .where(*scope, within(se.started_at, s.raw))
-                .group_by(se.referrer_source)
-            )
+    rolled_rows = part(d.referrer_source, SOURCE_METRICS, **{n: d[n] for n in SOURCE_METRICS})
+    parts = distinct_parts(
+        sites, rng, s, rolled_rows.where(d.site_id.in_(sites), d.day.in_(s.days)),
+        se.referrer_source, se.site_id, se.visitor_id, se.started_at, (se.site_id.in_(sites),),
+        SOURCE_METRICS, pageviews=func.sum(se.pageviews), sessions=session_count,
+        bounces=session_bounces,
+    )  # fmt: skip
     c = union_all(*parts).subquery("source_rows").c
     by_visitors, by_views = (
         total(c.visitors).label("visitors"),
@@ -389,9 +342,8 @@ def sessions_by_bucket(
 ) -> Select:
     if interval.unit in ("minute", "hour"):
         rolled = ()  # rolled days are whole days; these buckets split them
-    c = union_all(*_session_parts(sites, rng, split(rng, rolled), True)).subquery("s").c
-    bucket = _bucket(c.t, interval).label("bucket")
-    return select(bucket, total(c.sessions).label("sessions")).group_by(bucket)
+    c = union_all(*_session_parts(sites, split(rng, rolled), interval)).subquery("s").c
+    return select(c.bucket, total(c.sessions).label("sessions")).group_by(c.bucket)
 
 
 def realtime(sites: Sequence[str], now: datetime) -> Select:
@@ -418,31 +370,12 @@ EVENT_METRICS = ("visitors", "total")
 def custom_events(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ()) -> Select:
     """Custom events by total, unique visitors, name: rolled days from event_days, as top_pages."""
     e, d, s = events.c, event_days.c, split(rng, rolled)
+    rolled_rows = part(d.name, EVENT_METRICS, visitors=d.visitors, total=d.total).where(
+        d.site_id.in_(sites), d.day.in_(s.days)
+    )
     scope = (e.site_id.in_(sites), e.name != PAGEVIEW)
-    if not s.days:
-        every = func.count(distinct(e.visitor_id))
-        parts = [
-            part(e.name, EVENT_METRICS, visitors=every, total=func.count())
-            .where(*scope, _events_in(sites, rng))
-            .group_by(e.name)
-        ]
-    else:
-        multi = multi_day(sites, rng, s)
-        parts = [
-            part(d.name, EVENT_METRICS, visitors=d.visitors, total=d.total).where(
-                d.site_id.in_(sites), d.day.in_(s.days)
-            ),
-            once_per_range(
-                e.name, e.site_id, e.visitor_id, e.ts, scope, rng, s, multi, EVENT_METRICS
-            ),
-        ]
-        if s.raw:
-            single = func.count(distinct(e.visitor_id)).filter(e.visitor_id.not_in(multi))
-            parts.append(
-                part(e.name, EVENT_METRICS, visitors=single, total=func.count())
-                .where(*scope, within(e.ts, s.raw))
-                .group_by(e.name)
-            )
+    parts = distinct_parts(sites, rng, s, rolled_rows, e.name, e.site_id, e.visitor_id, e.ts,
+                           scope, EVENT_METRICS, total=func.count())  # fmt: skip
     c = union_all(*parts).subquery("event_rows").c
     count, unique = total(c.total).label("total"), total(c.visitors).label("unique_visitors")
     return (

@@ -86,6 +86,11 @@ def unmark(conn: Connection, touched: Iterable[tuple[str, date]]) -> None:
         )
 
 
+def _key(site: str, day: date) -> tuple[ColumnElement, ColumnElement]:
+    """The site_id and day columns of a day rollup's rows."""
+    return literal(site).label("site_id"), literal(day, Date).label("day")
+
+
 def _day(day: date) -> Range:
     start = datetime.combine(day, datetime.min.time())
     return Range(start, start + timedelta(days=1) - ONE_MICROSECOND)
@@ -117,8 +122,7 @@ def page_day_rows(site: str, day: date) -> Select:
     ).where(s.site_id == site, s.started_at >= rng.start, s.started_at <= rng.end)
     c = union_all(views, times, entries).subquery("day_pages").c
     return select(
-        literal(site).label("site_id"),
-        literal(day, Date).label("day"),
+        *_key(site, day),
         c.pathname,
         *(func.sum(c[n]).label(n) for n in PAGE_SUMS),
     ).group_by(c.pathname)
@@ -129,8 +133,7 @@ def source_day_rows(site: str, day: date) -> Select:
     rng, s = _day(day), sessions.c
     return (
         select(
-            literal(site).label("site_id"),
-            literal(day, Date).label("day"),
+            *_key(site, day),
             s.referrer_source,
             func.count(distinct(s.visitor_id)).label("visitors"),
             func.sum(s.pageviews).label("pageviews"),
@@ -148,8 +151,7 @@ def event_day_rows(site: str, day: date) -> Select:
     rng, e = _day(day), events.c
     return (
         select(
-            literal(site).label("site_id"),
-            literal(day, Date).label("day"),
+            *_key(site, day),
             e.name,
             func.count().label("total"),
             func.count(distinct(e.visitor_id)).label("visitors"),
@@ -170,8 +172,7 @@ def breakdown_day_rows(site: str, day: date) -> CompoundSelect:
         keys = [v[d] for d in dims]
         parts.append(
             select(
-                literal(site).label("site_id"),
-                literal(day, Date).label("day"),
+                *_key(site, day),
                 literal(kind).label("kind"),
                 *(v[d].label(d) if d in dims else literal("").label(d) for d in VISITOR_DIMS),
                 func.count(distinct(v.visitor_id)).label("visitors"),
