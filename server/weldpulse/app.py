@@ -48,9 +48,10 @@ class Options:
     workers: int = 64
     max_concurrent_rpcs: int = 64  # beyond: RESOURCE_EXHAUSTED at once (HTTP 429)
     # Of those, the most one API key, and all keyless (collect) calls together, may hold:
-    # a call counts before its message arrives, so stalled calls cannot take every slot.
+    # a call counts before its message arrives, so stalled calls cannot take every slot
+    # (keyless and one key together leave 8 for the other keys).
     max_calls_per_key: int = 16
-    max_keyless_calls: int = 48
+    max_keyless_calls: int = 40
     max_message_bytes: int = 4 * MIB  # largest request message accepted
     rate_limit: int = 100  # requests per key per 60 s
     redis_url: str | None = None  # shared rate limits across processes
@@ -67,7 +68,7 @@ class Options:
             workers=int(env("WELDPULSE_WORKERS", "64")),
             max_concurrent_rpcs=int(env("WELDPULSE_MAX_CONCURRENT_RPCS", "64")),
             max_calls_per_key=int(env("WELDPULSE_MAX_CALLS_PER_KEY", "16")),
-            max_keyless_calls=int(env("WELDPULSE_MAX_KEYLESS_CALLS", "48")),
+            max_keyless_calls=int(env("WELDPULSE_MAX_KEYLESS_CALLS", "40")),
             max_message_bytes=int(env("WELDPULSE_MAX_MESSAGE_BYTES", str(4 * MIB))),
             rate_limit=int(env("WELDPULSE_RATE_LIMIT", "100")),
             redis_url=env("WELDPULSE_REDIS_URL") or None,

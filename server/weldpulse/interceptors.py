@@ -89,11 +89,14 @@ class Layer:
 class Gate(grpc.ServerInterceptor):
     """Puts `layers` around every gated method, or refuses it.
 
-    grpcio calls `intercept_service` on its polling thread with the call's
-    headers, before the call is counted against `maximum_concurrent_rpcs`
-    and before its message. The handler returned here reads the request
-    stream itself, after the layers, so grpcio never blocks a worker on
-    the message of a call that the layers refuse.
+    grpcio (1.85, `_server._handle_call`) calls `intercept_service` on its
+    one polling thread with the call's headers, before the message; the
+    call takes one of `maximum_concurrent_rpcs` slots when the returned
+    handler goes to the worker pool, and keeps it until the handler ends.
+    A unary handler would first wait there for the message; the handlers
+    made here read it only after the layers, so a refused call frees its
+    slot at once. (Authenticating in `intercept_service` itself would put
+    a store query on the polling thread, which every call waits on.)
     """
 
     def __init__(self, layers: Sequence[Layer], max_concurrent_rpcs: int | None = None) -> None:
