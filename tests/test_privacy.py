@@ -1,9 +1,11 @@
 """No raw IP is stored anywhere, and daily salts are deleted once they cannot be needed."""
 
+import time
 from datetime import UTC, date, datetime, timedelta
 
 from conftest import Stack, Tenant
 from sqlalchemy import Engine, MetaData, select
+from weldpulse.app import Options, build_server
 from weldpulse.schema import events_db, metadata_db, salts
 from weldpulse.visitors import Salts
 
@@ -76,3 +78,25 @@ def test_visitor_ids_change_with_the_day_and_the_site() -> None:
     assert a != _hash63(b"salt-2", "site", "1.2.3.4", "ua")
     assert a != _hash63(b"salt-1", "other", "1.2.3.4", "ua")
     assert 0 <= a < 2**63
+
+
+def test_expired_salts_are_deleted_by_an_idle_server(stack: Stack) -> None:
+    server, _ = build_server(stack.metadata, stack.events, options=Options(salt_sweep_seconds=0.2))
+    try:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        old = now.date() - timedelta(days=40)
+        with stack.metadata.begin() as conn:
+            conn.execute(salts.delete().where(salts.c.day == old))
+            conn.execute(salts.insert().values(day=old, salt="11" * 32, created_at=now - timedelta(days=3)))  # fmt: skip
+        deadline = time.monotonic() + 10
+        while _salt_days(stack.metadata) & {old}:  # no collect happens meanwhile
+            assert time.monotonic() < deadline, "the expired salt was kept"
+            time.sleep(0.1)
+    finally:
+        server.stop(grace=None)
+
+
+def _salt_days(engine: Engine) -> set[date]:
+    with engine.connect() as conn:
+        days = conn.execute(select(salts.c.day)).scalars()
+        return {d if isinstance(d, date) else date.fromisoformat(str(d)) for d in days}

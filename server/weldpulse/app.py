@@ -4,6 +4,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -19,16 +20,18 @@ from weldpulse.collector import Collector
 from weldpulse.config import Settings
 from weldpulse.ingestion import IngestServicer
 from weldpulse.interceptors import (
-    AuthInterceptor,
-    CallInterceptor,
-    ErrorInterceptor,
-    RateLimitInterceptor,
+    AuthLayer,
+    CallLayer,
+    ConcurrencyLayer,
+    ErrorLayer,
+    Gate,
+    RateLimitLayer,
 )
 from weldpulse.observability import configure_logging, configure_structlog
 from weldpulse.ratelimit import Limiter, SlidingLogLimiter
 from weldpulse.redis_limiter import RedisLimiter
 from weldpulse.v1 import analytics_pb2, analytics_pb2_grpc, ingest_pb2, ingest_pb2_grpc
-from weldpulse.visitors import Salts
+from weldpulse.visitors import Salts, SaltSweeper
 
 log = structlog.get_logger(__name__)
 SERVICE_NAME = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
@@ -44,12 +47,18 @@ class Options:
     # share commits (64 vs 16: 563-572 vs 358-391 collects/s under wrk, 32 connections).
     workers: int = 64
     max_concurrent_rpcs: int = 64  # beyond: RESOURCE_EXHAUSTED at once (HTTP 429)
+    # Of those, the most one API key, and all keyless (collect) calls together, may hold:
+    # a call counts before its message arrives, so stalled calls cannot take every slot
+    # (keyless and one key together leave 8 for the other keys).
+    max_calls_per_key: int = 16
+    max_keyless_calls: int = 40
     max_message_bytes: int = 4 * MIB  # largest request message accepted
     rate_limit: int = 100  # requests per key per 60 s
     redis_url: str | None = None  # shared rate limits across processes
     metrics_port: int | None = None  # Prometheus /metrics on 127.0.0.1
     drain_seconds: float = 0.0  # NOT_SERVING before refusing calls, for health-checking LBs
     grace_seconds: float = 10.0  # how long in-flight calls may run after SIGTERM
+    salt_sweep_seconds: float = 600.0  # expired salts are deleted this often, even when idle
 
     @classmethod
     def from_env(cls) -> "Options":
@@ -58,12 +67,15 @@ class Options:
         return cls(
             workers=int(env("WELDPULSE_WORKERS", "64")),
             max_concurrent_rpcs=int(env("WELDPULSE_MAX_CONCURRENT_RPCS", "64")),
+            max_calls_per_key=int(env("WELDPULSE_MAX_CALLS_PER_KEY", "16")),
+            max_keyless_calls=int(env("WELDPULSE_MAX_KEYLESS_CALLS", "40")),
             max_message_bytes=int(env("WELDPULSE_MAX_MESSAGE_BYTES", str(4 * MIB))),
             rate_limit=int(env("WELDPULSE_RATE_LIMIT", "100")),
             redis_url=env("WELDPULSE_REDIS_URL") or None,
             metrics_port=int(metrics) if metrics else None,
             drain_seconds=float(env("WELDPULSE_DRAIN_SECONDS", "0")),
             grace_seconds=float(env("WELDPULSE_SHUTDOWN_GRACE_SECONDS", "10")),
+            salt_sweep_seconds=float(env("WELDPULSE_SALT_SWEEP_SECONDS", "600")),
         )
 
     def limiter(self) -> Limiter:
@@ -105,6 +117,18 @@ class IngestOptions:
         return cls(settings.geoip_db, settings.trusted_hops, settings.country_header)
 
 
+def gate(metadata: Engine, limiter: Limiter, options: Options) -> Gate:
+    """The one interceptor: its layers run in this order, before each call's message."""
+    layers = [
+        CallLayer(),
+        ErrorLayer(),
+        AuthLayer(metadata),
+        ConcurrencyLayer(options.max_calls_per_key, options.max_keyless_calls),
+        RateLimitLayer(limiter),
+    ]
+    return Gate(layers, options.max_concurrent_rpcs)
+
+
 def build_server(
     metadata: Engine,
     events: Engine,
@@ -115,6 +139,7 @@ def build_server(
     options: Options | None = None,
     health_servicer: health.HealthServicer | None = None,
     ingest: IngestOptions | None = None,
+    extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
 ) -> tuple[grpc.Server, int]:
     """A started server and the port it listens on (`port=0` picks a free one).
 
@@ -127,12 +152,7 @@ def build_server(
     options = options or Options()
     server = grpc.server(
         ThreadPoolExecutor(max_workers=workers or options.workers, thread_name_prefix="rpc"),
-        interceptors=[
-            CallInterceptor(),
-            ErrorInterceptor(),
-            AuthInterceptor(metadata),
-            RateLimitInterceptor(limiter or options.limiter()),
-        ],
+        interceptors=[gate(metadata, limiter or options.limiter(), options)],
         options=channel_options(options),
         maximum_concurrent_rpcs=options.max_concurrent_rpcs,
     )
@@ -140,17 +160,20 @@ def build_server(
         AnalyticsServicer(metadata, events), server
     )
     collector = Collector(events)
+    salts = Salts(metadata)
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(
         IngestServicer(
             metadata,
             collector,
-            Salts(metadata),
+            salts,
             enrich.GeoIP(enrichment.geoip_db),
             enrichment.trusted_hops,
             enrichment.country_header,
         ),
         server,
     )
+    # Further services (tests add streaming ones); they go through the same interceptors.
+    server.add_generic_rpc_handlers(tuple(extra_handlers))
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -158,11 +181,13 @@ def build_server(
     )
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
+    sweeper = SaltSweeper(salts, options.salt_sweep_seconds).start()
 
     # Once the server has stopped (in-flight calls done), the writer stores what is
-    # queued and ends, so it stops rolling days too.
+    # queued and ends, so it stops rolling days too; the salt sweeper stops with it.
     def close_writer() -> None:
         server.wait_for_termination()
+        sweeper.stop()
         collector.close()
 
     threading.Thread(target=close_writer, name="collector-stop", daemon=True).start()
@@ -186,6 +211,9 @@ class Running:
 
     def __init__(self, settings: Settings, options: Options) -> None:
         self.options = options
+        # Every file the server makes is the owner's alone: DuckDB remakes its .wal
+        # after each checkpoint, with the process umask (salts, key hashes, events).
+        os.umask(db.PRIVATE)
         self.metadata, events = db.open_stores(settings.metadata_url, settings.events_url)
         assert events is not None
         self.events = events

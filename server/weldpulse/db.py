@@ -1,7 +1,10 @@
 """Creates the SQLAlchemy engines of the two stores and brings their schemas up to date."""
 
 import contextvars
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +99,47 @@ def _on_error(context: Any) -> None:
             guard.finished(dbapi_conn)
 
 
+# Companions of a file database: SQLite's WAL, shared memory and journal, DuckDB's WAL.
+SIDE_FILES = ("-wal", "-shm", "-journal", ".wal")
+PRIVATE = 0o077  # umask: files 0600, folders 0700
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Files and folders created meanwhile are the owner's alone (salts, key hashes)."""
+    old = os.umask(PRIVATE)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _make_private(database: Path) -> None:
+    """The missing folders above `database` 0700; the database and its companions 0600.
+
+    Existing folders are left alone (they may be anyone's); existing store
+    files are ours, so an older, wider mode is narrowed.
+    """
+    missing = [p for p in (database.parent, *database.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    for path in (database, *(Path(f"{database}{suffix}") for suffix in SIDE_FILES)):
+        if path.exists() and path.stat().st_mode & PRIVATE:
+            path.chmod(0o600)
+
+
 def connect(url: str) -> Engine:
-    """An engine for `url`, creating the parent folder of a file database."""
+    """An engine for `url`; a file database and its folder are made private to the owner.
+
+    SQLite creates its -wal/-shm with the database file's mode; DuckDB
+    creates its .wal (again after each checkpoint) with the process umask,
+    which the server sets to 077 (`app.Running`).
+    """
     parsed = make_url(url)
-    if parsed.get_backend_name() in ("sqlite", "duckdb") and parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    database = parsed.database if parsed.get_backend_name() in ("sqlite", "duckdb") else None
+    local = database not in (None, "", ":memory:")
+    if local:
+        _make_private(Path(str(database)))
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     engine = create_engine(parsed, pool_pre_ping=parsed.get_backend_name() == "postgresql")
@@ -109,6 +148,10 @@ def connect(url: str) -> Engine:
     event.listen(engine, "before_cursor_execute", _before_execute)
     event.listen(engine, "after_cursor_execute", _after_execute)
     event.listen(engine, "handle_error", _on_error)
+    if local:
+        # The umask is the process's: other threads' files made meanwhile are private too.
+        with private_files():
+            engine.connect().close()  # creates the file (and SQLite's -wal/-shm) 0600
     return engine
 
 

@@ -1,23 +1,33 @@
-"""Server interceptors: call context (request id, logs, metrics), errors, API keys, rate limits.
+"""Server interceptor: call context, errors, API keys and limits, all before a call's message.
 
-Each one wraps the unary handlers of weldpulse services; order in the server
-is call → errors → auth → rate limit → servicer. Per-call state (the
-request id, the headers to send, the caller's Principal) travels in
-contextvars set for the duration of the call.
+`Gate` wraps every method but those of the open services (health,
+reflection) in the layers call → errors → auth → concurrency → rate limit.
+The layers run in the worker *before* the request message is read: a
+call without a valid key is refused at once even if its message never
+comes, so keyless callers cannot hold grpcio's call slots. Unary and
+server-streaming methods are served; a client-streaming shape is refused
+(fail closed: nothing reaches a servicer without the layers). Per-call
+state (the request id, the headers to send, the caller's Principal)
+travels in contextvars set for the duration of the call.
 """
 
 import contextvars
 import hmac
 import re
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import structlog
+from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
+from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVICE
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from weldpulse import accounts, db, keys
@@ -33,12 +43,15 @@ from weldpulse.ratelimit import Limiter
 
 log = structlog.get_logger(__name__)
 
-SERVICE_PREFIX = "/weldpulse.v1."
+# Services served without any layer: a load balancer's health checks and reflection.
+# Every other service, weldpulse's or not, needs a key unless its method is public.
+OPEN_SERVICES = frozenset({HEALTH_SERVICE, REFLECTION_SERVICE})
 # Methods anyone may call (the tracker's collect), and the scope the others need.
 PUBLIC_METHODS = frozenset({"/weldpulse.v1.IngestService/Collect"})
 SCOPES = {"/weldpulse.v1.IngestService/Import": "events:write"}
 DEFAULT_SCOPE = "stats:read"
 TOUCH_EVERY = timedelta(seconds=60)  # last_used_at precision: one write per key a minute
+WARN_EVERY = 10.0  # seconds between two "calls refused" warnings
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 principal_var: contextvars.ContextVar[accounts.Principal] = contextvars.ContextVar("principal")
@@ -56,39 +69,138 @@ class Call:
 
 call_var: contextvars.ContextVar[Call] = contextvars.ContextVar("call")
 
-Behavior = Callable[[Any, grpc.ServicerContext], Any]
+
+class NotServed(ApiError):
+    """A method shape the layers cannot put before the request (client streaming)."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
 
 
-class _UnaryInterceptor(grpc.ServerInterceptor):
-    """Wraps the unary-unary handlers of weldpulse services in `self.around`."""
-
-    def around(
-        self, method: str, behavior: Behavior, request: Any, context: grpc.ServicerContext
-    ) -> Any:
-        raise NotImplementedError
+class Layer:
+    """One concern around a gated call; `scope` is entered before the request is read."""
 
     def applies_to(self, method: str) -> bool:
         return True
 
+    def scope(self, method: str, context: grpc.ServicerContext) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+
+class Gate(grpc.ServerInterceptor):
+    """Puts `layers` around every gated method, or refuses it.
+
+    grpcio (1.85, `_server._handle_call`) calls `intercept_service` on its
+    one polling thread with the call's headers, before the message; the
+    call takes one of `maximum_concurrent_rpcs` slots when the returned
+    handler goes to the worker pool, and keeps it until the handler ends.
+    A unary handler would first wait there for the message; the handlers
+    made here read it only after the layers, so a refused call frees its
+    slot at once. (Authenticating in `intercept_service` itself would put
+    a store query on the polling thread, which every call waits on.)
+    """
+
+    def __init__(self, layers: Sequence[Layer], max_concurrent_rpcs: int | None = None) -> None:
+        self.layers = tuple(layers)
+        self.saturation = _Saturation(max_concurrent_rpcs)
+
     def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         handler = continuation(handler_call_details)
         method = handler_call_details.method
-        if (
-            handler is None
-            or handler.unary_unary is None
-            or not method.startswith(SERVICE_PREFIX)
-            or not self.applies_to(method)
-        ):
+        # No handler: grpcio answers UNIMPLEMENTED at once, without a worker or a slot.
+        if handler is None or _service(method) in OPEN_SERVICES:
             return handler
-        behavior = handler.unary_unary
+        self.saturation.check(method)
+        layers = [layer for layer in self.layers if layer.applies_to(method)]
+        kind = {"request_deserializer": handler.request_deserializer}
+        kind["response_serializer"] = handler.response_serializer
+        if handler.request_streaming:
+            return grpc.stream_unary_rpc_method_handler(self._refuse(layers, method), **kind)
+        if handler.response_streaming:
+            serve = self._stream(layers, method, handler.unary_stream)
+            return grpc.stream_stream_rpc_method_handler(serve, **kind)
+        serve = self._unary(layers, method, handler.unary_unary)
+        return grpc.stream_unary_rpc_method_handler(serve, **kind)
 
-        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
-            return self.around(method, behavior, request, context)
+    def _unary(self, layers: list[Layer], method: str, inner: Callable[..., Any]) -> Any:
+        def serve(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            with self.saturation.running(), _entered(layers, method, context):
+                return inner(_one(requests, method), context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+        return serve
+
+    def _stream(self, layers: list[Layer], method: str, inner: Callable[..., Any]) -> Any:
+        def serve(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+            with self.saturation.running(), _entered(layers, method, context):
+                yield from inner(_one(requests, method), context)
+
+        return serve
+
+    def _refuse(self, layers: list[Layer], method: str) -> Any:
+        def serve(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            with self.saturation.running(), _entered(layers, method, context):
+                raise NotServed("Client-streaming calls are not served")
+
+        return serve
+
+
+def _service(method: str) -> str:
+    return method.strip("/").partition("/")[0]
+
+
+@contextmanager
+def _entered(layers: list[Layer], method: str, context: grpc.ServicerContext) -> Iterator[None]:
+    with ExitStack() as stack:
+        for layer in layers:
+            stack.enter_context(layer.scope(method, context))
+        yield
+
+
+def _one(requests: Iterator[Any], method: str) -> Any:
+    for request in requests:
+        return request
+    raise NotServed(f"{method} requires exactly one request message")  # as grpcio says
+
+
+class _Saturation:
+    """Logs a warning when grpcio's concurrency limit refuses calls, which grpcio does silently.
+
+    grpcio offers no hook for its refusals. It counts every admitted call
+    from dispatch to end; this counts the gated calls that are running, a
+    lower bound of grpcio's count, so when this is at the limit the call
+    being dispatched is refused ("Concurrent RPC limit exceeded").
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.active = 0
+        self.refused = 0
+        self.warned_at = 0.0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        with self._lock:
+            self.active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def check(self, method: str) -> None:
+        if self.limit is None or self.active < self.limit:
+            return
+        with self._lock:
+            self.refused += 1
+            now = time.monotonic()
+            if now - self.warned_at < WARN_EVERY:
+                return
+            refused, self.refused, self.warned_at = self.refused, 0, now
+        log.warning(
+            "concurrent call limit reached: calls refused",
+            limit=self.limit,
+            refused=refused,
+            method=method,
         )
 
 
@@ -99,7 +211,7 @@ def _metadata(context: grpc.ServicerContext, name: str) -> str | None:
     return None
 
 
-class CallInterceptor(_UnaryInterceptor):
+class CallLayer(Layer):
     """Request id, one JSON access-log line and metrics per call; cancels its SQL when it ends.
 
     The request id is Envoy's `x-request-id` (or a new one for direct gRPC
@@ -107,9 +219,8 @@ class CallInterceptor(_UnaryInterceptor):
     `x-request-id` response header, so a user can quote it.
     """
 
-    def around(
-        self, method: str, behavior: Behavior, request: Any, context: grpc.ServicerContext
-    ) -> Any:
+    @contextmanager
+    def scope(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
         given = _metadata(context, "x-request-id")
         request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
         call = Call(method, request_id)
@@ -122,26 +233,31 @@ class CallInterceptor(_UnaryInterceptor):
         try:
             with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
                 try:
-                    return behavior(request, context)
+                    yield
                 finally:
-                    elapsed = time.perf_counter() - started
-                    code = _status(context)
-                    REQUESTS.labels(method, code).inc()
-                    LATENCY.labels(method).observe(elapsed)
-                    if code != "OK":
-                        ERRORS.labels(method, code).inc()
-                    if guard.cancelled:
-                        CANCELLED_STATEMENTS.inc(guard.cancelled)
-                    log.info(
-                        "rpc",
-                        code=code,
-                        duration_ms=round(elapsed * 1000, 2),
-                        key_id=call.key_id,
-                        cancelled_statements=guard.cancelled,
-                    )
+                    _log_call(call, guard, context, time.perf_counter() - started)
         finally:
             db.current_guard.reset(guard_token)
             call_var.reset(call_token)
+
+
+def _log_call(
+    call: Call, guard: db.StatementGuard, context: grpc.ServicerContext, elapsed: float
+) -> None:
+    code = _status(context)
+    REQUESTS.labels(call.method, code).inc()
+    LATENCY.labels(call.method).observe(elapsed)
+    if code != "OK":
+        ERRORS.labels(call.method, code).inc()
+    if guard.cancelled:
+        CANCELLED_STATEMENTS.inc(guard.cancelled)
+    log.info(
+        "rpc",
+        code=code,
+        duration_ms=round(elapsed * 1000, 2),
+        key_id=call.key_id,
+        cancelled_statements=guard.cancelled,
+    )
 
 
 def _status(context: grpc.ServicerContext) -> str:
@@ -151,15 +267,14 @@ def _status(context: grpc.ServicerContext) -> str:
     return code.name if code is not None else "OK"
 
 
-class ErrorInterceptor(_UnaryInterceptor):
+class ErrorLayer(Layer):
     """Turns ApiError into its status, and anything else into a logged, opaque INTERNAL."""
 
-    def around(
-        self, method: str, behavior: Behavior, request: Any, context: grpc.ServicerContext
-    ) -> Any:
+    @contextmanager
+    def scope(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
         trailers: tuple[tuple[str, str], ...] = (("x-request-id", call_var.get().request_id),)
         try:
-            return behavior(request, context)
+            yield
         except ApiError as err:
             context.set_trailing_metadata((*err.trailers, *trailers))
             context.abort(err.code, err.message)
@@ -175,11 +290,11 @@ class ErrorInterceptor(_UnaryInterceptor):
                 context.abort(
                     grpc.StatusCode.UNAVAILABLE, "Database unavailable, try again shortly"
                 )
-            log.exception("unhandled error", request_type=type(request).__name__)
+            log.exception("unhandled error")
             context.abort(grpc.StatusCode.INTERNAL, "Internal server error")
 
 
-class AuthInterceptor(_UnaryInterceptor):
+class AuthLayer(Layer):
     """Resolves `authorization: Bearer ak_live_...` to the key's project, or refuses the call.
 
     Every call reads the key from the store (no cache), so a revocation or an
@@ -192,14 +307,13 @@ class AuthInterceptor(_UnaryInterceptor):
     def applies_to(self, method: str) -> bool:
         return method not in PUBLIC_METHODS
 
-    def around(
-        self, method: str, behavior: Behavior, request: Any, context: grpc.ServicerContext
-    ) -> Any:
+    @contextmanager
+    def scope(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
         principal = self.authenticate(_bearer_token(context), SCOPES.get(method, DEFAULT_SCOPE))
         call_var.get().key_id = principal.key_id
         reset = principal_var.set(principal)
         try:
-            return behavior(request, context)
+            yield
         finally:
             principal_var.reset(reset)
 
@@ -246,7 +360,44 @@ def _bearer_token(context: grpc.ServicerContext) -> str | None:
     return None
 
 
-class RateLimitInterceptor(_UnaryInterceptor):
+class ConcurrencyLayer(Layer):
+    """Bounds the calls in progress of one API key, and of all keyless (public) calls.
+
+    A call counts from before its message is read until it ends, so calls
+    that never send their message count too: neither one key nor keyless
+    callers can hold all of grpcio's `maximum_concurrent_rpcs` slots.
+    """
+
+    def __init__(self, per_key: int, keyless: int) -> None:
+        self.per_key = per_key
+        self.keyless = keyless
+        self._running: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def scope(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
+        principal = principal_var.get(None)
+        holder, limit = (
+            ("", self.keyless) if principal is None else (principal.key_id, self.per_key)
+        )
+        with self._lock:
+            if self._running[holder] >= limit:
+                whose = "keyless calls" if principal is None else "calls with this API key"
+                raise RateLimited(
+                    f"Too many concurrent {whose}: at most {limit} at once; retry shortly",
+                    trailers=(("retry-after", "1"),),
+                )
+            self._running[holder] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running[holder] -= 1
+                if not self._running[holder]:
+                    del self._running[holder]
+
+
+class RateLimitLayer(Layer):
     """Admits `limit` calls per key in any `window` seconds; reports the quota as headers."""
 
     def __init__(self, limiter: Limiter) -> None:
@@ -255,9 +406,8 @@ class RateLimitInterceptor(_UnaryInterceptor):
     def applies_to(self, method: str) -> bool:
         return method not in PUBLIC_METHODS
 
-    def around(
-        self, method: str, behavior: Behavior, request: Any, context: grpc.ServicerContext
-    ) -> Any:
+    @contextmanager
+    def scope(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
         call = call_var.get()
         decision = self.limiter.hit(principal_var.get().key_id)
         quota = (
@@ -275,4 +425,4 @@ class RateLimitInterceptor(_UnaryInterceptor):
         call.headers.extend(quota)
         # Initial metadata: Envoy drops the trailers of a successful unary call.
         context.send_initial_metadata((*call.headers, ("x-request-id", call.request_id)))
-        return behavior(request, context)
+        yield

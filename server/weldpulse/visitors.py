@@ -12,9 +12,12 @@ import secrets
 import threading
 from datetime import UTC, date, datetime, timedelta
 
+import structlog
 from sqlalchemy import Delete, Engine, Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from weldpulse.schema import salts
+
+log = structlog.get_logger(__name__)
 
 SALT_LIFETIME = timedelta(hours=24)
 
@@ -67,6 +70,11 @@ class Salts:
                     existing = conn.execute(salt_stmt(day)).scalar_one()
         return bytes.fromhex(existing)
 
+    def expire(self) -> None:
+        """Deletes the salts that can no longer be needed (also done when a new day starts)."""
+        with self._lock:
+            self._forget_expired()
+
     def _forget_expired(self) -> None:
         now = _now()
         with self.engine.begin() as conn:
@@ -79,6 +87,35 @@ class Salts:
     def visitor_id(self, site_id: str, ip: str, user_agent: str, day: date) -> int:
         """The id of this visitor under `day`'s salt."""
         return _hash63(self.for_day(day), site_id, ip, user_agent)
+
+
+class SaltSweeper:
+    """Deletes expired salts every `interval` seconds, so an idle server does not keep them.
+
+    Without it a salt would go only when a later day's salt is first made,
+    which an idle server never does: the 48-hour promise needs a clock.
+    """
+
+    def __init__(self, store: Salts, interval: float) -> None:
+        self.store = store
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="salt-sweeper", daemon=True)
+
+    def start(self) -> "SaltSweeper":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.store.expire()
+            except Exception:  # e.g. the store is briefly unreachable: try again next time
+                log.warning("could not delete expired salts", exc_info=True)
 
 
 def supplied_visitor_id(site_id: str, opaque_id: str) -> int:
