@@ -18,6 +18,7 @@ from weldpulse.analytics import AnalyticsServicer
 from weldpulse.collector import Collector
 from weldpulse.config import Settings
 from weldpulse.ingestion import IngestServicer
+from weldpulse.ingestion import add_to_server as add_ingest_to_server
 from weldpulse.interceptors import (
     AuthInterceptor,
     CallInterceptor,
@@ -27,7 +28,7 @@ from weldpulse.interceptors import (
 from weldpulse.observability import configure_logging, configure_structlog
 from weldpulse.ratelimit import Limiter, SlidingLogLimiter
 from weldpulse.redis_limiter import RedisLimiter
-from weldpulse.v1 import analytics_pb2, analytics_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from weldpulse.v1 import analytics_pb2, analytics_pb2_grpc, ingest_pb2
 from weldpulse.visitors import Salts
 
 log = structlog.get_logger(__name__)
@@ -140,7 +141,7 @@ def build_server(
         AnalyticsServicer(metadata, events), server
     )
     collector = Collector(events)
-    ingest_pb2_grpc.add_IngestServiceServicer_to_server(
+    add_ingest_to_server(
         IngestServicer(
             metadata,
             collector,
