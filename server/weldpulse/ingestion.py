@@ -17,7 +17,7 @@ from weldpulse.collector import Collector
 from weldpulse.errors import BadRequest, Unavailable
 from weldpulse.interceptors import principal_var
 from weldpulse.observability import DROPPED
-from weldpulse.pipeline import Enriched, Hit, Site, check, check_ip, check_text, enrich_hit
+from weldpulse.pipeline import Enriched, Hit, Site, check, check_ip, enrich_hit
 from weldpulse.v1 import ingest_pb2 as pb
 from weldpulse.v1 import ingest_pb2_grpc
 from weldpulse.visitors import Salts
@@ -157,7 +157,6 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     def _site_for_key(self, site_key: str) -> Site:
         if not site_key:
             raise BadRequest("site_key: required")
-        check_text("site_key", site_key)
         if not keys.is_site_key_form(site_key):
             raise BadRequest("site_key: not a site key (sk_live_ and 24 letters or digits)")
         with self._cache_lock:
