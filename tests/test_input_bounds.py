@@ -310,3 +310,13 @@ def test_commit_timeout_answers_truthfully(
         assert post_collect(http, hit(tenant, "/after")).status_code == 202
     pages = {r["pathname"]: r["pageviews"] for r in read(stack, tenant, "/v1/pages", **TODAY)}
     assert pages == {"/warm": 1, "/started": 1, "/after": 1}
+
+
+def test_a_nul_in_a_campaign_source_is_not_stored(stack: Stack, tenant: Tenant) -> None:
+    # utm_source is percent-decoded; PostgreSQL refuses NUL in text, which failed
+    # the whole batch of collects committed with it (a 503 for each).
+    for i, query in enumerate(("?utm_source=%00news%00letter", "?ref=%01%7F")):
+        ua = CHROME_MAC.replace("120", str(100 + i))  # another visitor: another session
+        assert collect(stack, hit(tenant, "/" + query), ua=ua).status_code == 202
+    sources = {r["referrer_source"] for r in read(stack, tenant, "/v1/referrers", **TODAY)}
+    assert sources == {"newsletter", "Direct / None"}

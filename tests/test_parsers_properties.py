@@ -10,6 +10,7 @@ import json
 import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import httpx
 from conftest import Stack, Tenant
@@ -205,6 +206,12 @@ json_props = st.one_of(
         max_size=32,
     ),
 )
+# Percent-escapes decode to any byte, NUL included.
+campaigns = st.builds(
+    lambda param, raw: f"?{param}={quote_from_bytes(raw)}",
+    st.sampled_from(["utm_source", "ref", "source"]),
+    st.binary(max_size=12),
+)
 referrers = st.one_of(st.sampled_from(["", "https://www.google.com/", "https://t.co/x"]), urls)
 
 
@@ -226,7 +233,7 @@ EXPECTED: dict[str, int] = {}  # events stored per tenant, over a test's example
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    path=st.text(max_size=30),
+    path=st.one_of(st.text(max_size=30), campaigns),
     url=st.one_of(st.none(), urls),
     referrer=referrers,
     ua=http_uas,

@@ -171,14 +171,21 @@ def source(page_url: str, referrer: str, site_domain: str) -> str:
     if raw_query and any(f"{param}=" in raw_query for param in SOURCE_PARAMS):
         query = parse_qs(raw_query)
         for param in SOURCE_PARAMS:
-            if query.get(param) and query[param][0].strip():
-                return query[param][0].strip()[:200]
+            value = _printable(query.get(param, [""])[0])
+            if value:
+                return value[:200]
     if not referrer.strip():
         return DIRECT
     host = _host(referrer, "referrer")
     if not host or on_domain(referrer, site_domain, "referrer"):
         return DIRECT
     return _known_source(referrer) or host
+
+
+def _printable(text: str) -> str:
+    """Without control characters: percent-decoding gives back the NUL (%00) that
+    PostgreSQL refuses in text, which would fail every event committed with it."""
+    return "".join(c for c in text if c.isprintable()).strip()
 
 
 @lru_cache(maxsize=REFERRER_CACHE)
