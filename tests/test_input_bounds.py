@@ -222,6 +222,26 @@ def test_deeply_nested_props_are_400(stack: Stack, tenant: Tenant) -> None:
             headers={"User-Agent": CHROME_MAC, "Content-Type": "application/json"},
         )
         assert "props" in error(resp), depth
+    deep: object = "x"
+    for _ in range(50):
+        deep = {"a": deep}
+    resp = stack.http.post(
+        "/v1/import",
+        json={"site_id": tenant.site_id, "events": [row(tenant, props={"k": deep})]},  # type: ignore[arg-type]
+        headers={"Authorization": f"Bearer {tenant.write_key}"},
+    )
+    assert "props" in error(resp)
+
+
+def test_undecodable_native_grpc_requests_are_invalid_argument(
+    stack: Stack, channel: grpc.Channel
+) -> None:
+    # Field 1 (site_key) holding bytes that are not UTF-8: protobuf refuses to decode it.
+    collect_raw = channel.unary_unary("/weldpulse.v1.IngestService/Collect")
+    with pytest.raises(grpc.RpcError) as err:
+        collect_raw(b"\x0a\x02\xff\xfe")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("props: nested too deeply, or the request is not")
 
 
 def test_non_finite_props_over_native_grpc_are_invalid_argument(
