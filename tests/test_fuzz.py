@@ -3,13 +3,17 @@
 The document is generated from the protos (gen/openapi/, checked by
 test_gen). WELDPULSE_FUZZ_CASES sets the cases per run (default 5,400,
 split over the engines that run and their operations); `make fuzz` runs a
-long one.
+long one. Ingestion cases use real keys most of the time, so that accepted
+events reach storage; each of them must be stored exactly once.
 """
 
 import os
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
@@ -22,8 +26,11 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sqlalchemy import func, select
+from weldpulse import accounts
 from weldpulse.app import Options, build_server
 from weldpulse.envoy import Envoy
+from weldpulse.schema import events
 
 ROOT = Path(__file__).resolve().parent.parent
 schema = schemathesis.openapi.from_path(ROOT / "gen" / "openapi" / "weldpulse.v1.json")
@@ -38,16 +45,56 @@ CHECKS = [
     response_schema_conformance,
 ]
 TALLY: dict[str, Counter[int]] = {}
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+
+
+@dataclass
+class Target:
+    """The fuzzed server, and a project of its own whose keys let events be stored.
+
+    Its own project, not the seeded ones: other tests assert project A's numbers.
+    """
+
+    base_url: str
+    read_key: str
+    write_key: str
+    site_id: str
+    site_key: str
+    domain: str
+    stored: int = 0  # events the answers say were stored
+
+
+def _fuzz_project(stack: Stack) -> tuple[str, str, dict]:
+    with stack.metadata.begin() as conn:
+        project = accounts.create_project(conn, "Fuzz", "pro")
+        site = accounts.create_site(conn, project, f"fuzz-{stack.engine}.example")
+        write = accounts.create_api_key(conn, project, ["events:write"])["key"]
+    return stack.keys["a"], write, site
+
+
+def _stored(stack: Stack, site_id: str) -> int:
+    with stack.events.connect() as conn:
+        query = select(func.count()).select_from(events).where(events.c.site_id == site_id)
+        return conn.execute(query).scalar_one()
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(stack: Stack) -> Iterator[tuple[str, str]]:
+def fuzz_target(stack: Stack) -> Iterator[Target]:
     """A server on the stack's stores without a practical rate limit, behind its own Envoy."""
     server, port = build_server(stack.metadata, stack.events, options=Options(rate_limit=10**9))
     envoy = Envoy(port).start()
     TALLY[stack.engine] = Counter()
+    read_key, write_key, site = _fuzz_project(stack)
+    target = Target(
+        f"http://127.0.0.1:{envoy.http_port}",
+        read_key,
+        write_key,
+        site["id"],
+        site["site_key"],
+        site["domain"],
+    )
     try:
-        yield f"http://127.0.0.1:{envoy.http_port}", stack.keys["a"]
+        yield target
     finally:
         envoy.stop()
         server.stop(grace=None)
@@ -55,8 +102,59 @@ def fuzz_target(stack: Stack) -> Iterator[tuple[str, str]]:
         fivexx = sum(n for status, n in tally.items() if status >= 500)
         print(
             f"\nfuzz {stack.engine}: {sum(tally.values())} cases, {fivexx} 5xx, "
-            f"statuses {dict(sorted(tally.items()))}"
+            f"statuses {dict(sorted(tally.items()))}, {target.stored} events stored"
         )
+    assert _stored(stack, target.site_id) == target.stored  # each accepted event once
+
+
+def _recent() -> str:
+    return (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+
+
+def _on_site(url: object, target: Target) -> str:
+    return f"https://{target.domain}/{url if isinstance(url, str) else ''}"
+
+
+def _plausible(event: Any, target: Target) -> Any:
+    """A generated event with the fields an import checks made valid; the rest stays random."""
+    if not isinstance(event, dict):
+        return event
+    return {
+        "name": "pageview",
+        **event,
+        "ip": "203.0.113.7",
+        "timestamp": _recent(),
+        "url": _on_site(event.get("url"), target),
+    }
+
+
+def with_valid_keys(case: schemathesis.Case, target: Target, turn: int) -> str:
+    """Two ingestion cases in three use the target's real site (one of those a plausible event).
+
+    Returns the API key to send: the write key for import, a read key otherwise.
+    """
+    body, path = case.body, case.operation.path
+    if path == "/v1/collect" and isinstance(body, dict) and turn % 3:
+        body["site_key"] = target.site_key
+        if turn % 3 == 2:
+            body["url"] = _on_site(body.get("url"), target)
+            body.setdefault("name", "pageview")
+    if path != "/v1/import":
+        return target.read_key
+    if isinstance(body, dict) and turn % 3:
+        body["site_id"] = target.site_id
+        generated = body.get("events")
+        if turn % 3 == 2 and isinstance(generated, list):
+            body["events"] = [_plausible(event, target) for event in generated]
+    return target.write_key
+
+
+def _count_stored(case: schemathesis.Case, response: Any, target: Target) -> None:
+    path = case.operation.path
+    if path == "/v1/collect" and response.status_code == 202:
+        target.stored += "x-weldpulse-dropped" not in response.headers
+    elif path == "/v1/import" and response.status_code == 200:
+        target.stored += response.json()["accepted"]
 
 
 @schema.parametrize()
@@ -67,13 +165,17 @@ def fuzz_target(stack: Stack) -> Iterator[tuple[str, str]]:
     database=None,
 )
 def test_api_never_fails_and_matches_its_schema(
-    case: schemathesis.Case, stack: Stack, fuzz_target: tuple[str, str]
+    case: schemathesis.Case, stack: Stack, fuzz_target: Target
 ) -> None:
-    base_url, key = fuzz_target
+    tally = TALLY[stack.engine]
+    key = with_valid_keys(case, fuzz_target, sum(tally.values()))
     response = case.call_and_validate(
-        base_url=base_url, headers={"Authorization": f"Bearer {key}"}, checks=CHECKS
+        base_url=fuzz_target.base_url,
+        headers={"Authorization": f"Bearer {key}", "User-Agent": BROWSER},
+        checks=CHECKS,
     )
-    TALLY[stack.engine][response.status_code] += 1
+    tally[response.status_code] += 1
+    _count_stored(case, response, fuzz_target)
 
 
 def test_oversized_query_values_are_never_5xx(stack: Stack) -> None:

@@ -56,6 +56,11 @@ def _continue_sessions(engine: Engine, items: list[Enriched]) -> list[ingest.Eve
     return out
 
 
+def _take(entry: tuple[list[Enriched], "Future[int]"]) -> bool:
+    """Marks the submission running, so its caller can no longer withdraw it; False if it did."""
+    return entry[1].set_running_or_notify_cancel()
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -79,7 +84,11 @@ class Collector:
         self._thread.start()
 
     def submit(self, items: Sequence[Enriched]) -> "Future[int]":
-        """A future that resolves to the number stored once they are committed."""
+        """A future that resolves to the number stored once they are committed.
+
+        Until the writer takes them (the future is then running), the caller
+        may withdraw them with `future.cancel()`: they are never stored.
+        """
         future: Future[int] = Future()
         self._queue.put((list(items), future))
         return future
@@ -98,8 +107,8 @@ class Collector:
                 continue
             if first is None:
                 return
-            batch = [first]
-            size = len(first[0])
+            batch = [first] if _take(first) else []
+            size = len(first[0]) if batch else 0
             stop = False
             while size < MAX_BATCH_EVENTS:
                 try:
@@ -109,10 +118,12 @@ class Collector:
                 if nxt is None:
                     stop = True
                     break
-                batch.append(nxt)
-                size += len(nxt[0])
-            self._compact_finished_day()
-            self._write(batch)
+                if _take(nxt):
+                    batch.append(nxt)
+                    size += len(nxt[0])
+            if batch:
+                self._compact_finished_day()
+                self._write(batch)
             if stop:
                 return
 

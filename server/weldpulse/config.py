@@ -15,7 +15,11 @@ class Settings:
     host: str = "127.0.0.1"
     geoip_db: str | None = None  # MaxMind-format .mmdb for IP → country/region
     trusted_hops: int = 0  # proxies in front of Envoy whose X-Forwarded-For is trusted
-    country_header: str = ""  # a trusted CDN's country header, used without a GeoIP DB
+    # A CDN's country header (cf-ipcountry, cloudfront-viewer-country), used
+    # without a GeoIP DB. Only set it when a CDN in front overwrites that
+    # header on every request (see trusted_hops): otherwise any client chooses
+    # its country. Values that are no ISO 3166-1 alpha-2 code store none.
+    country_header: str = ""
 
     @classmethod
     def from_env(cls) -> "Settings":

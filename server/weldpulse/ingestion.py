@@ -1,31 +1,51 @@
 """IngestService: the public collect endpoint and the authenticated import."""
 
-import time
+import threading
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import grpc
-from google.protobuf import json_format
+from cachetools import TTLCache
+from google.protobuf import struct_pb2
 from sqlalchemy import Engine
-from weldpulse import accounts, enrich
+from weldpulse import accounts, enrich, keys
 from weldpulse.collector import Collector
 from weldpulse.errors import BadRequest, Unavailable
 from weldpulse.interceptors import principal_var
 from weldpulse.observability import DROPPED
-from weldpulse.pipeline import Enriched, Hit, Site, check, check_text, enrich_hit
+from weldpulse.pipeline import Enriched, Hit, Site, check, check_ip, enrich_hit
 from weldpulse.v1 import ingest_pb2 as pb
 from weldpulse.v1 import ingest_pb2_grpc
 from weldpulse.visitors import Salts
 
 Ctx: TypeAlias = grpc.ServicerContext
 MAX_IMPORT = 1000
-COMMIT_TIMEOUT = 30.0
+COMMIT_TIMEOUT = 30.0  # read at each call, so tests may shorten it
 SITE_CACHE_SECONDS = 5.0  # a deactivated site stops collecting within this
+# Both caches are keyed by well-formed site keys only (32 characters), so
+# they hold at most about 1 MiB and 100 KiB; misses (unknown keys, which
+# anyone can make up) have their own small cache and cannot evict a site.
+SITE_CACHE_SIZE = 10_000
+MISS_CACHE_SIZE = 1_000
+ECHO_CHARS = 40  # how much of a bad value an error message repeats
 
 
-def _props(message: Any) -> dict[str, Any]:
-    return json_format.MessageToDict(message) if message.ListFields() else {}
+def _props(message: struct_pb2.Struct) -> dict[str, Any]:
+    """The props' scalars; objects, lists and nulls become None, which check() refuses by name.
+
+    Not json_format.MessageToDict: it raises ValueError on inf and NaN (which
+    native gRPC can send) and recurses into whatever nesting came in.
+    """
+    return {key: _scalar(value) for key, value in message.fields.items()}
+
+
+def _scalar(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind in ("string_value", "number_value", "bool_value"):
+        return getattr(value, kind)
+    return None
 
 
 def _metadata(context: Ctx, name: str) -> str:
@@ -52,11 +72,18 @@ def client_ip(context: Ctx, trusted_hops: int) -> str:
 def _parse_timestamp(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip())
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     except ValueError:
-        raise BadRequest(f"timestamp: {value!r} is not ISO 8601") from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        raise BadRequest(f"timestamp: {value[:ECHO_CHARS]!r} is not ISO 8601") from None
+    except OverflowError:  # an offset moving 0001-01-01 or 9999-12-31 out of range
+        raise BadRequest(f"timestamp: {value[:ECHO_CHARS]!r} is out of range") from None
     return parsed
+
+
+def _country(context: Ctx, header: str) -> str:
+    """The trusted CDN's country code, if it is an ISO 3166-1 alpha-2 code (not XX, T1, junk)."""
+    return enrich.country_code(_metadata(context, header)) if header else ""
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
@@ -75,30 +102,60 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self.geo = geo
         self.trusted_hops = trusted_hops
         self.country_header = country_header.lower()
-        self._sites: dict[str, tuple[float, Site | None]] = {}
+        self._sites: TTLCache[str, Site] = TTLCache(SITE_CACHE_SIZE, SITE_CACHE_SECONDS)
+        self._misses: TTLCache[str, bool] = TTLCache(MISS_CACHE_SIZE, SITE_CACHE_SECONDS)
+        self._cache_lock = threading.Lock()  # cachetools caches are not thread-safe
 
     def _site_for_key(self, site_key: str) -> Site:
-        cached = self._sites.get(site_key)
-        if cached is None or time.monotonic() - cached[0] > SITE_CACHE_SECONDS:
+        if not site_key:
+            raise BadRequest("site_key: required")
+        if not keys.is_site_key_form(site_key):
+            raise BadRequest("site_key: not a site key (sk_live_ and 24 letters or digits)")
+        with self._cache_lock:
+            site, missed = self._sites.get(site_key), site_key in self._misses
+        if site is None and not missed:
             with self.metadata.connect() as conn:
                 row = conn.execute(accounts.site_by_key_stmt(site_key)).first()
             site = Site(row.id, row.domain) if row is not None and row.is_active else None
-            cached = self._sites[site_key] = (time.monotonic(), site)
-        if cached[1] is None:
+            with self._cache_lock:
+                if site is None:
+                    self._misses[site_key] = True
+                else:
+                    self._sites[site_key] = site
+        if site is None:
             raise BadRequest("site_key: unknown or inactive site")
-        return cached[1]
+        return site
 
     def _store(self, items: list[Enriched]) -> None:
+        """Returns once the events are committed; raises Unavailable only if they never will be.
+
+        After COMMIT_TIMEOUT the events are withdrawn if the writer has not
+        taken them yet; if it has, its commit is what happened, so we wait
+        for it rather than answer "nothing was recorded" for a write that
+        may still succeed (a retry would then store it twice).
+        """
+        future = self.collector.submit(items)
         try:
-            self.collector.submit(items).result(timeout=COMMIT_TIMEOUT)
-        except (FutureTimeout, Exception) as err:
-            DROPPED.labels(reason="unavailable").inc(len(items))
-            raise Unavailable("Events could not be stored; nothing was recorded, retry") from err
+            future.result(timeout=COMMIT_TIMEOUT)
+            return
+        except FutureTimeout as timeout:
+            error: BaseException = timeout
+            if not future.cancel() and self._committed(future):
+                return
+        except Exception as err:  # the write failed and was rolled back
+            error = err
+        DROPPED.labels(reason="unavailable").inc(len(items))
+        raise Unavailable("Events could not be stored; nothing was recorded, retry") from error
+
+    @staticmethod
+    def _committed(future: "Future[int]") -> bool:
+        try:
+            future.result()
+        except Exception:
+            return False
+        return True
 
     def Collect(self, request: pb.CollectRequest, context: Ctx) -> pb.CollectResponse:
-        if not request.site_key:
-            raise BadRequest("site_key: required")
-        check_text("site_key", request.site_key)
         site = self._site_for_key(request.site_key)
         user_agent = _metadata(context, "user-agent")
         hit = Hit(
@@ -116,14 +173,15 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             DROPPED.labels(reason="bot").inc()
             context.send_initial_metadata((("x-weldpulse-dropped", "bot"),))
             return pb.CollectResponse()
-        country = _metadata(context, self.country_header) if self.country_header else ""
+        country = _country(context, self.country_header)
         self._store([enrich_hit(hit, props, self.salts, self.geo, country)])
         return pb.CollectResponse()
 
     def Import(self, request: pb.ImportRequest, context: Ctx) -> pb.ImportResponse:
         principal = principal_var.get()
         if request.site_id not in principal.site_ids:
-            raise BadRequest(f"site_id: no site {request.site_id!r} in this project")
+            site_id = request.site_id[:ECHO_CHARS]
+            raise BadRequest(f"site_id: no site {site_id!r} in this project")
         if not 1 <= len(request.events) <= MAX_IMPORT:
             raise BadRequest(f"events: between 1 and {MAX_IMPORT} per call")
         with self.metadata.connect() as conn:
@@ -147,6 +205,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 props = check(hit)
                 if not ev.ip and not ev.visitor_id:
                     raise BadRequest("ip or visitor_id: one is required")
+                if ev.ip:
+                    check_ip(ev.ip)
                 if ev.user_agent and enrich.is_bot(ev.user_agent):
                     raise BadRequest("user_agent: a known bot; not stored")
                 accepted.append(enrich_hit(hit, props, self.salts, self.geo))

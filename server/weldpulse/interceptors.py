@@ -26,12 +26,13 @@ from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVICE
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from weldpulse import accounts, db, keys
-from weldpulse.errors import ApiError, Forbidden, RateLimited, Unauthorized
+from weldpulse.errors import ApiError, BadRequest, Forbidden, RateLimited, Unauthorized
 from weldpulse.observability import (
     CANCELLED_STATEMENTS,
     ERRORS,
@@ -111,7 +112,7 @@ class Gate(grpc.ServerInterceptor):
             return handler
         self.saturation.check(method)
         layers = [layer for layer in self.layers if layer.applies_to(method)]
-        kind = {"request_deserializer": handler.request_deserializer}
+        kind = {"request_deserializer": _lenient(handler.request_deserializer)}
         kind["response_serializer"] = handler.response_serializer
         if handler.request_streaming:
             return grpc.stream_unary_rpc_method_handler(self._refuse(layers, method), **kind)
@@ -155,8 +156,38 @@ def _entered(layers: list[Layer], method: str, context: grpc.ServicerContext) ->
         yield
 
 
+@dataclass(frozen=True)
+class _Undecodable:
+    """A request message protobuf could not decode, handed on so the layers refuse it as a 400.
+
+    Envoy transcodes JSON nested up to ~100 levels, but protobuf's parser
+    stops at 100 message levels (~33 JSON levels of `props`), and grpcio
+    answers a deserializer's exception as INTERNAL (a 500). So do bytes that
+    are not valid protobuf, which anyone can send to the native port.
+    """
+
+    error: str
+
+
+def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def lenient(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except DecodeError as err:
+            return _Undecodable(str(err))
+
+    return lenient
+
+
 def _one(requests: Iterator[Any], method: str) -> Any:
     for request in requests:
+        if isinstance(request, _Undecodable):
+            raise BadRequest(
+                "request: not valid protobuf, or nested too deeply (props: at most about 30 levels)"
+            )
         return request
     raise NotServed(f"{method} requires exactly one request message")  # as grpcio says
 

@@ -5,6 +5,9 @@ An API key is `ak_live_` + 22 base62 characters of randomness (131 bits) +
 mistyped key fails the checksum without a database lookup, and secret
 scanners can recognise the format. Only the SHA-256 of the whole key is
 stored.
+
+A site key is `sk_live_` + 24 base62 characters; it is public (it is in every
+page's HTML), so it is only checked for its shape before it is looked up.
 """
 
 import hashlib
@@ -17,6 +20,7 @@ API_KEY_PREFIX = "ak_live_"
 SITE_KEY_PREFIX = "sk_live_"
 ALPHABET = string.digits + string.ascii_letters
 RANDOM_CHARS = 22  # 62**22 > 2**130
+SITE_KEY_CHARS = 24
 CHECKSUM_CHARS = 6  # 62**6 > 2**32
 
 
@@ -42,7 +46,17 @@ def new_api_key() -> str:
 
 
 def new_site_key() -> str:
-    return f"{SITE_KEY_PREFIX}{_random(24)}"
+    return f"{SITE_KEY_PREFIX}{_random(SITE_KEY_CHARS)}"
+
+
+def is_site_key_form(key: str) -> bool:
+    """True when `key` has the site-key shape; anything else needs no lookup to be refused."""
+    rest = key.removeprefix(SITE_KEY_PREFIX)
+    return (
+        len(key) == len(SITE_KEY_PREFIX) + SITE_KEY_CHARS
+        and key.startswith(SITE_KEY_PREFIX)
+        and all(c in ALPHABET for c in rest)
+    )
 
 
 def is_well_formed(key: str) -> bool:

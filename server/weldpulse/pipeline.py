@@ -1,5 +1,7 @@
 """From a raw hit to a storable event: limits, parsing, enrichment and the visitor id."""
 
+import ipaddress
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -16,7 +18,14 @@ MAX_PROPS = 30
 MAX_PROP_KEY_BYTES = 300
 MAX_PROP_VALUE_BYTES = 2000
 MAX_VISITOR_ID_BYTES = 200
+# Bots are told apart by regexes over the user agent; real browsers send
+# 100-300 bytes, so anything longer is refused before any parser runs.
+MAX_USER_AGENT_BYTES = 512
+MAX_IP_BYTES = 64
 MAX_FUTURE = timedelta(minutes=5)
+# Older events than this are no web analytics; near datetime.min, session
+# arithmetic (ts - 30 minutes, the previous day's salt) would overflow.
+MIN_TIMESTAMP = datetime(1970, 1, 1)
 SESSION_CONTINUES = timedelta(minutes=30)
 
 
@@ -64,6 +73,8 @@ def check_text(field: str, value: str) -> None:
 def _prop_text(key: str, value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadRequest(f"props.{key}: must be a finite number")
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, str | int | float):
@@ -78,7 +89,7 @@ def check(hit: Hit) -> dict[str, str]:
     if len(hit.name) > MAX_NAME_CHARS:
         raise BadRequest(f"name: longer than {MAX_NAME_CHARS} characters")
     check_text("name", hit.name)
-    check_text("user_agent", hit.user_agent)
+    _check_bytes("user_agent", hit.user_agent, MAX_USER_AGENT_BYTES)
     if not hit.url.strip():
         raise BadRequest("url: required")
     _check_bytes("url", hit.url, MAX_URL_BYTES)
@@ -87,6 +98,7 @@ def check(hit: Hit) -> dict[str, str]:
         raise BadRequest("url: must be an http(s) URL")
     if not enrich.on_domain(hit.url, hit.site.domain):
         raise BadRequest(f"url: not on the site's domain {hit.site.domain}")
+    enrich.split_url("referrer", hit.referrer)
     _check_bytes("visitor_id", hit.opaque_visitor, MAX_VISITOR_ID_BYTES)
     if len(hit.props) > MAX_PROPS:
         raise BadRequest(f"props: more than {MAX_PROPS} properties")
@@ -97,7 +109,18 @@ def check(hit: Hit) -> dict[str, str]:
         _check_bytes(f"props.{key}", props[key], MAX_PROP_VALUE_BYTES)
     if hit.ts > datetime.now(UTC).replace(tzinfo=None) + MAX_FUTURE:
         raise BadRequest("timestamp: more than 5 minutes in the future")
+    if hit.ts < MIN_TIMESTAMP:
+        raise BadRequest(f"timestamp: before {MIN_TIMESTAMP:%Y-%m-%d}")
     return props
+
+
+def check_ip(ip: str) -> None:
+    """An imported event's IP must be one: it is hashed and looked up, never stored."""
+    _check_bytes("ip", ip, MAX_IP_BYTES)
+    try:
+        ipaddress.ip_address(ip.strip())
+    except ValueError:
+        raise BadRequest("ip: not an IPv4 or IPv6 address") from None
 
 
 def enrich_hit(
@@ -107,7 +130,7 @@ def enrich_hit(
     dev = enrich.device(hit.user_agent) if hit.user_agent else enrich.Device("", "", "")
     place = geo.locate(hit.ip) if hit.ip else ("", "")
     if place == ("", "") and country:
-        place = (country.upper()[:2], "")
+        place = (enrich.country_code(country), "")
     previous = None
     if hit.opaque_visitor:
         visitor = supplied_visitor_id(hit.site.id, hit.opaque_visitor)
