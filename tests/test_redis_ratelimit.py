@@ -68,6 +68,8 @@ def two_servers(stack: Stack, redis_url: str) -> Iterator[tuple[list[ServerProce
         tmp,
         WELDPULSE_REDIS_URL=redis_url,
         WELDPULSE_MAX_CONCURRENT_RPCS="400",
+        # This is about the shared quota, not the per-key cap on calls held at once.
+        WELDPULSE_MAX_CALLS_PER_KEY="400",
     ) as both:
         yield both
 

@@ -123,8 +123,10 @@ def gate(metadata: Engine, limiter: Limiter, options: Options) -> Gate:
         CallLayer(),
         ErrorLayer(),
         AuthLayer(metadata),
-        ConcurrencyLayer(options.max_calls_per_key, options.max_keyless_calls),
+        # Quota before concurrency: every keyed answer, a refused one too, carries the
+        # quota headers, and a key's stalled calls spend its quota.
         RateLimitLayer(limiter),
+        ConcurrencyLayer(options.max_calls_per_key, options.max_keyless_calls),
     ]
     return Gate(layers, options.max_concurrent_rpcs)
 

@@ -1,7 +1,7 @@
 """Server interceptor: call context, errors, API keys and limits, all before a call's message.
 
 `Gate` wraps every method but those of the open services (health,
-reflection) in the layers call → errors → auth → concurrency → rate limit.
+reflection) in the layers call → errors → auth → rate limit → concurrency.
 The layers run in the worker *before* the request message is read: a
 call without a valid key is refused at once even if its message never
 comes, so keyless callers cannot hold grpcio's call slots. Unary and
