@@ -16,9 +16,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from servers import spawn
 from sqlalchemy import text
-from weldpulse import accounts, db
 from weldpulse.app import Options, build_server
 from weldpulse.observability import json_handler
+from weldpulse.storage import accounts, engines
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
@@ -106,12 +106,12 @@ def test_a_client_pinging_too_often_is_cut_off(stack: Stack) -> None:
 
 
 def test_duckdb_statement_is_interrupted_when_its_call_ends(tmp_path: Path) -> None:
-    engine = db.connect(f"duckdb:///{tmp_path}/slow.duckdb")
-    guard = db.StatementGuard()
+    engine = engines.connect(f"duckdb:///{tmp_path}/slow.duckdb")
+    guard = engines.StatementGuard()
     outcome: list[BaseException | None] = []
 
     def slow_query() -> None:
-        token = db.current_guard.set(guard)
+        token = engines.current_guard.set(guard)
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT sum(hash(i)) FROM range(100000000000) t(i)")).all()
@@ -119,7 +119,7 @@ def test_duckdb_statement_is_interrupted_when_its_call_ends(tmp_path: Path) -> N
         except BaseException as err:
             outcome.append(err)
         finally:
-            db.current_guard.reset(token)
+            engines.current_guard.reset(token)
 
     worker = threading.Thread(target=slow_query)
     worker.start()
@@ -130,12 +130,12 @@ def test_duckdb_statement_is_interrupted_when_its_call_ends(tmp_path: Path) -> N
     assert not worker.is_alive(), "the statement was not interrupted"
     assert outcome and outcome[0] is not None and "interrupt" in str(outcome[0]).lower()
     assert guard.cancelled == 1
-    token = db.current_guard.set(guard)
+    token = engines.current_guard.set(guard)
     try:
-        with pytest.raises(db.CallCancelled), engine.connect() as conn:
+        with pytest.raises(engines.CallCancelled), engine.connect() as conn:
             conn.execute(text("SELECT 1"))  # nothing new starts for an ended call
     finally:
-        db.current_guard.reset(token)
+        engines.current_guard.reset(token)
     engine.dispose()
 
 

@@ -3,8 +3,7 @@
 from datetime import datetime
 
 import pytest
-from weldpulse.errors import BadRequest
-from weldpulse.params import (
+from weldpulse.api.params import (
     Interval,
     Range,
     bucket_of,
@@ -14,6 +13,7 @@ from weldpulse.params import (
     parse_limit,
     parse_range,
 )
+from weldpulse.errors import BadRequest
 
 
 def test_range_formats() -> None:

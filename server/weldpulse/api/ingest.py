@@ -10,15 +10,16 @@ import grpc
 from cachetools import TTLCache
 from google.protobuf import struct_pb2
 from sqlalchemy import Engine
-from weldpulse import accounts, enrich, keys
-from weldpulse.collector import Collector
+from weldpulse.api.interceptors import principal_var
 from weldpulse.errors import BadRequest, Unavailable
-from weldpulse.interceptors import principal_var
+from weldpulse.ingest import enrich
+from weldpulse.ingest.collector import Collector
+from weldpulse.ingest.hits import Enriched, Hit, Site, check, check_ip, enrich_hit
+from weldpulse.ingest.visitors import Salts
 from weldpulse.observability import DROPPED
-from weldpulse.pipeline import Enriched, Hit, Site, check, check_ip, enrich_hit
+from weldpulse.storage import accounts, keys
 from weldpulse.v1 import ingest_pb2 as pb
 from weldpulse.v1 import ingest_pb2_grpc
-from weldpulse.visitors import Salts
 
 Ctx: TypeAlias = grpc.ServicerContext
 MAX_IMPORT = 1000

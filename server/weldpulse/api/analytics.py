@@ -7,9 +7,8 @@ from typing import TypeAlias
 import grpc
 from sqlalchemy import Engine, Select
 from sqlalchemy.engine import Row
-from weldpulse import accounts, exact, queries
-from weldpulse.interceptors import principal_var
-from weldpulse.params import (
+from weldpulse.api.interceptors import principal_var
+from weldpulse.api.params import (
     Range,
     bucket_start,
     buckets,
@@ -18,6 +17,8 @@ from weldpulse.params import (
     parse_range,
     parse_site,
 )
+from weldpulse.stats import exact, queries
+from weldpulse.storage import accounts
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
 

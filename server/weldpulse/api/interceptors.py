@@ -31,7 +31,7 @@ from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVICE
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
-from weldpulse import accounts, db, keys
+from weldpulse.api.ratelimit import Limiter
 from weldpulse.errors import ApiError, BadRequest, Forbidden, RateLimited, Unauthorized
 from weldpulse.observability import (
     CANCELLED_STATEMENTS,
@@ -40,7 +40,7 @@ from weldpulse.observability import (
     RATE_LIMITED,
     REQUESTS,
 )
-from weldpulse.ratelimit import Limiter
+from weldpulse.storage import accounts, engines, keys
 
 log = structlog.get_logger(__name__)
 
@@ -256,8 +256,8 @@ class CallLayer(Layer):
         request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
         call = Call(method, request_id)
         call_token = call_var.set(call)
-        guard = db.StatementGuard()
-        guard_token = db.current_guard.set(guard)
+        guard = engines.StatementGuard()
+        guard_token = engines.current_guard.set(guard)
         # gRPC runs callbacks when the call terminates: finished, cancelled or past its deadline.
         context.add_callback(guard.end)
         started = time.perf_counter()
@@ -268,12 +268,12 @@ class CallLayer(Layer):
                 finally:
                     _log_call(call, guard, context, time.perf_counter() - started)
         finally:
-            db.current_guard.reset(guard_token)
+            engines.current_guard.reset(guard_token)
             call_var.reset(call_token)
 
 
 def _log_call(
-    call: Call, guard: db.StatementGuard, context: grpc.ServicerContext, elapsed: float
+    call: Call, guard: engines.StatementGuard, context: grpc.ServicerContext, elapsed: float
 ) -> None:
     code = _status(context)
     REQUESTS.labels(call.method, code).inc()

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from weldpulse import migrate
+from weldpulse.storage import migrate
 
 log = structlog.get_logger(__name__)
 

@@ -21,8 +21,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.types import ARRAY
-from weldpulse import rollups
-from weldpulse.schema import events, sessions, visitor_days
+from weldpulse.storage import rollups
+from weldpulse.storage.schema import events, sessions, visitor_days
 
 SESSION_TIMEOUT = timedelta(minutes=30)
 PAGEVIEW = "pageview"

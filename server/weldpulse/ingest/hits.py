@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from weldpulse import enrich
 from weldpulse.errors import BadRequest
-from weldpulse.ingest import Event
-from weldpulse.visitors import Salts, supplied_visitor_id
+from weldpulse.ingest import enrich
+from weldpulse.ingest.visitors import Salts, supplied_visitor_id
+from weldpulse.storage.writer import Event
 
 # Limits as Plausible and Umami set them.
 MAX_URL_BYTES = 2000

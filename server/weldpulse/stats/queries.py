@@ -27,7 +27,8 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from weldpulse.exact import (
+from weldpulse.api.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
+from weldpulse.stats.exact import (
     ONE_MICROSECOND,
     Split,
     distinct_parts,
@@ -37,8 +38,7 @@ from weldpulse.exact import (
     total,
     whole_days,
 )
-from weldpulse.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
-from weldpulse.schema import (
+from weldpulse.storage.schema import (
     breakdown_days,
     event_days,
     events,
