@@ -27,8 +27,8 @@ from floor import SQL, executor, floor_params, time_statement
 from generate import DAYS, END, generate
 from ingest_probe import probe_ingestion
 from report import write_reports
+from weldpulse.domain import SESSION_GAP, Event
 from weldpulse.storage import accounts, engines, rollups, writer
-from weldpulse.storage.writer import Event
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
 
@@ -132,7 +132,7 @@ def roll(info: dict[str, Any]) -> dict[str, Any]:
     """What the server's collector does in the background: rolls every finished (site, day)."""
     metadata, events = engines.open_stores(info["meta_url"], info["events_url"])
     assert events is not None
-    before = (datetime.now(UTC).replace(tzinfo=None) - writer.SESSION_TIMEOUT).date()
+    before = (datetime.now(UTC).replace(tzinfo=None) - SESSION_GAP).date()
     try:
         with events.connect() as conn:
             days = len(conn.execute(rollups.unrolled_stmt(before)).all())

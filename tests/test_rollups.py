@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from conftest import Stack
 from sqlalchemy import text
+from weldpulse.domain import Event
 from weldpulse.storage import accounts, rollups, writer
-from weldpulse.storage.writer import Event
 
 DAY0 = datetime(2024, 3, 1)
 PATHS = ["/", "/a", "/b", "/c", "/d"]

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine, select
-from weldpulse.ingest.hits import SESSION_CONTINUES as SESSION_GAP
+from weldpulse.domain import SESSION_GAP, Event
 from weldpulse.ingest.hits import Enriched
 from weldpulse.observability import INGESTED
 from weldpulse.storage import rollups, writer
@@ -27,7 +27,7 @@ ROLL_EVERY_S = 60.0  # how often to look for finished days without a current rol
 ROLL_BUDGET_S = 0.5  # rolling pauses writes; at most about this long per look
 
 
-def _continue_sessions(engine: Engine, items: list[Enriched]) -> list[writer.Event]:
+def _continue_sessions(engine: Engine, items: list[Enriched]) -> list[Event]:
     """Keeps yesterday's visitor id for hits that continue a session across midnight.
 
     The session may be stored already or start earlier in this very batch.
@@ -142,7 +142,7 @@ class Collector:
         """Rolls days no session can continue into any more (storage.rollups), a few at a time."""
         if time.monotonic() < self._next_roll:
             return
-        before = (self.now() - writer.SESSION_TIMEOUT).date()
+        before = (self.now() - SESSION_GAP).date()
         try:
             left = rollups.roll_pending(self.engine, before, budget_s=ROLL_BUDGET_S)
         except Exception:  # answers stay exact from raw rows; try again later

@@ -28,6 +28,7 @@ from sqlalchemy import (
     union_all,
 )
 from weldpulse.api.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
+from weldpulse.domain import PAGEVIEW
 from weldpulse.stats.exact import (
     ONE_MICROSECOND,
     Split,
@@ -48,7 +49,6 @@ from weldpulse.storage.schema import (
     visitor_days,
 )
 
-PAGEVIEW = "pageview"
 REALTIME_WINDOW = timedelta(minutes=5)
 MAX_ROWS = 1000  # rows of the breakdowns without a `limit` parameter
 

@@ -35,10 +35,10 @@ from sqlalchemy import (
     union_all,
 )
 from weldpulse.api.params import Range
+from weldpulse.domain import PAGEVIEW
 from weldpulse.stats.exact import ONE_MICROSECOND
 from weldpulse.stats.queries import (
     BREAKDOWNS,
-    PAGEVIEW,
     SECONDS_TO_NEXT,
     page_pairs,
     session_bounce,
