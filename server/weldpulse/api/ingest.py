@@ -11,6 +11,7 @@ from cachetools import TTLCache
 from google.protobuf import struct_pb2
 from sqlalchemy import Engine
 from weldpulse.api.interceptors import principal_var
+from weldpulse.api.params import iso_instant
 from weldpulse.errors import BadRequest, Unavailable
 from weldpulse.ingest import enrich
 from weldpulse.ingest.collector import Collector
@@ -72,14 +73,11 @@ def client_ip(context: Ctx, trusted_hops: int) -> str:
 
 def _parse_timestamp(value: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value.strip())
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        return iso_instant(value)
     except ValueError:
         raise BadRequest(f"timestamp: {value[:ECHO_CHARS]!r} is not ISO 8601") from None
-    except OverflowError:  # an offset moving 0001-01-01 or 9999-12-31 out of range
+    except OverflowError:
         raise BadRequest(f"timestamp: {value[:ECHO_CHARS]!r} is out of range") from None
-    return parsed
 
 
 def _country(context: Ctx, header: str) -> str:
