@@ -52,6 +52,10 @@ def _parse_instant(name: str, value: str, end_of_day: bool) -> datetime:
         raise BadRequest(
             f"Invalid {name}: {value!r} is not an ISO 8601 date-time (e.g. 2024-01-15T00:00:00Z)"
         ) from None
+    except OverflowError:
+        raise BadRequest(
+            f"Invalid {name}: {value!r} is out of range (0001-01-01 to 9999-12-31 UTC)"
+        ) from None
 
 
 def parse_range(start: str, end: str) -> Range:
