@@ -58,7 +58,6 @@ pageviews = func.count().filter(events.c.name == PAGEVIEW).label("pageviews")
 session_bounce = case((and_(sessions.c.pageviews == 1, sessions.c.events == 1), 1), else_=0)
 session_count = func.count().label("sessions")
 session_bounces = func.sum(session_bounce).label("bounces")
-session_duration = func.avg(sessions.c.duration).label("avg_duration")
 
 # The registry of event dimensions that breakdowns group by, per endpoint.
 BREAKDOWNS = {
