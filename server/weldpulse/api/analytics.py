@@ -7,7 +7,7 @@ from typing import TypeAlias
 import grpc
 from sqlalchemy import Engine, Select
 from sqlalchemy.engine import Row
-from weldpulse.api.interceptors import principal_var
+from weldpulse.api.context import principal_var
 from weldpulse.api.params import (
     Range,
     bucket_start,

@@ -10,7 +10,7 @@ import grpc
 from cachetools import TTLCache
 from google.protobuf import struct_pb2
 from sqlalchemy import Engine
-from weldpulse.api.interceptors import principal_var
+from weldpulse.api.context import principal_var
 from weldpulse.api.params import iso_instant
 from weldpulse.errors import BadRequest, Unavailable
 from weldpulse.ingest import enrich
