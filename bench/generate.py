@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from weldpulse.ingest import Event
+from weldpulse.domain import Event
 
 DAYS = 90
 END = datetime(2026, 11, 1)  # exclusive; fixed so that every run sees the same data

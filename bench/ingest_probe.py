@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 from sqlalchemy import select
-from weldpulse import accounts, db
-from weldpulse.schema import sites
+from weldpulse.storage import accounts, engines
+from weldpulse.storage.schema import sites
 
 CLIENTS = 32
 COLLECTS_PER_CLIENT = 100
@@ -37,7 +37,7 @@ def _headers(i: int) -> dict[str, str]:
 
 
 def _site_key(info: dict[str, Any]) -> str:
-    meta = db.connect(info["meta_url"])
+    meta = engines.connect(info["meta_url"])
     with meta.connect() as conn:
         key = conn.execute(
             select(sites.c.site_key).where(sites.c.id == info["sites"][0])
@@ -74,7 +74,7 @@ def probe_collect(base: str, info: dict[str, Any]) -> dict[str, Any]:
 
 
 def probe_import(base: str, info: dict[str, Any]) -> dict[str, Any]:
-    meta = db.connect(info["meta_url"])
+    meta = engines.connect(info["meta_url"])
     with meta.begin() as conn:
         key = accounts.create_api_key(conn, info["project"], ["events:write"])["key"]
     meta.dispose()

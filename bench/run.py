@@ -1,6 +1,6 @@
 """`make bench`: generate and load events, then time every /v1 endpoint against its SQL floor.
 
-Loads through `weldpulse.ingest.record`, runs the floor statements on the bare
+Loads through `weldpulse.storage.writer.record`, runs the floor statements on the bare
 engine, starts the real server and Envoy (`weldpulse up`) in a subprocess,
 times each endpoint through Envoy and directly over gRPC, probes the
 ingestion routes, and writes JSON and Markdown under bench/results/.
@@ -27,8 +27,8 @@ from floor import SQL, executor, floor_params, time_statement
 from generate import DAYS, END, generate
 from ingest_probe import probe_ingestion
 from report import write_reports
-from weldpulse import accounts, db, ingest, rollups
-from weldpulse.ingest import Event
+from weldpulse.domain import SESSION_GAP, Event
+from weldpulse.storage import accounts, engines, rollups, writer
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
 
@@ -71,7 +71,7 @@ def events_url(engine: str, data_dir: Path, n: int) -> str:
     name = f"weldpulse_bench_{n}"
     admin = base.rsplit("/", 1)[0]
     with (
-        db.connect(f"{admin}/postgres")
+        engines.connect(f"{admin}/postgres")
         .execution_options(isolation_level="AUTOCOMMIT")
         .connect() as c
     ):
@@ -91,10 +91,10 @@ def live_events(site: str, now: datetime) -> list[Event]:
 
 
 def load(n: int, engine: str, data_dir: Path, batch: int) -> dict[str, Any]:
-    """Fresh stores, three sites, the stream through ingest.record; returns the load figures."""
+    """Fresh stores, three sites, the stream through writer.record; returns the load figures."""
     meta_url = f"sqlite:///{data_dir / 'metadata.sqlite3'}"
     ev_url = events_url(engine, data_dir, n)
-    metadata, events = db.open_stores(meta_url, ev_url)
+    metadata, events = engines.open_stores(meta_url, ev_url)
     assert events is not None
     with metadata.begin() as conn:
         project = accounts.create_project(conn, "Bench", "pro")
@@ -108,9 +108,9 @@ def load(n: int, engine: str, data_dir: Path, batch: int) -> dict[str, Any]:
     for kind, size, lo, hi in (("bulk", batch, 0, n - small), ("small", SMALL_BATCH, n - small, n)):
         for events_batch in stream.batches(site_ids, size, lo, hi):
             started = time.perf_counter()
-            timings[kind][1] += ingest.record(events, events_batch)
+            timings[kind][1] += writer.record(events, events_batch)
             timings[kind][0] += time.perf_counter() - started
-    ingest.record(events, live_events(site_ids[0], datetime.now(UTC).replace(tzinfo=None)))
+    writer.record(events, live_events(site_ids[0], datetime.now(UTC).replace(tzinfo=None)))
     if engine == "postgres":  # as after any bulk load: the planner needs current statistics
         with events.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE")
@@ -130,9 +130,9 @@ def load(n: int, engine: str, data_dir: Path, batch: int) -> dict[str, Any]:
 
 def roll(info: dict[str, Any]) -> dict[str, Any]:
     """What the server's collector does in the background: rolls every finished (site, day)."""
-    metadata, events = db.open_stores(info["meta_url"], info["events_url"])
+    metadata, events = engines.open_stores(info["meta_url"], info["events_url"])
     assert events is not None
-    before = (datetime.now(UTC).replace(tzinfo=None) - ingest.SESSION_TIMEOUT).date()
+    before = (datetime.now(UTC).replace(tzinfo=None) - SESSION_GAP).date()
     try:
         with events.connect() as conn:
             days = len(conn.execute(rollups.unrolled_stmt(before)).all())
@@ -219,7 +219,7 @@ def _grpc_call(method: Any, request: Any, auth: str) -> Callable[[], None]:
 
 def time_api(info: dict[str, Any], server: Server, warmup: int, requests: int) -> dict[str, Any]:
     """p50/p95 of every endpoint and window, through Envoy (JSON) and direct gRPC."""
-    meta = db.connect(info["meta_url"])
+    meta = engines.connect(info["meta_url"])
     site = info["sites"][0]
     http = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=60)
     channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")

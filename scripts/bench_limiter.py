@@ -5,8 +5,8 @@ import sys
 import time
 import uuid
 
-from weldpulse.ratelimit import Limiter, SlidingLogLimiter
-from weldpulse.redis_limiter import RedisLimiter
+from weldpulse.api.ratelimit import Limiter, SlidingLogLimiter
+from weldpulse.api.redis_limiter import RedisLimiter
 
 
 def median_us(limiter: Limiter, calls: int) -> float:

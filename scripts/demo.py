@@ -13,12 +13,13 @@ from pathlib import Path
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 from sqlalchemy import func, select
-from weldpulse import accounts, db, enrich
-from weldpulse.collector import Collector
 from weldpulse.config import Settings
-from weldpulse.pipeline import Hit, Site, check, enrich_hit
-from weldpulse.schema import projects
-from weldpulse.visitors import Salts
+from weldpulse.ingest import enrich
+from weldpulse.ingest.collector import Collector
+from weldpulse.ingest.hits import Hit, Site, check, enrich_hit
+from weldpulse.ingest.visitors import Salts
+from weldpulse.storage import accounts, engines
+from weldpulse.storage.schema import projects
 
 PAGES = [
     "/",
@@ -92,7 +93,7 @@ def demo_hits(site: Site, now: datetime, days: int = 35, seed: int = 7) -> list[
 
 def main() -> None:
     settings = Settings.from_env()
-    meta, events = db.open_stores(settings.metadata_url, settings.events_url)
+    meta, events = engines.open_stores(settings.metadata_url, settings.events_url)
     assert events is not None
     with meta.begin() as conn:
         project = conn.execute(select(projects.c.id).where(projects.c.name == "Demo")).scalar()

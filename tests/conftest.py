@@ -15,10 +15,10 @@ import pytest
 from dataset import ev, project_a_events, project_b_events, wide_events
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from weldpulse import accounts, db, ingest
+from weldpulse.api.ratelimit import SlidingLogLimiter
 from weldpulse.app import IngestOptions, build_server
 from weldpulse.envoy import Envoy
-from weldpulse.ratelimit import SlidingLogLimiter
+from weldpulse.storage import accounts, engines, writer
 from weldpulse_client import Client
 
 POSTGRES_URL = os.environ.get("WELDPULSE_TEST_POSTGRES_URL")
@@ -87,9 +87,9 @@ def seed(metadata: Engine, events: Engine) -> tuple[dict[str, Any], dict[str, st
         revoked = accounts.create_api_key(conn, a, ["stats:read"])
         conn.execute(accounts.revoke_api_key_stmt(revoked["id"]))
         keys["revoked"] = revoked["key"]
-    ingest.record(events, project_a_events(ids["a_site1"], ids["a_site2"]))
-    ingest.record(events, project_b_events(ids["b_site"]))
-    ingest.record(events, wide_events(ids["wide_site"]))
+    writer.record(events, project_a_events(ids["a_site1"], ids["a_site2"]))
+    writer.record(events, project_b_events(ids["b_site"]))
+    writer.record(events, wide_events(ids["wide_site"]))
     return ids, keys
 
 
@@ -147,7 +147,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         meta_url = events_url = next(pg)
     else:
         meta_url, events_url = f"sqlite:///{tmp}/metadata.sqlite3", f"duckdb:///{tmp}/events.duckdb"
-    metadata, events = db.open_stores(meta_url, events_url)
+    metadata, events = engines.open_stores(meta_url, events_url)
     assert events is not None
     ids, keys = seed(metadata, events)
     geo = IngestOptions(geoip_db=str(write_geoip_db(tmp / "geo.mmdb")))
@@ -191,7 +191,7 @@ def live_project(stack: Stack) -> LiveProject:
         key = accounts.create_api_key(conn, project, ["stats:read"])["key"]
     now = datetime.now(UTC).replace(tzinfo=None)
     attrs = ("Google", "CA", "Ontario", "desktop", "Chrome", "Windows")
-    ingest.record(stack.events, [
+    writer.record(stack.events, [
         ev(site, 20, now - timedelta(minutes=1), "/now", attrs),
         ev(site, 21, now - timedelta(minutes=2), "/now", attrs),
     ])  # fmt: skip

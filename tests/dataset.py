@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta
 
-from weldpulse.ingest import Event
+from weldpulse.domain import Event
 
 DAY = "2024-01-15"
 DAY_START, DAY_END = f"{DAY}T00:00:00Z", f"{DAY}T23:59:59Z"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 from conftest import Stack
-from weldpulse import keys
+from weldpulse.storage import keys
 
 WELDPULSE = str(Path(sys.executable).with_name("weldpulse"))
 

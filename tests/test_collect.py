@@ -208,7 +208,7 @@ def test_unknown_and_inactive_sites_are_400(stack: Stack, tenant: Tenant) -> Non
         collect(stack, {k: v for k, v in hit(tenant).items() if k != "site_key"})
     )
     from sqlalchemy import update
-    from weldpulse.schema import sites
+    from weldpulse.storage.schema import sites
 
     with stack.metadata.begin() as conn:
         conn.execute(update(sites).where(sites.c.id == tenant.site_id).values(is_active=False))

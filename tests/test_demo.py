@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from sqlalchemy import distinct, func, select
-from weldpulse import db, keys
-from weldpulse.schema import events, sessions
+from weldpulse.storage import engines, keys
+from weldpulse.storage.schema import events, sessions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +28,7 @@ def test_demo_imports_a_month_of_enriched_traffic(tmp_path: Path) -> None:
     imported = int(re.search(r"imported (\d+) events", run.stdout).group(1))  # type: ignore[union-attr]
     key = re.search(r"Bearer (ak_live_\w+)", run.stdout).group(1)  # type: ignore[union-attr]
     assert keys.is_well_formed(key)
-    meta, store = db.open_stores(
+    meta, store = engines.open_stores(
         f"sqlite:///{tmp_path}/metadata.sqlite3", f"duckdb:///{tmp_path}/events.duckdb"
     )
     assert store is not None

@@ -12,8 +12,8 @@ import pytest
 from conftest import _postgres_database
 from servers import spawn
 from sqlalchemy import func, select
-from weldpulse import accounts, db
-from weldpulse.schema import events
+from weldpulse.storage import accounts, engines
+from weldpulse.storage.schema import events
 from weldpulse.v1 import ingest_pb2, ingest_pb2_grpc
 
 ACKED_BEFORE_KILL = 10_000
@@ -34,7 +34,7 @@ def urls(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
 
 def test_kill_9_loses_no_acknowledged_collect(urls: tuple[str, str]) -> None:
     meta_url, events_url = urls
-    meta, store = db.open_stores(meta_url, events_url)
+    meta, store = engines.open_stores(meta_url, events_url)
     with meta.begin() as conn:
         site = accounts.create_site(conn, accounts.create_project(conn, "kill"), "kill.example")
     meta.dispose()
@@ -82,7 +82,7 @@ def test_kill_9_loses_no_acknowledged_collect(urls: tuple[str, str]) -> None:
     finally:
         server.kill()
 
-    meta, store = db.open_stores(meta_url, events_url)
+    meta, store = engines.open_stores(meta_url, events_url)
     assert store is not None
     with store.connect() as conn:
         stored = conn.execute(

@@ -8,9 +8,9 @@ import pytest
 from conftest import Stack
 from dataset import DAY_END, DAY_START
 from sqlalchemy import create_engine
-from weldpulse import keys
 from weldpulse.app import build_server
 from weldpulse.envoy import Envoy
+from weldpulse.storage import keys
 
 RANGE = {"start": DAY_START, "end": DAY_END}
 DATED = [

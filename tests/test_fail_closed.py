@@ -20,10 +20,10 @@ from google.protobuf import empty_pb2, wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from servers import spawn
-from weldpulse import accounts, db
+from weldpulse.api.ratelimit import SlidingLogLimiter
 from weldpulse.app import Options, build_server
 from weldpulse.observability import json_handler
-from weldpulse.ratelimit import SlidingLogLimiter
+from weldpulse.storage import accounts, engines
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
@@ -332,7 +332,7 @@ def test_a_fresh_data_dir_and_its_stores_are_private(tmp_path: Path) -> None:
     events_url = f"duckdb:///{data}/events.duckdb"
     server = spawn(meta_url, events_url, tmp_path / "server.log")
     try:
-        meta = db.connect(meta_url)
+        meta = engines.connect(meta_url)
         with meta.begin() as conn:
             project = accounts.create_project(conn, "Files", "pro")
             site = accounts.create_site(conn, project, "files.example")

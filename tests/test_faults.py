@@ -18,9 +18,9 @@ from conftest import Stack, seed
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from servers import ServerProcess, behind_envoy, spawn
 from sqlalchemy import select, text
-from weldpulse import accounts, db, schema
 from weldpulse.app import build_server
 from weldpulse.envoy import Envoy
+from weldpulse.storage import accounts, engines, schema
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
 
@@ -120,7 +120,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 
 def test_database_down_is_503_then_recovers(private_postgres: PrivatePostgres) -> None:
-    metadata, events = db.open_stores(private_postgres.url, private_postgres.url)
+    metadata, events = engines.open_stores(private_postgres.url, private_postgres.url)
     assert events is not None
     ids, keys = seed(metadata, events)
     server, port = build_server(metadata, events)
@@ -269,7 +269,7 @@ def test_sigterm_lets_a_call_in_flight_finish(stack: Stack, tmp_path: Path) -> N
 def test_collects_during_a_database_outage_are_503_and_never_half_stored(
     private_postgres: PrivatePostgres,
 ) -> None:
-    metadata, events = db.open_stores(private_postgres.url, private_postgres.url)
+    metadata, events = engines.open_stores(private_postgres.url, private_postgres.url)
     assert events is not None
     with metadata.begin() as conn:
         project = accounts.create_project(conn, "outage")

@@ -27,10 +27,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from sqlalchemy import func, select
-from weldpulse import accounts
 from weldpulse.app import Options, build_server
 from weldpulse.envoy import Envoy
-from weldpulse.schema import events
+from weldpulse.storage import accounts
+from weldpulse.storage.schema import events
 
 ROOT = Path(__file__).resolve().parent.parent
 schema = schemathesis.openapi.from_path(ROOT / "gen" / "openapi" / "weldpulse.v1.json")

@@ -6,8 +6,8 @@ from conftest import GrpcClients, Stack
 from dataset import DAY_END, DAY_START
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from weldpulse.analytics import AnalyticsServicer
-from weldpulse.ingestion import IngestServicer
+from weldpulse.api.analytics import AnalyticsServicer
+from weldpulse.api.ingest import IngestServicer
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc, ingest_pb2
 

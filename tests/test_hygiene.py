@@ -5,20 +5,22 @@ import json
 import logging
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
 import pytest
-from conftest import Stack
-from dataset import DAY_END, DAY_START
+from conftest import Stack, Tenant
+from dataset import DAY_END, DAY_START, DIRECT, ev
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from servers import spawn
-from sqlalchemy import text
-from weldpulse import accounts, db
+from sqlalchemy import event, text
 from weldpulse.app import Options, build_server
 from weldpulse.observability import json_handler
+from weldpulse.storage import accounts, engines, writer
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 
@@ -106,12 +108,12 @@ def test_a_client_pinging_too_often_is_cut_off(stack: Stack) -> None:
 
 
 def test_duckdb_statement_is_interrupted_when_its_call_ends(tmp_path: Path) -> None:
-    engine = db.connect(f"duckdb:///{tmp_path}/slow.duckdb")
-    guard = db.StatementGuard()
+    engine = engines.connect(f"duckdb:///{tmp_path}/slow.duckdb")
+    guard = engines.StatementGuard()
     outcome: list[BaseException | None] = []
 
     def slow_query() -> None:
-        token = db.current_guard.set(guard)
+        token = engines.current_guard.set(guard)
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT sum(hash(i)) FROM range(100000000000) t(i)")).all()
@@ -119,7 +121,7 @@ def test_duckdb_statement_is_interrupted_when_its_call_ends(tmp_path: Path) -> N
         except BaseException as err:
             outcome.append(err)
         finally:
-            db.current_guard.reset(token)
+            engines.current_guard.reset(token)
 
     worker = threading.Thread(target=slow_query)
     worker.start()
@@ -130,12 +132,12 @@ def test_duckdb_statement_is_interrupted_when_its_call_ends(tmp_path: Path) -> N
     assert not worker.is_alive(), "the statement was not interrupted"
     assert outcome and outcome[0] is not None and "interrupt" in str(outcome[0]).lower()
     assert guard.cancelled == 1
-    token = db.current_guard.set(guard)
+    token = engines.current_guard.set(guard)
     try:
-        with pytest.raises(db.CallCancelled), engine.connect() as conn:
+        with pytest.raises(engines.CallCancelled), engine.connect() as conn:
             conn.execute(text("SELECT 1"))  # nothing new starts for an ended call
     finally:
-        db.current_guard.reset(token)
+        engines.current_guard.reset(token)
     engine.dispose()
 
 
@@ -158,6 +160,44 @@ def test_deadline_cancels_the_query_in_postgres(stack: Stack, channel: grpc.Chan
                 assert time.monotonic() < deadline, "the blocked query kept waiting"
                 time.sleep(0.05)
         locker.rollback()
+
+
+def test_a_call_reads_one_snapshot_while_events_are_committed(stack: Stack, tenant: Tenant) -> None:
+    """A commit landing between a stats call's statements is in none of its figures.
+
+    The events of a pageview and its session are committed together, so one
+    answer must never count the session without the pageview.
+    """
+    now = datetime.now(UTC).replace(tzinfo=None)
+    writer.record(stack.events, [ev(tenant.site_id, 1, now - timedelta(minutes=10), "/", DIRECT)])
+    late = [ev(tenant.site_id, 2, now - timedelta(minutes=5), "/late", DIRECT)]
+    wrote: list[bool] = []
+
+    def commit_before_the_sessions_query(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        # Only the call's own statements run under a StatementGuard (not the collector's).
+        if engines.current_guard.get() is None or wrote or "FROM sessions" not in statement:
+            return
+        wrote.append(True)
+        other = threading.Thread(target=writer.record, args=(stack.events, late))
+        other.start()  # another thread: another connection, committed before we go on
+        other.join()
+
+    today = {
+        "site_id": tenant.site_id,
+        "start": now.date().isoformat(),
+        "end": now.date().isoformat(),
+    }
+    headers = {"Authorization": f"Bearer {tenant.read_key}"}
+    event.listen(stack.events, "before_cursor_execute", commit_before_the_sessions_query)
+    try:
+        during = stack.http.get("/v1/stats", params=today, headers=headers)
+    finally:
+        event.remove(stack.events, "before_cursor_execute", commit_before_the_sessions_query)
+    after = stack.http.get("/v1/stats", params=today, headers=headers)
+    assert wrote, "the call ran no sessions statement"
+    figures = ("visitors", "pageviews", "sessions")
+    assert {k: during.json()["data"][0][k] for k in figures} == dict.fromkeys(figures, 1)
+    assert {k: after.json()["data"][0][k] for k in figures} == dict.fromkeys(figures, 2)
 
 
 def test_each_call_logs_one_json_line_with_the_request_id(stack: Stack) -> None:

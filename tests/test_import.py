@@ -172,11 +172,11 @@ def test_import_needs_write_scope_and_own_site(stack: Stack, tenant: Tenant) -> 
 
 def test_collector_compacts_a_finished_days_rollup(stack: Stack, tenant: Tenant) -> None:
     from sqlalchemy import func, select
-    from weldpulse import enrich
-    from weldpulse.collector import Collector
-    from weldpulse.pipeline import Hit, Site, check, enrich_hit
-    from weldpulse.schema import visitor_days
-    from weldpulse.visitors import Salts
+    from weldpulse.ingest import enrich
+    from weldpulse.ingest.collector import Collector
+    from weldpulse.ingest.hits import Hit, Site, check, enrich_hit
+    from weldpulse.ingest.visitors import Salts
+    from weldpulse.storage.schema import visitor_days
 
     day = BASE.date()
     clock = {"today": day}
@@ -232,11 +232,11 @@ def test_collector_rolls_finished_days_and_rolls_a_day_again_after_a_late_write(
     import time
 
     from sqlalchemy import select
-    from weldpulse import enrich
-    from weldpulse.collector import Collector
-    from weldpulse.pipeline import Hit, Site, enrich_hit
-    from weldpulse.schema import rolled_days
-    from weldpulse.visitors import Salts
+    from weldpulse.ingest import enrich
+    from weldpulse.ingest.collector import Collector
+    from weldpulse.ingest.hits import Hit, Site, enrich_hit
+    from weldpulse.ingest.visitors import Salts
+    from weldpulse.storage.schema import rolled_days
 
     # Days after the real today, so only this collector (its clock is `now`) rolls them.
     day = datetime(2030, 1, 7)

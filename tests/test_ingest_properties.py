@@ -7,7 +7,7 @@ from conftest import Stack, Tenant
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from weldpulse.errors import BadRequest
-from weldpulse.pipeline import MAX_NAME_CHARS, MAX_PROPS, Hit, Site, check
+from weldpulse.ingest.hits import MAX_NAME_CHARS, MAX_PROPS, Hit, Site, check
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
 scalars = st.one_of(

@@ -22,9 +22,10 @@ from conftest import Stack, Tenant
 from servers import behind_envoy
 from sqlalchemy import event
 from test_collect import CHROME_MAC, TODAY, collect, error, hit, read
-from weldpulse import enrich, ingestion
+from weldpulse.api import ingest
 from weldpulse.app import IngestOptions, build_server
 from weldpulse.envoy import Envoy
+from weldpulse.ingest import enrich
 from weldpulse.v1 import ingest_pb2 as pb
 from weldpulse.v1 import ingest_pb2_grpc
 
@@ -303,7 +304,7 @@ def test_country_header_is_stored_only_as_an_iso_code(stack: Stack, tenant: Tena
 def test_commit_timeout_answers_truthfully(
     stack: Stack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingestion, "COMMIT_TIMEOUT", 1.0)
+    monkeypatch.setattr(ingest, "COMMIT_TIMEOUT", 1.0)
     threads = set(threading.enumerate())
     with own_server(stack) as http:
         (writer,) = [t for t in threading.enumerate() if t not in threads and t.name == "collector"]

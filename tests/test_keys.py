@@ -11,9 +11,9 @@ from dataset import DAY_END, DAY_START
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import event, select, text
-from weldpulse import accounts, keys
 from weldpulse.observability import json_handler
-from weldpulse.schema import api_keys
+from weldpulse.storage import accounts, keys
+from weldpulse.storage.schema import api_keys
 
 RANGE = {"start": DAY_START, "end": DAY_END}
 ENDPOINTS = [

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from conftest import Stack
 from dataset import DAY_END, DAY_START, WIDE_DAY, ev
-from weldpulse import ingest
+from weldpulse.storage import writer
 
 RANGE = {"start": DAY_START, "end": DAY_END}
 
@@ -158,7 +158,7 @@ def test_realtime(stack: Stack) -> None:
     ago = lambda minutes: now - timedelta(minutes=minutes)  # noqa: E731
     ca = ("Google", "CA", "Ontario", "desktop", "Chrome", "Windows")
     nl = ("Direct / None", "NL", "Utrecht", "mobile", "Chrome", "Android")
-    ingest.record(stack.events, [
+    writer.record(stack.events, [
         ev(site, 10, ago(2), "/live", ca), ev(site, 10, ago(1), "/live2", ca),
         ev(site, 11, ago(3), "/live2", ca),
         ev(site, 12, ago(10), "/gone", ca),

@@ -10,14 +10,14 @@ from alembic.config import Config
 from conftest import _postgres_database
 from dataset import at, project_a_events
 from sqlalchemy import Engine, text
-from weldpulse import db, migrate
+from weldpulse.storage import engines, migrate
 
 
 @pytest.fixture(params=["embedded", "postgres"])
 def at_0001(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An events store migrated to 0001 only, holding project A's events as 0001 stored them."""
     pg = _postgres_database() if request.param == "postgres" else None
-    engine = db.connect(next(pg) if pg else f"duckdb:///{tmp_path}/events.duckdb")
+    engine = engines.connect(next(pg) if pg else f"duckdb:///{tmp_path}/events.duckdb")
     cfg = Config()
     cfg.set_main_option("script_location", str(migrate.MIGRATIONS / "events"))
     cfg.set_main_option("version_table", "alembic_version_events")

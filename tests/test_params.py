@@ -3,8 +3,7 @@
 from datetime import datetime
 
 import pytest
-from weldpulse.errors import BadRequest
-from weldpulse.params import (
+from weldpulse.api.params import (
     Interval,
     Range,
     bucket_of,
@@ -14,6 +13,7 @@ from weldpulse.params import (
     parse_limit,
     parse_range,
 )
+from weldpulse.errors import BadRequest
 
 
 def test_range_formats() -> None:
@@ -33,6 +33,13 @@ def test_range_formats() -> None:
         ("2024-01-01", "", "Missing required parameters: end"),
         ("01/02/2024", "2024-01-01", "Invalid start"),
         ("2024-01-02", "2024-01-01", "Invalid end"),
+        # An offset that moves the instant past datetime's range: a 400, not a 500.
+        (
+            "9999-12-31T23:00:00-05:00",
+            "9999-12-31",
+            r"Invalid start: .* is out of range \(0001-01-01 to 9999-12-31 UTC\)",
+        ),
+        ("2024-01-01", "0001-01-01T00:10:00+01:00", r"Invalid end: .* is out of range"),
     ],
 )
 def test_range_errors(start: str, end: str, message: str) -> None:

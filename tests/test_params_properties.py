@@ -5,8 +5,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from weldpulse.errors import BadRequest
-from weldpulse.params import (
+from weldpulse.api.params import (
     MAX_LIMIT,
     UNITS,
     Interval,
@@ -17,6 +16,7 @@ from weldpulse.params import (
     parse_limit,
     parse_range,
 )
+from weldpulse.errors import BadRequest
 
 moments = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1))
 offsets = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))

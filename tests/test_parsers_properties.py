@@ -20,11 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from iso3166 import countries_by_alpha2
 from sqlalchemy import func, select
-from weldpulse import enrich
+from weldpulse.api.ingest import _parse_timestamp, _props
 from weldpulse.errors import BadRequest
-from weldpulse.ingestion import _parse_timestamp, _props
-from weldpulse.pipeline import Hit, Site, check
-from weldpulse.schema import events
+from weldpulse.ingest import enrich
+from weldpulse.ingest.hits import Hit, Site, check
+from weldpulse.storage.schema import events
 
 FIELDS = ("name", "url", "referrer", "user_agent", "visitor_id", "props", "timestamp", "ip")
 DOMAIN = "example.com"

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from conftest import Stack, Tenant
 from sqlalchemy import Engine, MetaData, select
 from weldpulse.app import Options, build_server
-from weldpulse.schema import events_db, metadata_db, salts
-from weldpulse.visitors import Salts
+from weldpulse.ingest.visitors import Salts
+from weldpulse.storage.schema import events_db, metadata_db, salts
 
 SECRET_IP = "203.0.113.77"
 SECRET_IP6 = "2001:db8::beef"
@@ -71,7 +71,7 @@ def test_old_salts_are_deleted(stack: Stack) -> None:
 
 
 def test_visitor_ids_change_with_the_day_and_the_site() -> None:
-    from weldpulse.visitors import _hash63
+    from weldpulse.ingest.visitors import _hash63
 
     a = _hash63(b"salt-1", "site", "1.2.3.4", "ua")
     assert a == _hash63(b"salt-1", "site", "1.2.3.4", "ua")

@@ -17,8 +17,8 @@ import pytest
 from conftest import LiveProject, Stack, Tenant
 from dataset import DAY_END, DAY_START, WIDE_DAY
 from google.protobuf.message import Message
+from weldpulse.api.ratelimit import SlidingLogLimiter
 from weldpulse.app import build_server
-from weldpulse.ratelimit import SlidingLogLimiter
 from weldpulse_client import Client, Retry, ingest_pb, retry_after, rpc_methods
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """Rate limiting: the sliding log's exact boundary, and 100 OK then 429 through Envoy."""
 
 from conftest import Stack
-from weldpulse.ratelimit import SlidingLogLimiter
+from weldpulse.api.ratelimit import SlidingLogLimiter
 
 
 class FakeClock:

@@ -17,8 +17,8 @@ import pytest
 import redis
 from conftest import Stack
 from servers import ServerProcess, behind_envoy, spawn
+from weldpulse.api.redis_limiter import RETRY_REDIS_AFTER, RedisLimiter
 from weldpulse.envoy import Envoy
-from weldpulse.redis_limiter import RETRY_REDIS_AFTER, RedisLimiter
 
 REDIS_URL = os.environ.get("WELDPULSE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from conftest import Stack
 from sqlalchemy import text
-from weldpulse import accounts, ingest, rollups
-from weldpulse.ingest import Event
+from weldpulse.domain import Event
+from weldpulse.storage import accounts, rollups, writer
 
 DAY0 = datetime(2024, 3, 1)
 PATHS = ["/", "/a", "/b", "/c", "/d"]
@@ -81,7 +81,7 @@ def rolled(stack: Stack) -> tuple[str, list[Event]]:
     events = _events(site, other)
     ordered = sorted(events, key=lambda e: e.ts)
     for lo in range(0, len(ordered), 97):  # many batches: several rollup rows per visitor-day
-        ingest.record(stack.events, ordered[lo : lo + 97])
+        writer.record(stack.events, ordered[lo : lo + 97])
     return key, events
 
 
@@ -209,7 +209,7 @@ def test_compaction_keeps_answers_and_leaves_one_row_per_visitor_day(
     with stack.events.connect() as conn:
         rows_before = conn.execute(count, _sites(events)).scalar_one()
     for day in (1, 2, 3):
-        ingest.compact_visitor_days(stack.events, DAY0.date().replace(day=day))
+        writer.compact_visitor_days(stack.events, DAY0.date().replace(day=day))
     keys = {(e.site_id, e.ts.date(), e.visitor_id, e.country, e.region, e.device_type, e.browser,
              e.os) for e in events}  # fmt: skip
     with stack.events.connect() as conn:
@@ -306,7 +306,7 @@ def test_a_write_into_rolled_days_unmarks_them_and_answers_stay_exact(
     ]  # fmt: skip
     before = _marked(stack, events)
     written_at = datetime.now(UTC).replace(tzinfo=None)
-    ingest.record(stack.events, late)
+    writer.record(stack.events, late)
     events.extend(late)  # the module's later tests see them too
     # The continued session's start day and the new events' day lose their marks;
     # the collector may have rolled them again since, but not from older rows.

@@ -57,7 +57,7 @@ def test_pageviews_click_and_spa_navigation_reach_the_api(
     origin, root = site_server
     # The tenant's site must be the page's host.
     from sqlalchemy import update
-    from weldpulse.schema import sites
+    from weldpulse.storage.schema import sites
 
     with stack.metadata.begin() as conn:
         conn.execute(update(sites).where(sites.c.id == tenant.site_id).values(domain="localhost"))

@@ -14,12 +14,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 from sqlalchemy import Engine
-from weldpulse import db, enrich
-from weldpulse.analytics import AnalyticsServicer
-from weldpulse.collector import Collector
-from weldpulse.config import Settings
-from weldpulse.ingestion import IngestServicer
-from weldpulse.interceptors import (
+from weldpulse.api.analytics import AnalyticsServicer
+from weldpulse.api.ingest import IngestServicer
+from weldpulse.api.interceptors import (
     AuthLayer,
     CallLayer,
     ConcurrencyLayer,
@@ -27,11 +24,15 @@ from weldpulse.interceptors import (
     Gate,
     RateLimitLayer,
 )
+from weldpulse.api.ratelimit import Limiter, SlidingLogLimiter
+from weldpulse.api.redis_limiter import RedisLimiter
+from weldpulse.config import Settings
+from weldpulse.ingest import enrich
+from weldpulse.ingest.collector import Collector
+from weldpulse.ingest.visitors import Salts, SaltSweeper
 from weldpulse.observability import configure_logging, configure_structlog
-from weldpulse.ratelimit import Limiter, SlidingLogLimiter
-from weldpulse.redis_limiter import RedisLimiter
+from weldpulse.storage import engines
 from weldpulse.v1 import analytics_pb2, analytics_pb2_grpc, ingest_pb2, ingest_pb2_grpc
-from weldpulse.visitors import Salts, SaltSweeper
 
 log = structlog.get_logger(__name__)
 SERVICE_NAME = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
@@ -215,8 +216,8 @@ class Running:
         self.options = options
         # Every file the server makes is the owner's alone: DuckDB remakes its .wal
         # after each checkpoint, with the process umask (salts, key hashes, events).
-        os.umask(db.PRIVATE)
-        self.metadata, events = db.open_stores(settings.metadata_url, settings.events_url)
+        os.umask(engines.PRIVATE)
+        self.metadata, events = engines.open_stores(settings.metadata_url, settings.events_url)
         assert events is not None
         self.events = events
         self.health = health.HealthServicer()

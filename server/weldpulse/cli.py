@@ -6,8 +6,9 @@ import logging
 import sys
 from typing import Any
 
-from weldpulse import accounts, db
 from weldpulse.config import Settings
+from weldpulse.storage import accounts
+from weldpulse.storage import engines as db
 
 
 def _print(result: dict[str, Any], as_json: bool) -> None:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from weldpulse import enrich
+from weldpulse.domain import SESSION_GAP, Event
 from weldpulse.errors import BadRequest
-from weldpulse.ingest import Event
-from weldpulse.visitors import Salts, supplied_visitor_id
+from weldpulse.ingest import enrich
+from weldpulse.ingest.visitors import Salts, supplied_visitor_id
 
 # Limits as Plausible and Umami set them.
 MAX_URL_BYTES = 2000
@@ -26,7 +26,6 @@ MAX_FUTURE = timedelta(minutes=5)
 # Older events than this are no web analytics; near datetime.min, session
 # arithmetic (ts - 30 minutes, the previous day's salt) would overflow.
 MIN_TIMESTAMP = datetime(1970, 1, 1)
-SESSION_CONTINUES = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ def enrich_hit(
         visitor = salts.visitor_id(hit.site.id, hit.ip, hit.user_agent, day)
         # Only a hit in the first 30 minutes of a day can continue a session
         # begun the day before, under the previous day's salt.
-        if hit.ts - datetime.combine(day, time.min) <= SESSION_CONTINUES:
+        if hit.ts - datetime.combine(day, time.min) <= SESSION_GAP:
             previous = salts.visitor_id(
                 hit.site.id, hit.ip, hit.user_agent, day - timedelta(days=1)
             )

@@ -1,5 +1,5 @@
 """Alembic entry point of this store; the shared environment does the work."""
 
-from weldpulse.migrations.env import run
+from weldpulse.storage.migrations.env import run
 
 run()

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Select, Update, select, update
-from weldpulse import keys
-from weldpulse.schema import api_keys, projects, sites
+from weldpulse.storage import keys
+from weldpulse.storage.schema import api_keys, projects, sites
 
 PLANS = ("free", "pro", "enterprise")
 SCOPES = ("stats:read", "events:write")

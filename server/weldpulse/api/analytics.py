@@ -5,11 +5,10 @@ from datetime import UTC, date, datetime
 from typing import TypeAlias
 
 import grpc
-from sqlalchemy import Engine, Select
+from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.engine import Row
-from weldpulse import accounts, exact, queries
-from weldpulse.interceptors import principal_var
-from weldpulse.params import (
+from weldpulse.api.context import principal_var
+from weldpulse.api.params import (
     Range,
     bucket_start,
     buckets,
@@ -18,6 +17,9 @@ from weldpulse.params import (
     parse_range,
     parse_site,
 )
+from weldpulse.stats import exact, queries
+from weldpulse.storage import accounts
+from weldpulse.storage.engines import snapshot
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
 
@@ -47,25 +49,27 @@ def _seconds(value: float | None) -> float:
     return round(float(value or 0), 1)
 
 
+def _rows(conn: Connection, stmt: Select) -> Sequence[Row]:
+    return conn.execute(stmt).all()
+
+
+def _rolled(conn: Connection, sites: Sequence[str], rng: Range) -> list[date]:
+    """Whole days of the range that pages and referrers may read from the day rollups."""
+    return [r.day for r in _rows(conn, exact.rolled_days_of(sites, rng))]
+
+
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def __init__(self, metadata: Engine, events: Engine) -> None:
         self.metadata = metadata
         self.events = events
 
-    def _rows(self, stmt: Select) -> Sequence[Row]:
-        with self.events.connect() as conn:
-            return conn.execute(stmt).all()
-
-    def _rolled(self, sites: Sequence[str], rng: Range) -> list[date]:
-        """Whole days of the range that pages and referrers may read from the day rollups."""
-        return [r.day for r in self._rows(exact.rolled_days_of(sites, rng))]
-
     def GetStats(self, request: pb.GetStatsRequest, context: Ctx) -> pb.GetStatsResponse:
         rng = parse_range(request.start, request.end)
         sites = _sites(request.site_id)
-        rolled = self._rolled(sites, rng)
-        ev = self._rows(queries.event_totals(sites, rng, rolled))[0]
-        se = self._rows(queries.session_totals(sites, rng, rolled))[0]
+        with snapshot(self.events) as conn:
+            rolled = _rolled(conn, sites, rng)
+            ev = _rows(conn, queries.event_totals(sites, rng, rolled))[0]
+            se = _rows(conn, queries.session_totals(sites, rng, rolled))[0]
         row = pb.StatsRow(
             visitors=ev.visitors,
             pageviews=ev.pageviews,
@@ -79,13 +83,14 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         rng = parse_range(request.start, request.end)
         limit = _limit(request, 10)
         sites = _sites(request.site_id)
-        rolled = self._rolled(sites, rng)
-        top = self._rows(queries.top_pages(sites, rng, limit, rolled))
-        paths = [r.pathname for r in top]
-        times = queries.time_on_page(sites, rng, paths, rolled)
-        durations = {r.pathname: r.avg_duration for r in self._rows(times)}
-        entries = queries.entry_page_bounces(sites, rng, paths, rolled)
-        bounces = {r.entry_page: r for r in self._rows(entries)}
+        with snapshot(self.events) as conn:
+            rolled = _rolled(conn, sites, rng)
+            top = _rows(conn, queries.top_pages(sites, rng, limit, rolled))
+            paths = [r.pathname for r in top]
+            times = queries.time_on_page(sites, rng, paths, rolled)
+            durations = {r.pathname: r.avg_duration for r in _rows(conn, times)}
+            entries = queries.entry_page_bounces(sites, rng, paths, rolled)
+            bounces = {r.entry_page: r for r in _rows(conn, entries)}
         data = []
         for r in top:
             entry = bounces.get(r.pathname)
@@ -106,7 +111,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         rng = parse_range(request.start, request.end)
         limit = _limit(request, 10)
         sites = _sites(request.site_id)
-        rows = self._rows(queries.top_referrers(sites, rng, limit, self._rolled(sites, rng)))
+        with snapshot(self.events) as conn:
+            rows = _rows(conn, queries.top_referrers(sites, rng, limit, _rolled(conn, sites, rng)))
         return pb.ListReferrersResponse(
             data=[
                 pb.ReferrerRow(
@@ -126,14 +132,12 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         interval = parse_interval(request.interval)
         indexes = buckets(rng, interval)
         sites = _sites(request.site_id)
-        rolled = self._rolled(sites, rng)
-        by_events = {
-            r.bucket: r for r in self._rows(queries.events_by_bucket(sites, rng, interval, rolled))
-        }
-        by_sessions = {
-            r.bucket: r.sessions
-            for r in self._rows(queries.sessions_by_bucket(sites, rng, interval, rolled))
-        }
+        with snapshot(self.events) as conn:
+            rolled = _rolled(conn, sites, rng)
+            event_rows = _rows(conn, queries.events_by_bucket(sites, rng, interval, rolled))
+            session_rows = _rows(conn, queries.sessions_by_bucket(sites, rng, interval, rolled))
+        by_events = {r.bucket: r for r in event_rows}
+        by_sessions = {r.bucket: r.sessions for r in session_rows}
         data = []
         for i in indexes:
             ev = by_events.get(i)
@@ -149,7 +153,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def GetRealtime(self, request: pb.GetRealtimeRequest, context: Ctx) -> pb.GetRealtimeResponse:
         now = datetime.now(UTC).replace(tzinfo=None)
-        rows = self._rows(queries.realtime(_sites(request.site_id), now))
+        sites = _sites(request.site_id)
+        with snapshot(self.events) as conn:
+            rows = _rows(conn, queries.realtime(sites, now))
         return pb.GetRealtimeResponse(
             data=[
                 pb.RealtimeRow(
@@ -166,7 +172,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     def ListEvents(self, request: pb.ListEventsRequest, context: Ctx) -> pb.ListEventsResponse:
         rng = parse_range(request.start, request.end)
         sites = _sites(request.site_id)
-        rows = self._rows(queries.custom_events(sites, rng, self._rolled(sites, rng)))
+        with snapshot(self.events) as conn:
+            rows = _rows(conn, queries.custom_events(sites, rng, _rolled(conn, sites, rng)))
         return pb.ListEventsResponse(
             data=[
                 pb.EventRow(event_name=r.name, total=r.total, unique_visitors=r.unique_visitors)
@@ -178,7 +185,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         rng = parse_range(request.start, request.end)
         limit = _limit(request, 50)
         sites = _sites(request.site_id)
-        rows = self._rows(queries.breakdown("geo", sites, rng, limit, self._rolled(sites, rng)))
+        with snapshot(self.events) as conn:
+            rolled = _rolled(conn, sites, rng)
+            rows = _rows(conn, queries.breakdown("geo", sites, rng, limit, rolled))
         return pb.ListGeoResponse(
             data=[
                 pb.GeoRow(
@@ -192,7 +201,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         rng = parse_range(request.start, request.end)
         limit = _limit(request, 50)
         sites = _sites(request.site_id)
-        rows = self._rows(queries.breakdown("devices", sites, rng, limit, self._rolled(sites, rng)))
+        with snapshot(self.events) as conn:
+            rolled = _rolled(conn, sites, rng)
+            rows = _rows(conn, queries.breakdown("devices", sites, rng, limit, rolled))
         return pb.ListDevicesResponse(
             data=[
                 pb.DeviceRow(

@@ -27,7 +27,9 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from weldpulse.exact import (
+from weldpulse.api.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
+from weldpulse.domain import PAGEVIEW
+from weldpulse.stats.exact import (
     ONE_MICROSECOND,
     Split,
     distinct_parts,
@@ -37,8 +39,7 @@ from weldpulse.exact import (
     total,
     whole_days,
 )
-from weldpulse.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
-from weldpulse.schema import (
+from weldpulse.storage.schema import (
     breakdown_days,
     event_days,
     events,
@@ -48,7 +49,6 @@ from weldpulse.schema import (
     visitor_days,
 )
 
-PAGEVIEW = "pageview"
 REALTIME_WINDOW = timedelta(minutes=5)
 MAX_ROWS = 1000  # rows of the breakdowns without a `limit` parameter
 
@@ -58,7 +58,6 @@ pageviews = func.count().filter(events.c.name == PAGEVIEW).label("pageviews")
 session_bounce = case((and_(sessions.c.pageviews == 1, sessions.c.events == 1), 1), else_=0)
 session_count = func.count().label("sessions")
 session_bounces = func.sum(session_bounce).label("bounces")
-session_duration = func.avg(sessions.c.duration).label("avg_duration")
 
 # The registry of event dimensions that breakdowns group by, per endpoint.
 BREAKDOWNS = {

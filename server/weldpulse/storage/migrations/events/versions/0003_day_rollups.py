@@ -11,7 +11,7 @@ depends_on = None
 
 def upgrade() -> None:
     # No backfill: days without a mark are read from raw rows until the
-    # collector rolls them (weldpulse.rollups), so answers never change.
+    # collector rolls them (storage.rollups), so answers never change.
     op.create_table(
         "page_days",
         sa.Column("site_id", sa.String(36), nullable=False),

@@ -1,10 +1,9 @@
-"""Writes enriched events and keeps the sessions table current (30-minute inactivity)."""
+"""Writes enriched events and keeps the sessions table current (a SESSION_GAP ends one)."""
 
 import json
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -21,30 +20,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.types import ARRAY
-from weldpulse import rollups
-from weldpulse.schema import events, sessions, visitor_days
+from weldpulse.domain import PAGEVIEW, SESSION_GAP, Event
+from weldpulse.storage import rollups
+from weldpulse.storage.schema import events, sessions, visitor_days
 
-SESSION_TIMEOUT = timedelta(minutes=30)
-PAGEVIEW = "pageview"
 ARRAY_INT = ARRAY(BigInteger)
-
-
-@dataclass(frozen=True)
-class Event:
-    """One event after enrichment: everything the stores keep of it."""
-
-    site_id: str
-    ts: datetime  # naive UTC
-    name: str
-    visitor_id: int
-    pathname: str = ""
-    referrer_source: str = "Direct / None"
-    country: str = ""
-    region: str = ""
-    device_type: str = ""
-    browser: str = ""
-    os: str = ""
-    props: dict[str, str] = field(default_factory=dict)
 
 
 def open_sessions_stmt(
@@ -98,7 +78,7 @@ def _sessionize(
     conn: Connection, batch: list[Event]
 ) -> tuple[dict[str, list], dict[int, dict], dict[int, dict]]:
     """Assigns events (in time order) to sessions: event columns, new and changed sessions."""
-    since = batch[0].ts - SESSION_TIMEOUT
+    since = batch[0].ts - SESSION_GAP
     latest: dict[tuple[str, int], dict] = {}
     for row in conn.execute(
         open_sessions_stmt((e.site_id for e in batch), (e.visitor_id for e in batch), since)
@@ -112,7 +92,7 @@ def _sessionize(
     for e in batch:
         key = (e.site_id, e.visitor_id)
         s = latest.get(key)
-        if s is None or e.ts - s["ended_at"] > SESSION_TIMEOUT:
+        if s is None or e.ts - s["ended_at"] > SESSION_GAP:
             s = latest[key] = _new_session(e)
             created[s["session_id"]] = s
         elif s["session_id"] not in created:

@@ -8,10 +8,9 @@ comes, so keyless callers cannot hold grpcio's call slots. Unary and
 server-streaming methods are served; a client-streaming shape is refused
 (fail closed: nothing reaches a servicer without the layers). Per-call
 state (the request id, the headers to send, the caller's Principal)
-travels in contextvars set for the duration of the call.
+travels in contextvars (api.context) set for the duration of the call.
 """
 
-import contextvars
 import hmac
 import re
 import threading
@@ -20,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +30,8 @@ from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVICE
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
-from weldpulse import accounts, db, keys
+from weldpulse.api.context import Call, call_var, principal_var
+from weldpulse.api.ratelimit import Limiter
 from weldpulse.errors import ApiError, BadRequest, Forbidden, RateLimited, Unauthorized
 from weldpulse.observability import (
     CANCELLED_STATEMENTS,
@@ -40,7 +40,7 @@ from weldpulse.observability import (
     RATE_LIMITED,
     REQUESTS,
 )
-from weldpulse.ratelimit import Limiter
+from weldpulse.storage import accounts, engines, keys
 
 log = structlog.get_logger(__name__)
 
@@ -54,21 +54,6 @@ DEFAULT_SCOPE = "stats:read"
 TOUCH_EVERY = timedelta(seconds=60)  # last_used_at precision: one write per key a minute
 WARN_EVERY = 10.0  # seconds between two "calls refused" warnings
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-principal_var: contextvars.ContextVar[accounts.Principal] = contextvars.ContextVar("principal")
-
-
-@dataclass
-class Call:
-    """One RPC: its request id, and the headers (initial metadata) it will answer with."""
-
-    method: str
-    request_id: str
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    key_id: str | None = None  # the API key's id (never the key), once authenticated
-
-
-call_var: contextvars.ContextVar[Call] = contextvars.ContextVar("call")
 
 
 class NotServed(ApiError):
@@ -256,8 +241,8 @@ class CallLayer(Layer):
         request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
         call = Call(method, request_id)
         call_token = call_var.set(call)
-        guard = db.StatementGuard()
-        guard_token = db.current_guard.set(guard)
+        guard = engines.StatementGuard()
+        guard_token = engines.current_guard.set(guard)
         # gRPC runs callbacks when the call terminates: finished, cancelled or past its deadline.
         context.add_callback(guard.end)
         started = time.perf_counter()
@@ -268,12 +253,12 @@ class CallLayer(Layer):
                 finally:
                     _log_call(call, guard, context, time.perf_counter() - started)
         finally:
-            db.current_guard.reset(guard_token)
+            engines.current_guard.reset(guard_token)
             call_var.reset(call_token)
 
 
 def _log_call(
-    call: Call, guard: db.StatementGuard, context: grpc.ServicerContext, elapsed: float
+    call: Call, guard: engines.StatementGuard, context: grpc.ServicerContext, elapsed: float
 ) -> None:
     code = _status(context)
     REQUESTS.labels(call.method, code).inc()

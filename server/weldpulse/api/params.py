@@ -26,23 +26,36 @@ class Interval:
     unit: str  # one of UNITS
 
 
+def iso_instant(value: str) -> datetime:
+    """An ISO 8601 date-time as naive UTC: an offset is applied, none means UTC.
+
+    Raises ValueError for text that is no ISO 8601 date-time, and
+    OverflowError when an offset moves it out of datetime's range (past
+    9999-12-31 or before 0001-01-01); callers word the error for their field.
+    """
+    parsed = datetime.fromisoformat(value.strip())
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
 def _parse_instant(name: str, value: str, end_of_day: bool) -> datetime:
-    text = value.strip()
     try:
-        day = date.fromisoformat(text)
+        day = date.fromisoformat(value.strip())
     except ValueError:
         pass
     else:
         return datetime.combine(day, time.max if end_of_day else time.min)
     try:
-        parsed = datetime.fromisoformat(text)
+        return iso_instant(value)
     except ValueError:
         raise BadRequest(
             f"Invalid {name}: {value!r} is not an ISO 8601 date-time (e.g. 2024-01-15T00:00:00Z)"
         ) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+    except OverflowError:
+        raise BadRequest(
+            f"Invalid {name}: {value!r} is out of range (0001-01-01 to 9999-12-31 UTC)"
+        ) from None
 
 
 def parse_range(start: str, end: str) -> Range:

@@ -15,11 +15,11 @@ from concurrent.futures import Future
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine, select
-from weldpulse import ingest, rollups
+from weldpulse.domain import SESSION_GAP, Event
+from weldpulse.ingest.hits import Enriched
 from weldpulse.observability import INGESTED
-from weldpulse.pipeline import SESSION_CONTINUES as SESSION_GAP
-from weldpulse.pipeline import Enriched
-from weldpulse.schema import sessions
+from weldpulse.storage import rollups, writer
+from weldpulse.storage.schema import sessions
 
 log = logging.getLogger(__name__)
 MAX_BATCH_EVENTS = 20_000
@@ -27,7 +27,7 @@ ROLL_EVERY_S = 60.0  # how often to look for finished days without a current rol
 ROLL_BUDGET_S = 0.5  # rolling pauses writes; at most about this long per look
 
 
-def _continue_sessions(engine: Engine, items: list[Enriched]) -> list[ingest.Event]:
+def _continue_sessions(engine: Engine, items: list[Enriched]) -> list[Event]:
     """Keeps yesterday's visitor id for hits that continue a session across midnight.
 
     The session may be stored already or start earlier in this very batch.
@@ -134,15 +134,15 @@ class Collector:
             return
         self._compacted = today
         try:
-            ingest.compact_visitor_days(self.engine, today - timedelta(days=1))
+            writer.compact_visitor_days(self.engine, today - timedelta(days=1))
         except Exception:  # answers stay exact without it; try again tomorrow
             log.exception("could not compact the rollup of %s", today - timedelta(days=1))
 
     def _roll_finished_days(self) -> None:
-        """Rolls days no session can continue into any more (weldpulse.rollups), a few at a time."""
+        """Rolls days no session can continue into any more (storage.rollups), a few at a time."""
         if time.monotonic() < self._next_roll:
             return
-        before = (self.now() - ingest.SESSION_TIMEOUT).date()
+        before = (self.now() - SESSION_GAP).date()
         try:
             left = rollups.roll_pending(self.engine, before, budget_s=ROLL_BUDGET_S)
         except Exception:  # answers stay exact from raw rows; try again later
@@ -153,7 +153,7 @@ class Collector:
     def _write(self, batch: list[tuple[list[Enriched], Future[int]]]) -> None:
         items = [item for chunk, _ in batch for item in chunk]
         try:
-            ingest.record(self.engine, _continue_sessions(self.engine, items))
+            writer.record(self.engine, _continue_sessions(self.engine, items))
         except Exception as err:
             log.exception("could not store %d events", len(items))
             for _, future in batch:

@@ -34,16 +34,16 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from weldpulse.exact import ONE_MICROSECOND
-from weldpulse.params import Range
-from weldpulse.queries import (
+from weldpulse.api.params import Range
+from weldpulse.domain import PAGEVIEW
+from weldpulse.stats.exact import ONE_MICROSECOND
+from weldpulse.stats.queries import (
     BREAKDOWNS,
-    PAGEVIEW,
     SECONDS_TO_NEXT,
     page_pairs,
     session_bounce,
 )
-from weldpulse.schema import (
+from weldpulse.storage.schema import (
     breakdown_days,
     event_days,
     events,
@@ -187,7 +187,7 @@ def breakdown_day_rows(site: str, day: date) -> CompoundSelect:
 def multi_day_rows(site: str, day: date) -> Select:
     """Visitor ids of one site and day that visitor_days also has on another site or day.
 
-    Queries count such ids once per range from raw rows (weldpulse.queries).
+    Queries count such ids once per range from raw rows (weldpulse.stats.queries).
     Of any two (site, day) pairs an id appears on, the one rolled later
     lists it, so a range holding both finds it among its days' rows.
     """

@@ -135,7 +135,7 @@ visitor_days = Table(
 
 # Day rollups of the breakdowns that need distinct visitors per row (pages,
 # referrers). Unlike visitor_days they are computed for a whole finished day
-# at once (weldpulse.rollups) and only trusted while rolled_days says so:
+# at once (storage.rollups) and only trusted while rolled_days says so:
 # ingestion deletes a (site, day) mark whenever it writes anything that day's
 # rows depend on, and queries read raw rows for every day not marked.
 page_days = Table(

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 import structlog
 from sqlalchemy import Delete, Engine, Select, delete, select
 from sqlalchemy.exc import IntegrityError
-from weldpulse.schema import salts
+from weldpulse.storage.schema import salts
 
 log = structlog.get_logger(__name__)
 

@@ -3,8 +3,8 @@
 A range splits into whole days whose day rollups are current (rolled_days)
 and raw pieces. Per-day distinct counts add up for visitor ids that live one
 day; the few seen on several (site, day)s are counted once per range from raw
-rows instead (`once_per_range`). The statements of weldpulse.queries and
-weldpulse.rollups build on these helpers.
+rows instead (`once_per_range`). The statements of weldpulse.stats.queries
+and weldpulse.storage.rollups build on these helpers.
 """
 
 from collections.abc import Sequence
@@ -26,8 +26,8 @@ from sqlalchemy import (
     select,
     union,
 )
-from weldpulse.params import Range
-from weldpulse.schema import multi_day_visitors, rolled_days, visitor_days
+from weldpulse.api.params import Range
+from weldpulse.storage.schema import multi_day_visitors, rolled_days, visitor_days
 
 ONE_MICROSECOND = timedelta(microseconds=1)  # the stores' timestamp resolution
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from weldpulse import migrate
+from weldpulse.storage import migrate
 
 log = structlog.get_logger(__name__)
 
@@ -153,6 +153,23 @@ def connect(url: str) -> Engine:
         with private_files():
             engine.connect().close()  # creates the file (and SQLite's -wal/-shm) 0600
     return engine
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """One connection in one transaction, so every statement on it reads the same snapshot.
+
+    A call's statements (say the visitors, then the sessions of a range)
+    must not straddle a commit, or its figures disagree. PostgreSQL's default
+    READ COMMITTED takes a snapshot per statement, so this reads in REPEATABLE
+    READ, one snapshot per transaction; a DuckDB transaction is one snapshot.
+    (pysqlite starts no transaction before a SELECT: SQLite would need BEGIN.)
+    """
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
 
 
 def open_stores(metadata_url: str, events_url: str | None) -> tuple[Engine, Engine | None]:

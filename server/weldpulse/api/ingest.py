@@ -10,15 +10,17 @@ import grpc
 from cachetools import TTLCache
 from google.protobuf import struct_pb2
 from sqlalchemy import Engine
-from weldpulse import accounts, enrich, keys
-from weldpulse.collector import Collector
+from weldpulse.api.context import principal_var
+from weldpulse.api.params import iso_instant
 from weldpulse.errors import BadRequest, Unavailable
-from weldpulse.interceptors import principal_var
+from weldpulse.ingest import enrich
+from weldpulse.ingest.collector import Collector
+from weldpulse.ingest.hits import Enriched, Hit, Site, check, check_ip, enrich_hit
+from weldpulse.ingest.visitors import Salts
 from weldpulse.observability import DROPPED
-from weldpulse.pipeline import Enriched, Hit, Site, check, check_ip, enrich_hit
+from weldpulse.storage import accounts, keys
 from weldpulse.v1 import ingest_pb2 as pb
 from weldpulse.v1 import ingest_pb2_grpc
-from weldpulse.visitors import Salts
 
 Ctx: TypeAlias = grpc.ServicerContext
 MAX_IMPORT = 1000
@@ -71,14 +73,11 @@ def client_ip(context: Ctx, trusted_hops: int) -> str:
 
 def _parse_timestamp(value: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value.strip())
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        return iso_instant(value)
     except ValueError:
         raise BadRequest(f"timestamp: {value[:ECHO_CHARS]!r} is not ISO 8601") from None
-    except OverflowError:  # an offset moving 0001-01-01 or 9999-12-31 out of range
+    except OverflowError:
         raise BadRequest(f"timestamp: {value[:ECHO_CHARS]!r} is out of range") from None
-    return parsed
 
 
 def _country(context: Ctx, header: str) -> str:

@@ -17,8 +17,8 @@ import redis
 import structlog
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from weldpulse.api.ratelimit import Decision, SlidingLogLimiter
 from weldpulse.observability import LIMITER_FALLBACKS
-from weldpulse.ratelimit import Decision, SlidingLogLimiter
 
 log = structlog.get_logger(__name__)
 

@@ -1,0 +1,1 @@
+"""The gRPC surface: servicers, interceptors, request parsing and rate limits."""

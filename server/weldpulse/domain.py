@@ -1,0 +1,28 @@
+"""Shared by ingestion, the stores and the queries: the event, the pageview, the session gap."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+# The event name the tracker sends for a page load; every other name is a custom event.
+PAGEVIEW = "pageview"
+# A session ends after this long without an event; so a hit this soon after
+# midnight may continue a session begun the day before.
+SESSION_GAP = timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event after enrichment: everything the stores keep of it."""
+
+    site_id: str
+    ts: datetime  # naive UTC
+    name: str
+    visitor_id: int
+    pathname: str = ""
+    referrer_source: str = "Direct / None"
+    country: str = ""
+    region: str = ""
+    device_type: str = ""
+    browser: str = ""
+    os: str = ""
+    props: dict[str, str] = field(default_factory=dict)

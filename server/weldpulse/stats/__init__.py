@@ -1,0 +1,1 @@
+"""The read side: exact analytics statements over raw rows and day rollups."""
