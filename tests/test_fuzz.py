@@ -22,6 +22,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from servers import OPEN_EDGE
 from weldpulse.app import Options, build_server
 from weldpulse.envoy import Envoy
 
@@ -44,7 +45,7 @@ TALLY: dict[str, Counter[int]] = {}
 def fuzz_target(stack: Stack) -> Iterator[tuple[str, str]]:
     """A server on the stack's stores without a practical rate limit, behind its own Envoy."""
     server, port = build_server(stack.metadata, stack.events, options=Options(rate_limit=10**9))
-    envoy = Envoy(port).start()
+    envoy = Envoy(port, limits=OPEN_EDGE).start()
     TALLY[stack.engine] = Counter()
     try:
         yield f"http://127.0.0.1:{envoy.http_port}", stack.keys["a"]

@@ -178,13 +178,13 @@ def test_call_by_name_with_a_json_request(client: Client) -> None:
         client.call("NoSuchRpc", {})
 
 
-def test_through_envoy_with_errors_as_statuses(stack: Stack) -> None:
-    with Client(f"127.0.0.1:{stack.http.base_url.port}", stack.new_key("a")) as client:
-        assert values(client.get_stats(DAY_START, DAY_END))[:3] == (6, 10, 7)
-        with pytest.raises(grpc.RpcError) as err:
-            client.list_pages(DAY_START, DAY_END, limit=0)
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "limit" in err.value.details()
+def test_envoy_refuses_native_grpc_and_names_the_servers_port(stack: Stack) -> None:
+    # Envoy's public port serves JSON only; native gRPC is the server's own port (issue 14).
+    public = f"127.0.0.1:{stack.http.base_url.port}"
+    with Client(public, stack.new_key("a")) as client, pytest.raises(grpc.RpcError) as err:
+        client.get_stats(DAY_START, DAY_END)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "server's own port" in (err.value.details() or "")
 
 
 def test_default_limit_applies_when_limit_is_not_given(stack: Stack) -> None:
