@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -26,9 +27,11 @@ import httpx
 import psutil
 import pytest
 from conftest import Stack, Tenant
+from dataset import ev
+from weldpulse import ingest
 from weldpulse.app import build_server
-from weldpulse.config import EdgeLimits
-from weldpulse.envoy import Envoy
+from weldpulse.config import EdgeLimits, Settings
+from weldpulse.envoy import Envoy, render_config
 from weldpulse.observability import REQUESTS
 from weldpulse.ratelimit import SlidingLogLimiter
 
@@ -395,3 +398,37 @@ def test_a_stopped_envoy_leaves_no_work_dir(tmp_path: Path) -> None:
     kept = Envoy(port, log_path=log).start()
     kept.stop()
     assert not kept.workdir.exists() and log.exists()
+
+
+def test_answers_larger_than_the_connection_buffer_still_pass(
+    edge: Callable[..., Edge], stack: Stack
+) -> None:
+    """The 64 KiB read-ahead per connection is not the limit of a JSON answer."""
+    target = edge()
+    day = datetime(2024, 2, 1, 10)
+    attrs = ("Google", "CA", "Ontario", "desktop", "Chrome", "Windows")
+    pages = [ev(target.tenant.site_id, i, day, f"/{'p' * 200}/{i}", attrs) for i in range(1000)]
+    ingest.record(stack.events, pages)
+    with target.client() as client:
+        resp = client.get(
+            "/v1/pages",
+            params={"start": "2024-02-01", "end": "2024-02-01", "limit": 1000},
+            headers={"Authorization": f"Bearer {target.key}"},
+        )
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()["data"]) == 1000 and len(resp.content) > 200_000
+
+
+def test_edge_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WELDPULSE_EDGE_COLLECT_PER_SECOND", "50")
+    monkeypatch.setenv("WELDPULSE_EDGE_HEADERS_TIMEOUT", "2.5")
+    limits = Settings.from_env().edge
+    assert (limits.collect_per_second, limits.headers_timeout) == (50, 2.5)
+    assert limits.api_burst == EdgeLimits().api_burst
+    config = render_config(50051, 8080, limits=limits)
+    assert "tokens_per_fill: 50," in config and "request_headers_timeout: 2.5s" in config
+    monkeypatch.setenv("WELDPULSE_EDGE_API_BURST", "lots")
+    with pytest.raises(ValueError, match="WELDPULSE_EDGE_API_BURST must be a number"):
+        EdgeLimits.from_env()
+    with pytest.raises(ValueError, match="max_connections must be above 0"):
+        EdgeLimits(max_connections=0)
