@@ -183,11 +183,15 @@ def _start_uploads(port: int, count: int, authorization: str | None) -> list[soc
         return list(pool.map(upload, range(count)))
 
 
-def _answer(sock: socket.socket) -> bytes:
+def _answer(sock: socket.socket) -> str:
+    """The status line Envoy answered with, or why there is none."""
+    sock.settimeout(0.5)
     try:
-        return sock.recv(65536)
+        return sock.recv(65536).decode(errors="replace") or "closed"
+    except TimeoutError:
+        return "held"
     except OSError:
-        return b""
+        return "reset"
 
 
 def test_keyless_imports_are_refused_before_their_body_is_buffered(
@@ -206,8 +210,8 @@ def test_keyless_imports_are_refused_before_their_body_is_buffered(
     print(f"\n40 keyless 8 MiB uploads: Envoy RSS +{grown:.0f} MiB; keyed p50 "
           f"{quiet * 1000:.1f} ms quiet, {attacked * 1000:.1f} ms attacked")  # fmt: skip
     assert grown < 50
-    assert all(a.startswith(b"HTTP/1.1 401 ") for a in answers), answers[:1]
-    body = json.loads(answers[0].split(b"\r\n\r\n", 1)[1])
+    assert all(a.startswith("HTTP/1.1 401 ") for a in answers), answers[:1]
+    body = json.loads(answers[0].split("\r\n\r\n", 1)[1])
     assert body["code"] == "UNAUTHORIZED" and "Bearer ak_live_" in body["error"]
 
 
@@ -235,24 +239,34 @@ def test_stalled_uploads_with_made_up_keys_are_cut_once_the_heap_is_full(
     edge: Callable[..., Edge],
 ) -> None:
     """A made-up key is buffered (only the server can tell); the overload manager bounds it."""
-    target = edge(EdgeLimits(max_heap_mib=128))
+    bound = 128
+    target = edge(EdgeLimits(max_heap_mib=bound))
     before, started = target.rss(), time.monotonic()
     socks = _start_uploads(target.envoy.http_port, 40, f"Bearer {fake_api_key()}")
     try:
         peak = (target.rss() - before) / MIB
-        deadline = started + 15
-        while target.heap_mib() > 64 and time.monotonic() < deadline:
+        # Past 85% of the bound idle timeouts shrink to 2 s, until the heap is back under it.
+        while target.heap_mib() > 0.85 * bound and time.monotonic() < started + 15:
             time.sleep(0.25)
-        freed_after = time.monotonic() - started
-        answers = Counter(_answer(sock)[:12].decode() or "closed" for sock in socks)
+        freed_after, heap = time.monotonic() - started, target.heap_mib()
+        answers = Counter(_answer(sock)[:12] for sock in socks)
     finally:
         for sock in socks:
             sock.close()
-    print(f"\n40 fake-key 8 MiB uploads, heap bound 128 MiB: Envoy RSS peak +{peak:.0f} MiB, "
-          f"heap back under 64 MiB after {freed_after:.1f} s, answers {dict(answers)}")  # fmt: skip
-    assert target.heap_mib() <= 64
+    print(f"\n40 fake-key 8 MiB uploads, heap bound {bound} MiB: Envoy RSS peak +{peak:.0f} MiB, "
+          f"heap {heap:.0f} MiB after {freed_after:.1f} s, answers {dict(answers)}")  # fmt: skip
+    assert heap <= 0.85 * bound
     assert "HTTP/1.1 200" not in answers
-    target.p50(rounds=3)
+    # Serves again once the overload manager has seen the heap shrink (every 250 ms).
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            target.p50(rounds=3)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
 
 
 def test_total_connections_are_capped(edge: Callable[..., Edge]) -> None:
