@@ -19,7 +19,7 @@ class EdgeLimits:
     collect_burst: int = 60
     api_per_second: int = 10  # above 6 keys at the server's 100/min per key
     api_burst: int = 100  # a dashboard's first load, every chart at once
-    tracked_clients: int = 100_000  # addresses with a bucket of their own (LRU)
+    tracked_clients: int = 50_000  # addresses with buckets of their own (LRU), ~400 B each
     headers_timeout: float = 10.0  # seconds to send the request line and headers
     request_timeout: float = 120.0  # seconds to send a whole request: an 8 MiB import at 1 Mbit/s
     idle_timeout: float = 60.0  # seconds without a byte, on a stream or an idle connection
