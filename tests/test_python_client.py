@@ -178,15 +178,6 @@ def test_call_by_name_with_a_json_request(client: Client) -> None:
         client.call("NoSuchRpc", {})
 
 
-def test_envoy_refuses_native_grpc_and_names_the_servers_port(stack: Stack) -> None:
-    # Envoy's public port serves JSON only; native gRPC is the server's own port (issue 14).
-    public = f"127.0.0.1:{stack.http.base_url.port}"
-    with Client(public, stack.new_key("a")) as client, pytest.raises(grpc.RpcError) as err:
-        client.get_stats(DAY_START, DAY_END)
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "server's own port" in (err.value.details() or "")
-
-
 def test_default_limit_applies_when_limit_is_not_given(stack: Stack) -> None:
     with Client(f"127.0.0.1:{stack.grpc_port}", stack.keys["wide"]) as client:
         assert len(client.list_pages(WIDE_DAY, WIDE_DAY)) == 10
