@@ -13,6 +13,7 @@ import grpc
 import httpx
 import pytest
 from dataset import ev, project_a_events, project_b_events, wide_events
+from servers import OPEN_EDGE
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from weldpulse.api.ratelimit import SlidingLogLimiter
@@ -152,7 +153,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     ids, keys = seed(metadata, events)
     geo = IngestOptions(geoip_db=str(write_geoip_db(tmp / "geo.mmdb")))
     server, port = build_server(metadata, events, limiter=SlidingLogLimiter(), ingest=geo)
-    envoy = Envoy(port, log_path=tmp / "envoy.log").start()
+    envoy = Envoy(port, log_path=tmp / "envoy.log", limits=OPEN_EDGE).start()
     client = httpx.Client(base_url=f"http://127.0.0.1:{envoy.http_port}", timeout=30)
     try:
         yield Stack(request.param, meta_url, events_url, metadata, events, port, client, ids, keys)

@@ -60,7 +60,12 @@ def up(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings.from_env()
     running = Running(settings, Options.from_env())
     try:
-        envoy = Envoy(running.port, settings.http_port, trusted_hops=settings.trusted_hops).start()
+        envoy = Envoy(
+            running.port,
+            settings.http_port,
+            trusted_hops=settings.trusted_hops,
+            limits=settings.edge,
+        ).start()
     except RuntimeError:
         running.server.stop(grace=0)
         raise
