@@ -74,9 +74,7 @@ def test_upgrade_backfills_order_and_channel_and_leaves_the_rest_empty(at_0003: 
     dims = ", ".join(DIMENSIONS)
     with at_0003.connect() as conn:
         rows = conn.execute(text(f"SELECT pathname, seq, {dims} FROM events ORDER BY seq")).all()
-        channels: dict[str, str] = dict(
-            conn.execute(text("SELECT referrer_source, channel FROM sessions")).tuples().all()
-        )
+        sessions = conn.execute(text("SELECT referrer_source, channel FROM sessions")).all()
         unknown = conn.execute(
             text(
                 "SELECT count(*) FROM sessions WHERE referrer <> '' OR utm_source <> '' OR "
@@ -87,7 +85,7 @@ def test_upgrade_backfills_order_and_channel_and_leaves_the_rest_empty(at_0003: 
     # Time first, then the order the rows were stored in.
     assert [(r[0], r[1]) for r in rows] == [("/z", 1), ("/b", 2), ("/a", 3), ("/c", 4)]
     assert all(value == "" for r in rows for value in r[2:])
-    assert channels == SOURCES
+    assert {source: channel for source, channel in sessions} == SOURCES
     assert unknown == 0
 
     # New events continue the order after the backfilled values.
