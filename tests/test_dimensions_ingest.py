@@ -270,3 +270,8 @@ def test_utm_decoding_is_url_search_params(tokens: list[str], noise: str) -> Non
         if name in first
     }
     assert enrich.utm(f"https://x.example/p?{query}#utm_source=frag") == expected
+
+
+def test_utm_values_are_bounded_like_the_source() -> None:
+    url = "https://x.example/?utm_term=" + "%C3%A9" * 300 + "&utm_source=" + "s" * 300
+    assert enrich.utm(url) == {"utm_term": "é" * 200, "utm_source": "s" * 200}
