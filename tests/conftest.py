@@ -98,9 +98,9 @@ def seed(metadata: Engine, events: Engine) -> tuple[dict[str, Any], dict[str, st
 # host's own address, which differs between machines, so every IPv4 address
 # is in Utrecht but for two documentation networks inserted after it.
 PLACES = {
-    "0.0.0.0/0": ("NL", "Utrecht"),
-    "203.0.113.0/24": ("US", "California"),
-    "2001:db8::/32": ("DE", "Berlin"),
+    "0.0.0.0/0": ("NL", "Utrecht", "Utrecht"),
+    "203.0.113.0/24": ("US", "California", "San Francisco"),
+    "2001:db8::/32": ("DE", "Berlin", "Berlin"),
 }
 
 
@@ -109,8 +109,12 @@ def write_geoip_db(path: Path) -> Path:
     from netaddr import IPSet
 
     writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
-    for network, (country, region) in PLACES.items():
-        record = {"country": {"iso_code": country}, "subdivisions": [{"names": {"en": region}}]}
+    for network, (country, region, city) in PLACES.items():
+        record = {
+            "country": {"iso_code": country},
+            "subdivisions": [{"names": {"en": region}}],
+            "city": {"names": {"en": city}},
+        }
         writer.insert_network(IPSet([network]), record)
     writer.to_db_file(str(path))
     return path
