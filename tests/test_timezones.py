@@ -11,6 +11,7 @@ month intervals, with days unrolled and rolled.
 import secrets
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,9 +24,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
 from test_cli import cli, cli_json
+from weldpulse.api.params import Interval, Range, bucket_start, buckets
 from weldpulse.domain import Event
+from weldpulse.errors import BadRequest
 from weldpulse.storage import accounts, engines, migrate, rollups, writer
 from weldpulse.storage.schema import sessions
+from weldpulse.timezones import offsets, parse_timezone
 
 BAD_NAMES = ["Mars/Olympus", "europe/berlin", "/etc/localtime", "../../etc/passwd",
              "Europe/../Europe/Berlin", "posixrules", "", "X" * 200]  # fmt: skip
@@ -228,7 +232,9 @@ def reference(
     while minute <= end:  # every minute of the range: offsets change on whole minutes
         skeleton.add(label(_local(minute, zone)))
         minute += timedelta(minutes=1)
-    visitors, views, sessions_ = defaultdict(set), defaultdict(int), defaultdict(int)
+    visitors: dict[datetime, set[int]] = defaultdict(set)
+    views: dict[datetime, int] = defaultdict(int)
+    sessions_: dict[datetime, int] = defaultdict(int)
     for ts, visitor in events:
         if start <= ts <= end:
             bucket = label(_local(ts, zone))
@@ -305,3 +311,61 @@ def test_migration_gives_existing_sites_utc(engine: str, tmp_path: Path) -> None
         store.dispose()
         if pg:
             next(pg, None)
+
+
+def _labels(rng: Range, interval: Interval, zone: str) -> list[str]:
+    zi = parse_timezone(zone)
+    return [bucket_start(i, interval).isoformat() for i in buckets(rng, interval, zi)]
+
+
+def test_bucket_lists_follow_the_wall_clock() -> None:
+    # Samoa skipped 30 December 2011 (-10 to +14): no day bucket for it.
+    days = Range(datetime(2011, 12, 29, 10), datetime(2011, 12, 31, 9, 59))
+    assert _labels(days, Interval(1, "day"), "Pacific/Apia") == [
+        "2011-12-29T00:00:00", "2011-12-31T00:00:00"
+    ]  # fmt: skip
+    # A range inside Berlin's repeated hour: one bucket, though it starts at the second 02:10.
+    repeated = Range(datetime(2024, 10, 27, 0, 30), datetime(2024, 10, 27, 1, 10))
+    assert _labels(repeated, Interval(1, "hour"), "Europe/Berlin") == ["2024-10-27T02:00:00"]
+    assert _labels(repeated, Interval(30, "minute"), "Europe/Berlin") == [
+        "2024-10-27T02:00:00", "2024-10-27T02:30:00"
+    ]  # fmt: skip
+    # 7-minute buckets (aligned on 1970): those wholly in the skipped hour are left out;
+    # 02:54-03:01 starts in it but holds 03:00, so it stays, under its aligned start.
+    gap = Range(datetime(2024, 3, 31, 0, 55), datetime(2024, 3, 31, 1, 5))
+    assert _labels(gap, Interval(7, "minute"), "Europe/Berlin") == [
+        "2024-03-31T01:51:00", "2024-03-31T01:58:00", "2024-03-31T02:54:00",
+        "2024-03-31T03:01:00"
+    ]  # fmt: skip
+    # Without a zone, and in a zone at UTC+0 all along, the plain UTC buckets.
+    winter = Range(datetime(2024, 1, 1), datetime(2024, 1, 2, 23, 59))
+    assert buckets(winter, Interval(1, "hour"), parse_timezone("Europe/London")) == buckets(
+        winter, Interval(1, "hour")
+    )
+    with pytest.raises(BadRequest, match="10000"):
+        buckets(Range(datetime(2000, 1, 1), datetime(2024, 1, 1)), Interval(1, "hour"),
+                parse_timezone("Europe/Berlin"))  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    zone=st.sampled_from(["Europe/Berlin", "Australia/Lord_Howe", "Pacific/Apia",
+                          "America/Sao_Paulo", "Asia/Tehran", "Africa/Casablanca"]),
+    start=st.datetimes(datetime(1970, 1, 1), datetime(2040, 1, 1)),
+    length=st.timedeltas(timedelta(0), timedelta(days=800)),
+    probe=st.floats(0, 1),
+)  # fmt: skip
+def test_offsets_match_zoneinfo(
+    zone: str, start: datetime, length: timedelta, probe: float
+) -> None:
+    """The pieces cover the range in order, each at the offset zoneinfo gives its instants."""
+    zi = parse_timezone(zone)
+    pieces = offsets(zi, start, start + length)
+    assert pieces[0].start == start and all(a.start < b.start for a, b in pairwise(pieces))
+    assert all(a.offset != b.offset for a, b in pairwise(pieces))
+    instant = start + length * probe
+    piece = [p for p in pieces if p.start <= instant][-1]
+    assert piece.offset == instant.replace(tzinfo=UTC).astimezone(zi).utcoffset()
+    for p in pieces[1:]:  # each change is exactly where zoneinfo's offset changes
+        before = (p.start - timedelta(microseconds=1)).replace(tzinfo=UTC).astimezone(zi)
+        assert before.utcoffset() != p.offset
