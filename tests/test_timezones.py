@@ -342,6 +342,11 @@ def test_bucket_lists_follow_the_wall_clock() -> None:
     assert buckets(winter, Interval(1, "hour"), parse_timezone("Europe/London")) == buckets(
         winter, Interval(1, "hour")
     )
+    # At the ends of datetime's years, a 400 where local time would leave them.
+    last = Range(datetime(9999, 12, 30), datetime(9999, 12, 31, 23, 59, 59))
+    assert len(buckets(last, Interval(1, "day"), parse_timezone("UTC"))) == 2
+    with pytest.raises(BadRequest, match=r"^timezone: the range reaches past .* Asia/Tokyo"):
+        buckets(last, Interval(1, "day"), parse_timezone("Asia/Tokyo"))
     with pytest.raises(BadRequest, match="10000"):
         buckets(Range(datetime(2000, 1, 1), datetime(2024, 1, 1)), Interval(1, "hour"),
                 parse_timezone("Europe/Berlin"))  # fmt: skip

@@ -74,7 +74,7 @@ def offsets(zone: ZoneInfo, start: datetime, end: datetime) -> tuple[Piece, ...]
         pieces = [Piece(start, _offset(zone, start))]
         cursor = start
         while cursor < end:
-            step = min(cursor + SAMPLE, end)
+            step = end if end - cursor <= SAMPLE else cursor + SAMPLE
             if _offset(zone, step) != pieces[-1].offset:
                 changed = _change(zone, cursor, step)
                 pieces.append(Piece(changed, _offset(zone, changed)))
