@@ -30,6 +30,7 @@ from weldpulse.errors import BadRequest
 from weldpulse.storage import accounts, engines, migrate, rollups, writer
 from weldpulse.storage.schema import sessions
 from weldpulse.timezones import offsets, parse_timezone
+from weldpulse_client import Client
 
 BAD_NAMES = ["Mars/Olympus", "europe/berlin", "/etc/localtime", "../../etc/passwd",
              "Europe/../Europe/Berlin", "posixrules", "", "X" * 200]  # fmt: skip
@@ -171,6 +172,11 @@ def test_berlin_dst_hours_and_days(stack: Stack, rolled: bool) -> None:
         ("2024-10-28T00:00:00", 96, 96, 96),
         ("2024-10-29T00:00:00", 4, 4, 4),
     ]
+    # The Python client over gRPC gives the same rows.
+    with Client(f"127.0.0.1:{stack.grpc_port}", key) as client:
+        rows = client.get_timeseries("2024-10-26", "2024-10-28", interval="1 day",
+                                     timezone="Europe/Berlin")  # fmt: skip
+    assert [(r.t, r.visitors, r.pageviews, r.sessions) for r in rows] == autumn_days
     # Without a zone, the same days are UTC's 24 hours, as before (rollups where rolled).
     assert _series(stack, key, start="2024-03-30", end="2024-04-01", interval="1 day") == [
         (f"2024-{d}T00:00:00", 96, 96, 96) for d in ("03-30", "03-31", "04-01")
@@ -247,17 +253,36 @@ def reference(
             for b in sorted(skeleton)]  # fmt: skip
 
 
+def _edges(window: datetime, zone: str) -> list[int]:
+    """Minutes into the window of the zone's local midnights and offset changes."""
+    zi = ZoneInfo(zone)
+    out = []
+    for minute in range(0, WINDOW_MINUTES, 15):  # offsets change on quarter hours here
+        local = _local(window + timedelta(minutes=minute), zi)
+        before = _local(window + timedelta(minutes=minute - 15), zi)
+        if local.date() != before.date() or local - before != timedelta(minutes=15):
+            out.append(minute)
+    return out
+
+
 @st.composite
 def cases(draw: st.DrawFn) -> dict[str, Any]:
-    window = draw(st.sampled_from(WINDOWS))
-    minutes = st.integers(0, WINDOW_MINUTES - 1)
-    events = draw(st.lists(st.tuples(minutes, st.integers(1, 6)), min_size=0, max_size=40))
-    a, b = sorted(draw(st.tuples(minutes, minutes)))
+    window, zone = draw(st.sampled_from(WINDOWS)), draw(st.sampled_from(ZONES))
+    uniform = st.integers(0, WINDOW_MINUTES - 1)
+    near_edge = st.builds(lambda e, d: min(max(e + d, 0), WINDOW_MINUTES - 1),
+                          st.sampled_from(_edges(window, zone)), st.integers(-90, 90))  # fmt: skip
+    minutes = uniform | near_edge  # events crowd around local midnights and DST changes
+    events = draw(st.lists(st.tuples(minutes, st.integers(1, 6)), min_size=5, max_size=60))
+    if draw(st.booleans()):  # most of the window, cut inside its first and last days
+        a = draw(st.integers(0, 2 * 1440))
+        b = draw(st.integers(WINDOW_MINUTES - 2 * 1440, WINDOW_MINUTES - 1))
+    else:
+        a, b = sorted(draw(st.tuples(minutes, minutes)))
     return {
         "events": [(window + timedelta(minutes=m, seconds=m % 60), v) for m, v in events],
         "start": window + timedelta(minutes=a),
         "end": window + timedelta(minutes=b, seconds=59),
-        "zone": draw(st.sampled_from(ZONES)),
+        "zone": zone,
         "interval": draw(st.sampled_from(list(INTERVALS))),
         "rolled": draw(st.sets(st.integers(0, 11), max_size=12)),
         "window": window,
@@ -265,7 +290,7 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(case=cases())
 def test_timeseries_equals_zoneinfo_reference(stack: Stack, case: dict[str, Any]) -> None:
