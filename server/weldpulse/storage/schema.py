@@ -39,6 +39,8 @@ sites = Table(
     Column("site_key", String(64), nullable=False, unique=True),
     Column("is_active", Boolean, nullable=False),
     Column("created_at", DateTime, nullable=False),
+    # IANA key (weldpulse.timezones.ZONES) of the site's local days.
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
 )
 
 api_keys = Table(
