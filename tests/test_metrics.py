@@ -147,7 +147,16 @@ def test_sites(stack: Stack) -> None:
         (stack.ids["a_site2"], "blog.example.com", "blog.example.com"),
     ]
     for row in rows:
-        assert list(row) == ["id", "domain", "name", "site_key", "is_active", "created_at"]
+        assert list(row) == [
+            "id",
+            "domain",
+            "name",
+            "site_key",
+            "is_active",
+            "created_at",
+            "timezone",
+        ]
+        assert row["timezone"] == "UTC"  # sites made before time zones, or without one
         assert row["site_key"].startswith("sk_live_") and row["is_active"] is True
         assert datetime.strptime(row["created_at"], "%Y-%m-%dT%H:%M:%SZ")
 
