@@ -244,6 +244,8 @@ BAD = [
     ({"compare": {"mode": "custom"}}, "compare.date_range"),
     ({"dimensions": ["time:minute"], "date_range": {"start": "2026-01-01", "end": "2026-11-01"}},
      "10000"),
+    ({"dimensions": ["time:hour"], "compare": {"mode": "custom", "date_range": {
+        "start": "2020-01-01", "end": "2026-01-01"}}}, "compare.date_range"),
     ({"filters": {"dimension": "page", "op": "like", "values": ["/"]}}, "filters.op"),
     ({"filters": {"dimension": "time:day", "op": "is", "values": ["x"]}}, "filters.dimension"),
     ({"filters": {"dimension": "nope", "op": "is", "values": ["x"]}}, "filters.dimension"),
@@ -286,3 +288,56 @@ def test_foreign_site_and_unknown_field(stack: Stack, tenant: Tenant) -> None:
     raw = stack.http.post("/v1/query", content=b"{not json",
                           headers={"Authorization": f"Bearer {tenant.read_key}"})  # fmt: skip
     assert raw.status_code == 400
+
+
+def test_scopes_of_event_and_session_metrics(stack: Stack, tenant: Tenant) -> None:
+    """A session starting in range counts by any of its events, also one after the range's end;
+    event metrics count only events in range. A session without pageviews has entry page (none)."""
+    writer.record(stack.events, [
+        event(tenant.site_id, 9, "2026-11-03T23:50:00", "/late", HN_US, "open"),
+        event(tenant.site_id, 9, "2026-11-04T00:10:00", "/late", HN_US, "late"),
+    ])  # fmt: skip
+    late = {"dimension": "event_name", "op": "is", "values": ["late"]}
+    body = ok(stack, tenant, metrics=["sessions", "events", "visitors"], filters=late)
+    assert rows(body) == [([], [1, 0, 0])]
+    entry = ok(stack, tenant, metrics=["sessions", "avg_duration"], dimensions=["entry_page"],
+               filters={"dimension": "entry_page", "op": "is", "values": ["(none)"]})  # fmt: skip
+    assert rows(entry) == [(["(none)"], [1, 1200.0])]
+    nothing = ok(stack, tenant, metrics=["visitors", "bounce_rate", "percentage"],
+                 date_range={"start": "2020-01-01", "end": "2020-01-01"})  # fmt: skip
+    assert rows(nothing) == [([], [0, 0, 0])]
+
+
+def test_prop_keys_with_json_path_characters(stack: Stack, tenant: Tenant) -> None:
+    props = {"a.b": "dot", "c/d": "slash", 'q"k': "quote", "t~1": "tilde"}
+    writer.record(stack.events, [
+        event(tenant.site_id, 60, "2026-11-02T09:00:00", "/p", GOOGLE_DE, "x", props),
+    ])  # fmt: skip
+    for key, value in props.items():
+        body = ok(stack, tenant, metrics=["events"], dimensions=[f"prop:{key}"])
+        assert rows(body) == [([value], [1])], key
+
+
+def test_half_hour_zone_and_comparison_by_position(stack: Stack, tenant: Tenant) -> None:
+    """Asia/Kolkata is UTC+05:30: 2026-11-02T18:45Z is 00:15 on Nov 3 there."""
+    writer.record(stack.events, [
+        event(tenant.site_id, 70, "2026-11-02T18:45:00", "/", GOOGLE_DE),
+        event(tenant.site_id, 71, "2026-11-01T18:00:00", "/", GOOGLE_DE),
+    ])  # fmt: skip
+    body = ok(stack, tenant, timezone="Asia/Kolkata", metrics=["visitors"],
+              dimensions=["time:day"], date_range={"start": "2026-11-03", "end": "2026-11-03"},
+              compare={"mode": "previous_period"})  # fmt: skip
+    assert body["results"] == [{
+        "dimensions": ["2026-11-03T00:00:00"], "metrics": [1],
+        "comparison": {"dimensions": ["2026-11-02T00:00:00"], "metrics": [0], "change": [None]},
+    }]  # fmt: skip
+    assert body["meta"]["date_range"]["start"] == "2026-11-03T00:00:00+05:30"
+    custom = ok(stack, tenant, timezone="Asia/Kolkata", metrics=["visitors"],
+                dimensions=["time:day"], date_range={"start": "2026-11-03", "end": "2026-11-03"},
+                compare={"mode": "custom",
+                         "date_range": {"start": "2026-11-01", "end": "2026-11-01"}})  # fmt: skip
+    assert custom["results"][0]["comparison"] == {
+        "dimensions": ["2026-11-01T00:00:00"],
+        "metrics": [1],
+        "change": [0.0],
+    }

@@ -138,7 +138,7 @@ def _compare(conn: Connection, q: Query, page: list[Row], totals: Row | None) ->
     if t is not None:
         assert q.time is not None
         mine = {label: i for i, label in enumerate(buckets.labels(q.span, q.time.column, q.zone))}
-        theirs = buckets.labels(q.compare, q.time.column, q.zone, "compare.date_range")
+        theirs = buckets.labels(q.compare, q.time.column, q.zone)
     for row in page:
         key = row.dimensions
         if t is not None:
