@@ -4,6 +4,7 @@ Every test runs through the real Envoy (JSON) or the real gRPC server, on
 DuckDB and, with WELDPULSE_TEST_POSTGRES_URL, PostgreSQL.
 """
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +13,12 @@ import httpx
 import pytest
 from conftest import Stack, Tenant
 from google.protobuf import json_format
+from sqlalchemy import text
 from weldpulse.domain import Event
+from weldpulse.errors import TimedOut
+from weldpulse.stats.engine import run
 from weldpulse.storage import writer
+from weldpulse.storage.engines import snapshot
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
 
@@ -341,3 +346,26 @@ def test_half_hour_zone_and_comparison_by_position(stack: Stack, tenant: Tenant)
         "metrics": [1],
         "change": [0.0],
     }
+
+
+def test_past_the_time_budget_is_504(
+    stack: Stack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run, "BUDGET_SECONDS", 0.0)
+    reply = query(stack, tenant.read_key, metrics=["visitors"],
+                  date_range={"start": "2026-11-01", "end": "2026-11-03"})  # fmt: skip
+    assert reply.status_code == 504
+    assert reply.json()["code"] == "GATEWAY_TIMEOUT"
+    assert "time budget of 0 s" in reply.json()["error"]
+
+
+def test_a_statement_past_the_budget_is_cancelled_in_the_database(stack: Stack) -> None:
+    slow = (
+        "SELECT pg_sleep(20)"
+        if stack.engine == "postgres"
+        else "SELECT sum(i * i) FROM range(200000000000) t(i)"
+    )
+    began = time.monotonic()
+    with snapshot(stack.events) as conn, pytest.raises(TimedOut):
+        run.Budget(conn, 0.3).execute(text(slow))
+    assert time.monotonic() - began < 5
