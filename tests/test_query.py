@@ -369,3 +369,14 @@ def test_a_statement_past_the_budget_is_cancelled_in_the_database(stack: Stack) 
     with snapshot(stack.events) as conn, pytest.raises(TimedOut):
         run.Budget(conn, 0.3).execute(text(slow))
     assert time.monotonic() - began < 5
+
+
+def test_exact_halves_round_away_from_zero(stack: Stack, tenant: Tenant) -> None:
+    """5 pageviews over 8 sessions is 0.625 exactly: 0.63 on every engine (not float's 0.62)."""
+    writer.record(stack.events, [
+        event(tenant.site_id, 80 + i, "2026-11-02T12:00:00", "/", GOOGLE_DE,
+              "pageview" if i < 5 else "ping")
+        for i in range(8)
+    ])  # fmt: skip
+    body = ok(stack, tenant, metrics=["views_per_session", "sessions"])
+    assert rows(body) == [([], [0.63, 8])]

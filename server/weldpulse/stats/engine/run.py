@@ -4,11 +4,13 @@ The planner is the one place that would choose rollups over raw rows; today
 every statement reads raw events and sessions, which is exact for any filter.
 """
 
+import math
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Executable
@@ -63,7 +65,7 @@ class Budget:
             timer.cancel()
 
 
-Values = dict[str, float]
+Values = dict[str, Any]  # raw sums and counts as the database returns them
 
 
 @dataclass
@@ -90,8 +92,21 @@ def _key(value: Any) -> str:
     return str(value)
 
 
-def _ratio(part: float, whole: float, places: int) -> float:
-    return round(float(part) / float(whole), places) if whole else 0.0
+def _exact(value: Any) -> Fraction:
+    """The decimal a number prints as (a float's shortest repr, a Decimal as is), exactly."""
+    return Fraction(str(value))
+
+
+def _round(value: Fraction, places: int) -> float:
+    """Half away from zero, on the exact value: 31.25 → 31.3 on every engine, whatever
+    binary float or numeric the database summed in."""
+    scaled = abs(value) * 10**places
+    whole = math.floor(scaled + Fraction(1, 2))
+    return math.copysign(whole / 10**places, value) if whole else 0.0
+
+
+def _ratio(part: Any, whole: Any, places: int) -> float:
+    return _round(_exact(part) / _exact(whole), places) if whole else 0.0
 
 
 def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict[Key, Values]:
@@ -106,14 +121,13 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
                 visitors=r.visitors, pageviews=r.pageviews, events=r.events,
-                time_total=float(r.time_total or 0), time_count=r.time_count,
+                time_total=r.time_total or 0, time_count=r.time_count,
             )  # fmt: skip
     if "session" in kinds:
         for r in run.execute(session_stmt(q.sites, span, dims, q.filters, segs)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
-                sessions=r.sessions, bounces=float(r.bounces), duration=float(r.duration),
-                views=float(r.views),
+                sessions=r.sessions, bounces=r.bounces, duration=r.duration, views=r.views,
             )  # fmt: skip
     return rows
 
@@ -169,9 +183,9 @@ def _change(now: list[float], then: list[float], metrics: Sequence[Metric]) -> l
         if b == 0:
             out.append(None)
         elif m.name in POINTS:
-            out.append(round((a - b) * 100, 1))
+            out.append(_round((_exact(a) - _exact(b)) * 100, 1))
         else:
-            out.append(round((a - b) / b * 100, 1))
+            out.append(_round((_exact(a) - _exact(b)) / _exact(b) * 100, 1))
     return out
 
 
