@@ -16,7 +16,7 @@ from google.protobuf import json_format
 from sqlalchemy import text
 from weldpulse.domain import Event
 from weldpulse.errors import TimedOut
-from weldpulse.stats.engine import run
+from weldpulse.stats.engine import runner
 from weldpulse.storage import writer
 from weldpulse.storage.engines import snapshot
 from weldpulse.v1 import analytics_pb2 as pb
@@ -351,7 +351,7 @@ def test_half_hour_zone_and_comparison_by_position(stack: Stack, tenant: Tenant)
 def test_past_the_time_budget_is_504(
     stack: Stack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(run, "BUDGET_SECONDS", 0.0)
+    monkeypatch.setattr(runner, "BUDGET_SECONDS", 0.0)
     reply = query(stack, tenant.read_key, metrics=["visitors"],
                   date_range={"start": "2026-11-01", "end": "2026-11-03"})  # fmt: skip
     assert reply.status_code == 504
@@ -367,7 +367,7 @@ def test_a_statement_past_the_budget_is_cancelled_in_the_database(stack: Stack) 
     )
     began = time.monotonic()
     with snapshot(stack.events) as conn, pytest.raises(TimedOut):
-        run.Budget(conn, 0.3).execute(text(slow))
+        runner.Budget(conn, 0.3).execute(text(slow))
     assert time.monotonic() - began < 5
 
 

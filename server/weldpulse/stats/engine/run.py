@@ -1,68 +1,25 @@
-"""Planner, runner and shaping: the statements a query needs, run on one snapshot, as rows.
+"""Planner and row shaping: which statements a query needs, their rows merged, ordered, paged.
 
-The planner is the one place that would choose rollups over raw rows; today
-every statement reads raw events and sessions, which is exact for any filter.
+The planner (_table) is the one place that would choose rollups over raw rows;
+today every statement reads raw events and sessions, exact for any filter.
 """
 
 import math
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Executable
-from weldpulse.errors import TimedOut
-from weldpulse.stats.engine import buckets, paging
+from sqlalchemy import Connection
+from weldpulse.stats.engine import buckets, paging, runner
 from weldpulse.stats.engine.registry import POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
+from weldpulse.stats.engine.runner import Budget
 from weldpulse.stats.engine.sql import by_links, event_stmt, session_stmt, time_on_page_stmt
 from weldpulse.stats.engine.zones import Span, segments
 
-# Below Envoy's 60 s route timeout, so the caller gets this error rather than Envoy's.
-BUDGET_SECONDS = 30.0
 Key = tuple[str, ...]
-
-
-class Budget:
-    """A call's time budget: statements past it are cancelled in the database (as the
-    statement guard does when a call ends) and the call answers GATEWAY_TIMEOUT."""
-
-    def __init__(self, conn: Connection, seconds: float) -> None:
-        self.conn, self.seconds = conn, seconds
-        self.deadline = time.monotonic() + seconds
-        self.fired = False
-
-    def _cancel(self) -> None:
-        self.fired = True
-        dbapi = self.conn.connection.dbapi_connection
-        if self.conn.dialect.name == "postgresql":
-            dbapi.cancel_safe(timeout=2.0)  # type: ignore[union-attr]
-        else:
-            dbapi.interrupt()  # type: ignore[union-attr]
-
-    def error(self) -> TimedOut:
-        return TimedOut(
-            f"Query ran past its time budget of {self.seconds:g} s and was cancelled; narrow "
-            "the date_range, the dimensions or the filters"
-        )
-
-    def execute(self, stmt: Executable) -> CursorResult[Any]:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise self.error()
-        timer = threading.Timer(left, self._cancel)
-        timer.start()
-        try:
-            return self.conn.execute(stmt)
-        except Exception:  # DuckDB's interrupt and psycopg's cancel surface differently
-            if self.fired:
-                raise self.error() from None
-            raise
-        finally:
-            timer.cancel()
 
 
 Values = dict[str, Any]  # raw sums and counts as the database returns them
@@ -221,7 +178,7 @@ def _compare(run: Budget, q: Query, page: list[Row], totals: Row | None) -> None
 
 def answer(conn: Connection, q: Query) -> Answer:
     """Runs the query's statements on `conn` (one snapshot) within the budget; shapes the page."""
-    return _answer(Budget(conn, BUDGET_SECONDS), q)
+    return _answer(Budget(conn, runner.BUDGET_SECONDS), q)
 
 
 def _answer(run: Budget, q: Query) -> Answer:
