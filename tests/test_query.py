@@ -17,7 +17,7 @@ from sqlalchemy import text
 from weldpulse.domain import Event
 from weldpulse.errors import TimedOut
 from weldpulse.stats.engine import runner
-from weldpulse.storage import writer
+from weldpulse.storage import accounts, writer
 from weldpulse.storage.engines import snapshot
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
@@ -395,3 +395,14 @@ def test_equal_timestamps_pair_in_receive_order(stack: Stack, tenant: Tenant) ->
               order_by=[{"field": "time_on_page", "desc": True}])  # fmt: skip
     assert rows(body)[0] == (["/t01"], [10])
     assert all(metrics == [0] for _, metrics in rows(body)[1:])
+
+
+def test_default_zone_is_the_sites(stack: Stack, tenant: Tenant, site: str) -> None:
+    with stack.metadata.begin() as conn:
+        accounts.update_site(conn, site, timezone="Europe/Berlin")
+    body = {"metrics": ["visitors"], "dimensions": ["time:day"]}
+    assert ok(stack, tenant, site_id=site, **body)["meta"]["timezone"] == "Europe/Berlin"
+    assert rows(ok(stack, tenant, site_id=site, **body))[1] == (["2026-11-02T00:00:00"], [0])
+    # Without site_id the project's sites are read in UTC; an explicit zone always wins.
+    assert ok(stack, tenant, **body)["meta"]["timezone"] == "UTC"
+    assert ok(stack, tenant, site_id=site, timezone="UTC", **body)["meta"]["timezone"] == "UTC"

@@ -12,12 +12,13 @@ from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import Connection
+from weldpulse.api.params import Range
 from weldpulse.stats.engine import buckets, paging, runner
 from weldpulse.stats.engine.registry import POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
 from weldpulse.stats.engine.runner import Budget
 from weldpulse.stats.engine.sql import by_links, event_stmt, session_stmt, time_on_page_stmt
-from weldpulse.stats.engine.zones import Span, segments
+from weldpulse.stats.engine.zones import Span
 
 Key = tuple[str, ...]
 
@@ -70,12 +71,12 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
     """Raw per-group figures of `dims` over `span`: event and session statements merged."""
     kinds = {m.kind for m in q.metrics}
     time = next((d for d in dims if d.kind == "time"), None)
-    segs = segments(q.zone, span.start, span.end) if time else []
+    clock = (q.zone, Range(span.start, span.end)) if time else None
     rows: dict[Key, Values] = {}
     if "event" in kinds:
         wants_time = any(m.name == "time_on_page" for m in q.metrics)
         links = wants_time and by_links(dims, q.filters)
-        stmt = event_stmt(q.sites, span, dims, q.filters, segs, wants_time and not links)
+        stmt = event_stmt(q.sites, span, dims, q.filters, clock, wants_time and not links)
         for r in run.execute(stmt):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
@@ -83,12 +84,12 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
                 time_total=r.time_total or 0, time_count=r.time_count,
             )  # fmt: skip
         if links:
-            for r in run.execute(time_on_page_stmt(q.sites, span, dims, q.filters, segs)):
+            for r in run.execute(time_on_page_stmt(q.sites, span, dims, q.filters, clock)):
                 key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
                 if key in rows:  # a pageview in scope: its row has events in scope
                     rows[key].update(time_total=r.time_total or 0, time_count=r.time_count)
     if "session" in kinds:
-        for r in run.execute(session_stmt(q.sites, span, dims, q.filters, segs)):
+        for r in run.execute(session_stmt(q.sites, span, dims, q.filters, clock)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
                 sessions=r.sessions, bounces=r.bounces, duration=r.duration, views=r.views,
