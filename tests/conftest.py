@@ -17,7 +17,8 @@ from servers import OPEN_EDGE
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from weldpulse.api.ratelimit import SlidingLogLimiter
-from weldpulse.app import IngestOptions, build_server
+from weldpulse.app import build_server
+from weldpulse.config import IngestOptions
 from weldpulse.envoy import Envoy
 from weldpulse.storage import accounts, engines, writer
 from weldpulse_client import Client

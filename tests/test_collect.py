@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from conftest import Stack, Tenant
-from weldpulse.app import IngestOptions, build_server
+from weldpulse.app import build_server
+from weldpulse.config import IngestOptions
 from weldpulse.envoy import Envoy
 
 CHROME_MAC = (

@@ -21,7 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from servers import spawn
 from weldpulse.api.ratelimit import SlidingLogLimiter
-from weldpulse.app import Options, build_server
+from weldpulse.app import build_server
+from weldpulse.config import ServerOptions
 from weldpulse.observability import json_handler
 from weldpulse.storage import accounts, engines
 from weldpulse.v1 import analytics_pb2 as pb
@@ -83,7 +84,7 @@ def probe_server(stack: Stack, **options: Any) -> Iterator[tuple[Probe, grpc.Cha
         stack.metadata,
         stack.events,
         limiter=limiter,
-        options=Options(**options),
+        options=ServerOptions(**options),
         extra_handlers=probe.handlers(),
     )
     try:

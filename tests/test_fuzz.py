@@ -28,7 +28,8 @@ from schemathesis.checks import (
 )
 from servers import OPEN_EDGE
 from sqlalchemy import func, select
-from weldpulse.app import Options, build_server
+from weldpulse.app import build_server
+from weldpulse.config import ServerOptions
 from weldpulse.envoy import Envoy
 from weldpulse.storage import accounts
 from weldpulse.storage.schema import events
@@ -82,7 +83,9 @@ def _stored(stack: Stack, site_id: str) -> int:
 @pytest.fixture(scope="module")
 def fuzz_target(stack: Stack) -> Iterator[Target]:
     """A server on the stack's stores without a practical rate limit, behind its own Envoy."""
-    server, port = build_server(stack.metadata, stack.events, options=Options(rate_limit=10**9))
+    server, port = build_server(
+        stack.metadata, stack.events, options=ServerOptions(rate_limit=10**9)
+    )
     envoy = Envoy(port, limits=OPEN_EDGE).start()
     TALLY[stack.engine] = Counter()
     read_key, write_key, site = _fuzz_project(stack)

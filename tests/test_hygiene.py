@@ -18,7 +18,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from servers import spawn
 from sqlalchemy import event, text
-from weldpulse.app import Options, build_server
+from weldpulse.app import build_server
+from weldpulse.config import ServerOptions
 from weldpulse.observability import json_handler
 from weldpulse.storage import accounts, engines, writer
 from weldpulse.v1 import analytics_pb2 as pb
@@ -36,7 +37,7 @@ def test_calls_beyond_the_concurrency_bound_are_resource_exhausted(stack: Stack)
     server, port = build_server(
         stack.metadata,
         stack.events,
-        options=Options(max_concurrent_rpcs=2, rate_limit=1000),
+        options=ServerOptions(max_concurrent_rpcs=2, rate_limit=1000),
         health_servicer=health.HealthServicer(experimental_non_blocking=False),
     )
     try:

@@ -23,7 +23,8 @@ from servers import behind_envoy
 from sqlalchemy import event
 from test_collect import CHROME_MAC, TODAY, collect, error, hit, read
 from weldpulse.api import ingest
-from weldpulse.app import IngestOptions, build_server
+from weldpulse.app import build_server
+from weldpulse.config import IngestOptions
 from weldpulse.envoy import Envoy
 from weldpulse.ingest import enrich
 from weldpulse.v1 import ingest_pb2 as pb

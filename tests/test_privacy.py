@@ -5,7 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from conftest import Stack, Tenant
 from sqlalchemy import Engine, MetaData, select
-from weldpulse.app import Options, build_server
+from weldpulse.app import build_server
+from weldpulse.config import ServerOptions
 from weldpulse.ingest.visitors import Salts
 from weldpulse.storage.schema import events_db, metadata_db, salts
 
@@ -81,7 +82,9 @@ def test_visitor_ids_change_with_the_day_and_the_site() -> None:
 
 
 def test_expired_salts_are_deleted_by_an_idle_server(stack: Stack) -> None:
-    server, _ = build_server(stack.metadata, stack.events, options=Options(salt_sweep_seconds=0.2))
+    server, _ = build_server(
+        stack.metadata, stack.events, options=ServerOptions(salt_sweep_seconds=0.2)
+    )
     try:
         now = datetime.now(UTC).replace(tzinfo=None)
         old = now.date() - timedelta(days=40)

@@ -6,7 +6,6 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import grpc
 import structlog
@@ -26,7 +25,7 @@ from weldpulse.api.interceptors import (
 )
 from weldpulse.api.ratelimit import Limiter, SlidingLogLimiter
 from weldpulse.api.redis_limiter import RedisLimiter
-from weldpulse.config import Settings
+from weldpulse.config import MIB, IngestOptions, ServerOptions, Settings
 from weldpulse.ingest import enrich
 from weldpulse.ingest.collector import Collector
 from weldpulse.ingest.visitors import Salts, SaltSweeper
@@ -37,55 +36,16 @@ from weldpulse.v1 import analytics_pb2, analytics_pb2_grpc, ingest_pb2, ingest_p
 log = structlog.get_logger(__name__)
 SERVICE_NAME = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 INGEST_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
-MIB = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Options:
-    """Process limits and wiring, from WELDPULSE_* variables (defaults for one laptop)."""
-
-    # Threads running RPCs; as many as may be admitted, so concurrent collects
-    # share commits (64 vs 16: 563-572 vs 358-391 collects/s under wrk, 32 connections).
-    workers: int = 64
-    max_concurrent_rpcs: int = 64  # beyond: RESOURCE_EXHAUSTED at once (HTTP 429)
-    # Of those, the most one API key, and all keyless (collect) calls together, may hold:
-    # a call counts before its message arrives, so stalled calls cannot take every slot
-    # (keyless and one key together leave 8 for the other keys).
-    max_calls_per_key: int = 16
-    max_keyless_calls: int = 40
-    max_message_bytes: int = 4 * MIB  # largest request message accepted
-    rate_limit: int = 100  # requests per key per 60 s
-    redis_url: str | None = None  # shared rate limits across processes
-    metrics_port: int | None = None  # Prometheus /metrics on 127.0.0.1
-    drain_seconds: float = 0.0  # NOT_SERVING before refusing calls, for health-checking LBs
-    grace_seconds: float = 10.0  # how long in-flight calls may run after SIGTERM
-    salt_sweep_seconds: float = 600.0  # expired salts are deleted this often, even when idle
-
-    @classmethod
-    def from_env(cls) -> "Options":
-        env = os.environ.get
-        metrics = env("WELDPULSE_METRICS_PORT")
-        return cls(
-            workers=int(env("WELDPULSE_WORKERS", "64")),
-            max_concurrent_rpcs=int(env("WELDPULSE_MAX_CONCURRENT_RPCS", "64")),
-            max_calls_per_key=int(env("WELDPULSE_MAX_CALLS_PER_KEY", "16")),
-            max_keyless_calls=int(env("WELDPULSE_MAX_KEYLESS_CALLS", "40")),
-            max_message_bytes=int(env("WELDPULSE_MAX_MESSAGE_BYTES", str(4 * MIB))),
-            rate_limit=int(env("WELDPULSE_RATE_LIMIT", "100")),
-            redis_url=env("WELDPULSE_REDIS_URL") or None,
-            metrics_port=int(metrics) if metrics else None,
-            drain_seconds=float(env("WELDPULSE_DRAIN_SECONDS", "0")),
-            grace_seconds=float(env("WELDPULSE_SHUTDOWN_GRACE_SECONDS", "10")),
-            salt_sweep_seconds=float(env("WELDPULSE_SALT_SWEEP_SECONDS", "600")),
-        )
-
-    def limiter(self) -> Limiter:
-        if self.redis_url:
-            return RedisLimiter(self.redis_url, limit=self.rate_limit)
-        return SlidingLogLimiter(limit=self.rate_limit)
+def limiter_for(options: ServerOptions) -> Limiter:
+    """Per-key quotas shared through Redis when it is configured, else in this process."""
+    if options.redis_url:
+        return RedisLimiter(options.redis_url, limit=options.rate_limit)
+    return SlidingLogLimiter(limit=options.rate_limit)
 
 
-def channel_options(options: Options) -> list[tuple[str, int]]:
+def channel_options(options: ServerOptions) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", options.max_message_bytes),
         ("grpc.max_send_message_length", 64 * MIB),
@@ -105,20 +65,7 @@ def channel_options(options: Options) -> list[tuple[str, int]]:
     ]
 
 
-@dataclass(frozen=True)
-class IngestOptions:
-    """Enrichment settings of the ingestion service (see config.Settings)."""
-
-    geoip_db: str | None = None
-    trusted_hops: int = 0
-    country_header: str = ""
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "IngestOptions":
-        return cls(settings.geoip_db, settings.trusted_hops, settings.country_header)
-
-
-def gate(metadata: Engine, limiter: Limiter, options: Options) -> Gate:
+def gate(metadata: Engine, limiter: Limiter, options: ServerOptions) -> Gate:
     """The one interceptor: its layers run in this order, before each call's message."""
     layers = [
         CallLayer(),
@@ -139,7 +86,7 @@ def build_server(
     host: str = "127.0.0.1",
     limiter: Limiter | None = None,
     workers: int | None = None,
-    options: Options | None = None,
+    options: ServerOptions | None = None,
     health_servicer: health.HealthServicer | None = None,
     ingest: IngestOptions | None = None,
     extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
@@ -152,10 +99,10 @@ def build_server(
     """
     enrichment = ingest or IngestOptions()
     configure_structlog()
-    options = options or Options()
+    options = options or ServerOptions()
     server = grpc.server(
         ThreadPoolExecutor(max_workers=workers or options.workers, thread_name_prefix="rpc"),
-        interceptors=[gate(metadata, limiter or options.limiter(), options)],
+        interceptors=[gate(metadata, limiter or limiter_for(options), options)],
         options=channel_options(options),
         maximum_concurrent_rpcs=options.max_concurrent_rpcs,
     )
@@ -200,7 +147,9 @@ def build_server(
     return server, bound
 
 
-def shutdown(server: grpc.Server, health_servicer: health.HealthServicer, options: Options) -> None:
+def shutdown(
+    server: grpc.Server, health_servicer: health.HealthServicer, options: ServerOptions
+) -> None:
     """Graceful stop: NOT_SERVING at once, optional drain, then in-flight calls get the grace."""
     health_servicer.enter_graceful_shutdown()
     log.info("shutting down", drain_seconds=options.drain_seconds, grace=options.grace_seconds)
@@ -212,8 +161,8 @@ def shutdown(server: grpc.Server, health_servicer: health.HealthServicer, option
 class Running:
     """A gRPC server process with its stores, health and metrics; `stop()` is graceful."""
 
-    def __init__(self, settings: Settings, options: Options) -> None:
-        self.options = options
+    def __init__(self, settings: Settings) -> None:
+        self.options = options = settings.server
         # Every file the server makes is the owner's alone: DuckDB remakes its .wal
         # after each checkpoint, with the process umask (salts, key hashes, events).
         os.umask(engines.PRIVATE)
@@ -228,7 +177,7 @@ class Running:
             settings.host,
             options=options,
             health_servicer=self.health,
-            ingest=IngestOptions.from_settings(settings),
+            ingest=settings.ingest,
         )
         self.metrics = None
         if options.metrics_port is not None:
@@ -254,7 +203,7 @@ def wait_for_signal() -> None:
 def main() -> None:
     """`python -m weldpulse.app`: the gRPC server alone, for running several behind one Envoy."""
     configure_logging()
-    running = Running(Settings.from_env(), Options.from_env())
+    running = Running(Settings.from_env())
     metrics = f", metrics on 127.0.0.1:{running.metrics.server_port}" if running.metrics else ""
     print(f"weldpulse: gRPC on 127.0.0.1:{running.port}{metrics}", flush=True)
     wait_for_signal()

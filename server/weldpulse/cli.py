@@ -66,18 +66,18 @@ def keys_revoke(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def up(args: argparse.Namespace) -> dict[str, Any]:
-    from weldpulse.app import Options, Running, wait_for_signal
+    from weldpulse.app import Running, wait_for_signal
     from weldpulse.envoy import Envoy
     from weldpulse.observability import configure_logging
 
     configure_logging()
     settings = Settings.from_env()
-    running = Running(settings, Options.from_env())
+    running = Running(settings)
     try:
         envoy = Envoy(
             running.port,
             settings.http_port,
-            trusted_hops=settings.trusted_hops,
+            trusted_hops=settings.ingest.trusted_hops,
             limits=settings.edge,
         ).start()
     except RuntimeError:
