@@ -1,0 +1,54 @@
+"""Time zones of a query: the site's zone, local day ranges, RFC 3339 with offsets."""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, select
+from weldpulse.storage.schema import sites
+
+ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+def site_timezone(conn: Connection, site_id: str) -> str:
+    """The site's IANA time zone (sites.timezone); UTC for an unknown id."""
+    zone = conn.execute(select(sites.c.timezone).where(sites.c.id == site_id)).scalar()
+    return zone or "UTC"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A resolved inclusive range: naive UTC instants for SQL, and how it was given."""
+
+    start: datetime  # naive UTC
+    end: datetime  # naive UTC
+    first_day: date | None  # both ends were dates: the local days, for comparisons
+    last_day: date | None
+    local_start: datetime  # naive local wall times, for comparisons of timestamp ranges
+    local_end: datetime
+
+
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """The first instant of a local day as naive UTC (fold 0 lands on the transition when
+    DST skips midnight)."""
+    local = datetime.combine(day, time.min, tzinfo=zone)
+    return local.astimezone(UTC).replace(tzinfo=None)
+
+
+def wall_to_utc(wall: datetime, zone: ZoneInfo) -> datetime:
+    return wall.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+
+
+def utc_to_wall(instant: datetime, zone: ZoneInfo) -> datetime:
+    return instant.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+
+
+def aware(instant: datetime, zone: ZoneInfo) -> str:
+    """RFC 3339 with the zone's offset, e.g. `2026-11-30T23:59:59.999999+01:00`."""
+    return instant.replace(tzinfo=UTC).astimezone(zone).isoformat()
+
+
+def span_of_days(first: date, last: date, zone: ZoneInfo) -> Span:
+    start, end = day_start(first, zone), day_start(last + timedelta(1), zone) - ONE_MICROSECOND
+    return Span(start, end, first, last, datetime.combine(first, time.min),
+                datetime.combine(last, time.max))  # fmt: skip
