@@ -19,7 +19,7 @@ from dataset import DAY_END, DAY_START, WIDE_DAY
 from google.protobuf.message import Message
 from weldpulse.api.ratelimit import SlidingLogLimiter
 from weldpulse.app import build_server
-from weldpulse_client import Client, Retry, ingest_pb, retry_after, rpc_methods
+from weldpulse_client import Client, Retry, filters, ingest_pb, retry_after, rpc_methods
 
 ROOT = Path(__file__).resolve().parent.parent
 # A case gets any other fixture it needs from `request.getfixturevalue`.
@@ -124,6 +124,26 @@ def _sites(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None
         (stack.ids["a_site2"], "blog.example.com", "blog.example.com"),
     ]
     assert all(s.site_key.startswith("sk_live_") and s.is_active for s in sites)
+
+
+@case("Query")
+def _query(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    day = dict(start=DAY_START, end=DAY_END)
+    whole = client.query(["visitors", "pageviews", "sessions"], **day)
+    assert [list(r.metrics) for r in whole.results] == [[6, 10, 7]]  # as GetStats
+    pricing = client.query(
+        ["pageviews"],
+        **day,
+        dimensions=["page"],
+        filters=filters.all_of(filters.is_("page", "/PRICING", case_sensitive=False)),
+    )
+    assert [(list(r.dimensions), list(r.metrics)) for r in pricing.results] == [(["/pricing"], [4])]
+    by_page = client.query(["pageviews"], **day, dimensions=["page"], order_by=["-pageviews"])
+    paged = list(client.query_rows(["pageviews"], **day, dimensions=["page"], limit=1,
+                                   order_by=["-pageviews"]))  # fmt: skip
+    assert paged == list(by_page.results) and len(paged) == by_page.meta.total_rows > 1
+    compared = client.query(["visitors"], **day, compare=(DAY_START, DAY_END))
+    assert list(compared.results[0].comparison.metrics) == [6]
 
 
 @case("Collect", service="weldpulse.v1.IngestService")

@@ -115,6 +115,30 @@ const CASES: Record<string, Case> = {
     ]);
     assert.ok(data.every((s) => s.siteKey.startsWith("sk_live_") && s.isActive));
   },
+  "weldpulse.v1.AnalyticsService.Query": async (o) => {
+    const client = createWeldpulseClient(o);
+    const dateRange = { start, end };
+    const whole = await client.query({ metrics: ["visitors", "pageviews", "sessions"], dateRange });
+    assert.deepEqual(whole.results.map((r) => r.metrics), [[6, 10, 7]]); // as GetStats
+    const pricing = await client.query({
+      metrics: ["pageviews"],
+      dateRange,
+      dimensions: ["page"],
+      filters: { and: [{ dimension: "page", op: "is", values: ["/PRICING"], caseSensitive: false }] },
+    });
+    assert.deepEqual(pricing.results.map((r) => [r.dimensions, r.metrics]), [[["/pricing"], [4]]]);
+    const request = { metrics: ["pageviews"], dateRange, dimensions: ["page"] };
+    const all = await client.query(request);
+    const paged: unknown[] = [];
+    let pageToken = "";
+    do {
+      const page = await client.query({ ...request, limit: 1, pageToken });
+      paged.push(...page.results.map((r) => [r.dimensions, r.metrics]));
+      pageToken = page.meta?.nextPageToken ?? "";
+    } while (pageToken);
+    assert.deepEqual(paged, all.results.map((r) => [r.dimensions, r.metrics]));
+    assert.ok(paged.length > 1 && paged.length === all.meta?.totalRows);
+  },
   "weldpulse.v1.IngestService.Collect": async (o, f) => {
     const day = new Date().toISOString().slice(0, 10);
     const reader = createWeldpulseClient({ ...o, apiKey: f.tenant.readKey });

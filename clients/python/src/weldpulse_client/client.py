@@ -4,7 +4,7 @@ import importlib
 import pkgutil
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -217,6 +217,52 @@ class Client:
         return list(
             cast(pb.ListSitesResponse, self.call("ListSites", pb.ListSitesRequest(), timeout)).data
         )
+
+    def query(
+        self, metrics: Iterable[str], start: str, end: str, *,
+        dimensions: Iterable[str] = (), filters: pb.QueryFilter | None = None,
+        order_by: Iterable[str] = (), limit: int | None = None, page_token: str = "",
+        timezone: str = "", site_id: str = "", compare: str | tuple[str, str] | None = None,
+        include_totals: bool = False, timeout: float | None = None,
+    ) -> pb.QueryResponse:  # fmt: skip
+        """One page of `POST /v1/query` (see query-api in docs/api.md).
+
+        `filters` is built with `weldpulse_client.filters`; `order_by` names
+        fields, `-visitors` for descending; `compare` is `"previous_period"`,
+        `"year_over_year"` or a custom `(start, end)`.
+        """
+        req = pb.QueryRequest(
+            metrics=metrics,
+            date_range=pb.QueryDateRange(start=start, end=end),
+            dimensions=dimensions,
+            filters=filters,
+            order_by=[
+                pb.QueryOrderBy(field=f.removeprefix("-"), desc=f.startswith("-")) for f in order_by
+            ],
+            limit=limit,
+            page_token=page_token,
+            timezone=timezone,
+            site_id=site_id,
+            include_totals=include_totals,
+        )
+        if isinstance(compare, tuple):
+            custom = pb.QueryDateRange(start=compare[0], end=compare[1])
+            req.compare.CopyFrom(pb.QueryCompare(mode="custom", date_range=custom))
+        elif compare:
+            req.compare.CopyFrom(pb.QueryCompare(mode=compare))
+        return cast(pb.QueryResponse, self.call("Query", req, timeout))
+
+    def query_rows(
+        self, metrics: Iterable[str], start: str, end: str, **options: Any
+    ) -> Iterator[pb.QueryRow]:
+        """Every row of a query, page after page (`options` as for `query`)."""
+        token = ""
+        while True:
+            page = self.query(metrics, start, end, page_token=token, **options)
+            yield from page.results
+            if not page.meta.HasField("next_page_token"):
+                return
+            token = page.meta.next_page_token
 
     # One typed method per RPC of IngestService.
 
