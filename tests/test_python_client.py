@@ -128,21 +128,23 @@ def _sites(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None
 
 @case("Query")
 def _query(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
-    day = dict(start=DAY_START, end=DAY_END)
-    whole = client.query(["visitors", "pageviews", "sessions"], **day)
+    whole = client.query(["visitors", "pageviews", "sessions"], DAY_START, DAY_END)
     assert [list(r.metrics) for r in whole.results] == [[6, 10, 7]]  # as GetStats
     pricing = client.query(
         ["pageviews"],
-        **day,
+        DAY_START,
+        DAY_END,
         dimensions=["page"],
         filters=filters.all_of(filters.is_("page", "/PRICING", case_sensitive=False)),
     )
     assert [(list(r.dimensions), list(r.metrics)) for r in pricing.results] == [(["/pricing"], [4])]
-    by_page = client.query(["pageviews"], **day, dimensions=["page"], order_by=["-pageviews"])
-    paged = list(client.query_rows(["pageviews"], **day, dimensions=["page"], limit=1,
+    by_page = client.query(
+        ["pageviews"], DAY_START, DAY_END, dimensions=["page"], order_by=["-pageviews"]
+    )
+    paged = list(client.query_rows(["pageviews"], DAY_START, DAY_END, dimensions=["page"], limit=1,
                                    order_by=["-pageviews"]))  # fmt: skip
     assert paged == list(by_page.results) and len(paged) == by_page.meta.total_rows > 1
-    compared = client.query(["visitors"], **day, compare=(DAY_START, DAY_END))
+    compared = client.query(["visitors"], DAY_START, DAY_END, compare=(DAY_START, DAY_END))
     assert list(compared.results[0].comparison.metrics) == [6]
 
 

@@ -38,13 +38,18 @@ def not_matches(dimension: str, *patterns: str, case_sensitive: bool = True) -> 
 
 
 def all_of(*expressions: pb.QueryFilter) -> pb.QueryFilter:
-    # `and`, `or` and `not` are Python keywords: the fields are set by name.
-    return pb.QueryFilter(**{"and": expressions})
+    node = pb.QueryFilter()
+    getattr(node, "and").extend(expressions)  # `and`, `or`, `not`: Python keywords
+    return node
 
 
 def any_of(*expressions: pb.QueryFilter) -> pb.QueryFilter:
-    return pb.QueryFilter(**{"or": expressions})
+    node = pb.QueryFilter()
+    getattr(node, "or").extend(expressions)
+    return node
 
 
 def not_(expression: pb.QueryFilter) -> pb.QueryFilter:
-    return pb.QueryFilter(**{"not": expression})
+    node = pb.QueryFilter()
+    getattr(node, "not").CopyFrom(expression)
+    return node
