@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import re2
+import re2  # type: ignore[import-untyped]
 
 GAP = timedelta(minutes=30)
 EVENT_METRICS = ("visitors", "pageviews", "events", "time_on_page", "percentage")
@@ -36,7 +36,16 @@ OPS = ("is", "is_not", "contains", "not_contains", "starts_with", "matches", "no
 MAX_BUCKETS = 10_000
 # Snowplow's referer database mediums of the source names the test data uses.
 SEARCH = {"Google", "Bing", "DuckDuckGo", "Yahoo!", "Yandex", "Baidu", "Ecosia"}
-SOCIAL = {"Twitter", "Facebook", "LinkedIn", "Reddit", "Instagram", "Pinterest", "YouTube"}
+SOCIAL = {
+    "Twitter",
+    "Facebook",
+    "LinkedIn",
+    "Reddit",
+    "Hacker News",
+    "Instagram",
+    "Pinterest",
+    "YouTube",
+}
 PAID = re2.compile(r"^(.*cp.*|ppc|retargeting|paid.*)$")
 
 
@@ -136,9 +145,10 @@ def comparison_range(compare: dict, main: Range, tz: ZoneInfo) -> Range:
         return Range(hi - (main.hi - main.lo), hi, "", "")
     if mode == "year_over_year":
         if dates:
-            start = minus_year(date.fromisoformat(main.start)).isoformat()
-            end = minus_year(date.fromisoformat(main.end)).isoformat()
-            return resolve({"start": start, "end": end}, tz, "compare")
+            earlier = [
+                minus_year(date.fromisoformat(v)).isoformat() for v in (main.start, main.end)
+            ]
+            return resolve({"start": earlier[0], "end": earlier[1]}, tz, "compare")
         # Timestamps: the same local wall-clock instants one year earlier (our reading).
         lo, hi = local(main.lo, tz), local(main.hi, tz)
         lo, hi = (datetime.combine(minus_year(w.date()), w.time()) for w in (lo, hi))
@@ -326,12 +336,12 @@ def compile_filter(expr: Any, field: str = "filters") -> tuple[Any, int, int]:
     if "not" in expr:
         pred, depth, count = compile_filter(expr["not"], f"{field}.not")
         return (lambda e: not pred(e)), depth + 1, count
-    dim, op, values = expr.get("dimension"), expr.get("op"), expr.get("values")
-    check_dimension(dim, f"{field}.dimension")
+    dim, how, values = str(expr.get("dimension")), expr.get("op"), expr.get("values")
+    check_dimension(expr.get("dimension"), f"{field}.dimension")
     if dim in TIME_DIMS:
         raise QueryError(f"{field}.dimension", f"{dim} cannot be filtered")
-    if op not in OPS:
-        raise QueryError(f"{field}.op", f"unknown op {op!r}")
+    if how not in OPS:
+        raise QueryError(f"{field}.op", f"unknown op {how!r}")
     if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
         raise QueryError(f"{field}.values", "must be a non-empty list of strings")
     if len(values) > 100:
@@ -339,7 +349,7 @@ def compile_filter(expr: Any, field: str = "filters") -> tuple[Any, int, int]:
     if any(len(v.encode()) > 2000 for v in values):
         raise QueryError(f"{field}.values", "a value longer than 2000 bytes")
     sensitive = expr.get("case_sensitive", True)
-    if op in ("matches", "not_matches"):
+    if how in ("matches", "not_matches"):
         if any(len(v.encode()) > 256 for v in values):
             raise QueryError(f"{field}.values", "a pattern longer than 256 bytes")
         try:
@@ -350,9 +360,9 @@ def compile_filter(expr: Any, field: str = "filters") -> tuple[Any, int, int]:
     else:
         vals = values if sensitive else [v.lower() for v in values]
         test = {"is": str.__eq__, "is_not": str.__eq__, "contains": str.__contains__,
-                "not_contains": str.__contains__, "starts_with": str.startswith}[op]  # fmt: skip
+                "not_contains": str.__contains__, "starts_with": str.startswith}[how]  # fmt: skip
         hit = lambda s: any(test(s if sensitive else s.lower(), v) for v in vals)  # noqa: E731
-    negate = op in ("is_not", "not_contains", "not_matches")
+    negate = how in ("is_not", "not_contains", "not_matches")
     return (lambda e: hit(value(e, dim)) != negate), 1, 1
 
 
@@ -400,7 +410,7 @@ def ratio(a: int | Fraction, b: int) -> Fraction:
 def compute(events: list[dict], rng: Range, metrics: list[str], dims: list[str], pred: Any,
             tz: ZoneInfo) -> dict[tuple, dict[str, Any]]:  # fmt: skip
     """Row key (dimension values) -> metric values (exact) over one range."""
-    unit = next((d[5:] for d in dims if d in TIME_DIMS), None)
+    unit = next((d[5:] for d in dims if d in TIME_DIMS), "")
 
     def key(attr: Any, ts: datetime) -> tuple:
         return tuple(fmt(bucket(ts, unit, tz)) if d in TIME_DIMS else attr(d) for d in dims)
@@ -480,7 +490,7 @@ def query(events: list[dict], req: dict, site_timezones: dict[str, str]) -> dict
     cmp = comparison_range(req["compare"], rng, tz) if req.get("compare") else None
     events = [e for e in events if site is None or e["site_id"] == site]
     sessionize(events)
-    unit = next((d[5:] for d in dims if d in TIME_DIMS), None)
+    unit = next((d[5:] for d in dims if d in TIME_DIMS), "")
     main = compute(events, rng, metrics, dims, pred, tz)
     if not dims:
         main = {(): main.get((), zero(metrics))}

@@ -130,7 +130,7 @@ def test_filters_props_utm_referrer_and_case() -> None:
     by = lambda dims, **kw: rows(ask(events, metrics=["events"], dimensions=dims, **kw))  # noqa: E731
     assert by(["prop:plan"]) == [("(none)", 2), ("Pro", 1)]
     assert by(["utm_campaign", "channel"]) == [("spring sale!", "Paid Search", 2),
-                                               ("(none)", "Referral", 1)]  # fmt: skip
+                                               ("(none)", "Organic Social", 1)]  # fmt: skip
     assert by(["referrer", "hostname"]) == [("google.com", "site.example", 2),
                                             ("news.ycombinator.com/item", "site.example", 1)]  # fmt: skip
     pro = {"dimension": "prop:plan", "op": "is", "values": ["pro"], "case_sensitive": False}
