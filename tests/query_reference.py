@@ -488,8 +488,9 @@ def query(events: list[dict], req: dict, site_timezones: dict[str, str]) -> dict
         raise QueryError("timezone", f"unknown time zone {name!r}") from None
     rng = resolve(req.get("date_range"), tz, "date_range")
     cmp = comparison_range(req["compare"], rng, tz) if req.get("compare") else None
+    if any("_session" not in e for e in events):  # sessions span sites' events alike: once
+        sessionize(events)
     events = [e for e in events if site is None or e["site_id"] == site]
-    sessionize(events)
     unit = next((d[5:] for d in dims if d in TIME_DIMS), "")
     main = compute(events, rng, metrics, dims, pred, tz)
     if not dims:

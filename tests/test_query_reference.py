@@ -56,13 +56,39 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def api(stack: Stack) -> Api:
+def data(stack: Stack) -> DataSet:
+    return load(stack)
+
+
+def test_data_set_has_the_hard_cases(data: DataSet) -> None:
+    """The generated events hold what the reference must get right (else the tests prove little)."""
+    sessions = ref.sessionize(data.events)
+    berlin = ZoneInfo("Europe/Berlin")
+    crossing = lambda tz: [s for s in sessions if ref.local(s.start, tz).date()  # noqa: E731
+                           != ref.local(s.events[-1]["ts"], tz).date()]  # fmt: skip
+    assert len(crossing(ZoneInfo("UTC"))) >= 3 and len(crossing(berlin)) >= 3
+    assert sum(s.bounce for s in sessions) >= 20
+    assert sum(s.events[-1]["name"] != "pageview" and s.pageviews > 0 for s in sessions) >= 10
+    ties = {(e["site_id"], e["visitor_id"], e["ts"]) for e in data.events}
+    assert len(data.events) - len(ties) >= 50
+    custom = [e for e in data.events if e["name"] != "pageview"]
+    assert any("plan" in e["props"] for e in custom) and any(
+        "plan" not in e["props"] for e in custom
+    )
+    days = {ref.local(e["ts"], berlin).date() for e in data.events}
+    assert {date(2026, 3, 29), date(2026, 10, 25), date(2024, 2, 29)} <= days
+    assert len({ref.value(e, "utm_campaign") for e in data.events}) >= 3
+    assert {"US", "DE", "NL", ""} == {e["country"] for e in data.events}
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack, data: DataSet) -> Api:
     day = {"start": "2026-11-20", "end": "2026-11-20"}
     probe = stack.http.post("/v1/query", json={"metrics": ["visitors"], "date_range": day},
                             headers={"Authorization": f"Bearer {stack.keys['a']}"})  # fmt: skip
     if probe.status_code == 404:
         pytest.skip("POST /v1/query is not in this build yet (branch q-engine not merged)")
-    return Api(stack, load(stack))
+    return Api(stack, data)
 
 
 # ---- strategies ---------------------------------------------------------------------------
