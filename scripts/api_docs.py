@@ -21,6 +21,17 @@ SCALARS = {
 }  # fmt: skip
 # Example values for request fields by name; any other field gets a placeholder.
 EXAMPLES = {"start": "2024-01-15", "end": "2024-01-15", "limit": 5, "interval": "1 day"}
+# Fields of the POST /v1/query body (its filter tree is recursive: no generic example).
+EXAMPLES |= {
+    "date_range": {"start": "2024-01-01", "end": "2024-01-31"},
+    "timezone": "Europe/Berlin",
+    "metrics": "visitors",
+    "dimensions": "source",
+    "filters": {"dimension": "country", "op": "is", "values": ["DE"]},
+    "order_by": {"field": "visitors", "desc": True},
+    "page_token": "",
+    "compare": {"mode": "previous_period"},
+}
 
 HEADER = """# weldpulse API reference
 

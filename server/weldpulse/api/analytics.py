@@ -18,6 +18,10 @@ from weldpulse.api.params import (
     parse_site,
 )
 from weldpulse.stats import exact, queries
+from weldpulse.stats.engine import request as query_request
+from weldpulse.stats.engine import run as query_run
+from weldpulse.stats.engine import shape as query_shape
+from weldpulse.stats.engine.zones import site_timezone
 from weldpulse.storage import accounts
 from weldpulse.storage.engines import snapshot
 from weldpulse.v1 import analytics_pb2 as pb
@@ -233,3 +237,15 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 for r in rows
             ]
         )
+
+    def Query(self, request: pb.QueryRequest, context: Ctx) -> pb.QueryResponse:
+        sites = _sites(request.site_id)
+
+        def zone_of(site_id: str) -> str:
+            with self.metadata.connect() as conn:
+                return site_timezone(conn, site_id)
+
+        query = query_request.parse_query(request, sites, zone_of)
+        with snapshot(self.events) as conn:
+            answer = query_run.answer(conn, query)
+        return query_shape.response(query, answer)

@@ -82,6 +82,11 @@ class AnalyticsServiceStub:
                 request_serializer=weldpulse_dot_v1_dot_analytics__pb2.ListSitesRequest.SerializeToString,
                 response_deserializer=weldpulse_dot_v1_dot_analytics__pb2.ListSitesResponse.FromString,
                 _registered_method=True)
+        self.Query = channel.unary_unary(
+                '/weldpulse.v1.AnalyticsService/Query',
+                request_serializer=weldpulse_dot_v1_dot_analytics__pb2.QueryRequest.SerializeToString,
+                response_deserializer=weldpulse_dot_v1_dot_analytics__pb2.QueryResponse.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServiceServicer:
@@ -155,6 +160,15 @@ class AnalyticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Query(self, request, context):
+        """Any question: metrics by up to three dimensions over a filter tree, in
+        a time zone, ordered, paged, with totals and a comparison range. The
+        contract (fields, scopes, limits) is in docs/api.md.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +216,11 @@ def add_AnalyticsServiceServicer_to_server(servicer, server):
                     servicer.ListSites,
                     request_deserializer=weldpulse_dot_v1_dot_analytics__pb2.ListSitesRequest.FromString,
                     response_serializer=weldpulse_dot_v1_dot_analytics__pb2.ListSitesResponse.SerializeToString,
+            ),
+            'Query': grpc.unary_unary_rpc_method_handler(
+                    servicer.Query,
+                    request_deserializer=weldpulse_dot_v1_dot_analytics__pb2.QueryRequest.FromString,
+                    response_serializer=weldpulse_dot_v1_dot_analytics__pb2.QueryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -450,6 +469,33 @@ class AnalyticsService:
             '/weldpulse.v1.AnalyticsService/ListSites',
             weldpulse_dot_v1_dot_analytics__pb2.ListSitesRequest.SerializeToString,
             weldpulse_dot_v1_dot_analytics__pb2.ListSitesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Query(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weldpulse.v1.AnalyticsService/Query',
+            weldpulse_dot_v1_dot_analytics__pb2.QueryRequest.SerializeToString,
+            weldpulse_dot_v1_dot_analytics__pb2.QueryResponse.FromString,
             options,
             channel_credentials,
             insecure,

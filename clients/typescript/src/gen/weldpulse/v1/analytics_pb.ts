@@ -21,13 +21,15 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
+import type { ListValue } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file weldpulse/v1/analytics.proto.
  */
 export const file_weldpulse_v1_analytics: GenFile = /*@__PURE__*/
-  fileDesc("Chx3ZWxkcHVsc2UvdjEvYW5hbHl0aWNzLnByb3RvEgx3ZWxkcHVsc2UudjEiPgoPR2V0U3RhdHNSZXF1ZXN0Eg0KBXN0YXJ0GAEgASgJEgsKA2VuZBgCIAEoCRIPCgdzaXRlX2lkGAMgASgJIjgKEEdldFN0YXRzUmVzcG9uc2USJAoEZGF0YRgBIAMoCzIWLndlbGRwdWxzZS52MS5TdGF0c1JvdyJsCghTdGF0c1JvdxIQCgh2aXNpdG9ycxgBIAEoDRIRCglwYWdldmlld3MYAiABKA0SEAoIc2Vzc2lvbnMYAyABKA0SFAoMYXZnX2R1cmF0aW9uGAQgASgBEhMKC2JvdW5jZV9yYXRlGAUgASgBIl0KEExpc3RQYWdlc1JlcXVlc3QSDQoFc3RhcnQYASABKAkSCwoDZW5kGAIgASgJEhIKBWxpbWl0GAMgASgFSACIAQESDwoHc2l0ZV9pZBgEIAEoCUIICgZfbGltaXQiOAoRTGlzdFBhZ2VzUmVzcG9uc2USIwoEZGF0YRgBIAMoCzIVLndlbGRwdWxzZS52MS5QYWdlUm93ImsKB1BhZ2VSb3cSEAoIcGF0aG5hbWUYASABKAkSEAoIdmlzaXRvcnMYAiABKA0SEQoJcGFnZXZpZXdzGAMgASgNEhQKDGF2Z19kdXJhdGlvbhgEIAEoARITCgtib3VuY2VfcmF0ZRgFIAEoASJhChRMaXN0UmVmZXJyZXJzUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSEgoFbGltaXQYAyABKAVIAIgBARIPCgdzaXRlX2lkGAQgASgJQggKBl9saW1pdCJAChVMaXN0UmVmZXJyZXJzUmVzcG9uc2USJwoEZGF0YRgBIAMoCzIZLndlbGRwdWxzZS52MS5SZWZlcnJlclJvdyJgCgtSZWZlcnJlclJvdxIXCg9yZWZlcnJlcl9zb3VyY2UYASABKAkSEAoIdmlzaXRvcnMYAiABKA0SEQoJcGFnZXZpZXdzGAMgASgNEhMKC2JvdW5jZV9yYXRlGAQgASgBIlUKFEdldFRpbWVzZXJpZXNSZXF1ZXN0Eg0KBXN0YXJ0GAEgASgJEgsKA2VuZBgCIAEoCRIQCghpbnRlcnZhbBgDIAEoCRIPCgdzaXRlX2lkGAQgASgJIkIKFUdldFRpbWVzZXJpZXNSZXNwb25zZRIpCgRkYXRhGAEgAygLMhsud2VsZHB1bHNlLnYxLlRpbWVzZXJpZXNSb3ciUQoNVGltZXNlcmllc1JvdxIJCgF0GAEgASgJEhAKCHZpc2l0b3JzGAIgASgNEhEKCXBhZ2V2aWV3cxgDIAEoDRIQCghzZXNzaW9ucxgEIAEoDSIlChJHZXRSZWFsdGltZVJlcXVlc3QSDwoHc2l0ZV9pZBgBIAEoCSI+ChNHZXRSZWFsdGltZVJlc3BvbnNlEicKBGRhdGEYASADKAsyGS53ZWxkcHVsc2UudjEuUmVhbHRpbWVSb3cieAoLUmVhbHRpbWVSb3cSEAoIcGF0aG5hbWUYASABKAkSDwoHY291bnRyeRgCIAEoCRITCgtkZXZpY2VfdHlwZRgDIAEoCRIXCg9yZWZlcnJlcl9zb3VyY2UYBCABKAkSGAoQY3VycmVudF92aXNpdG9ycxgFIAEoDSJAChFMaXN0RXZlbnRzUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSDwoHc2l0ZV9pZBgDIAEoCSI6ChJMaXN0RXZlbnRzUmVzcG9uc2USJAoEZGF0YRgBIAMoCzIWLndlbGRwdWxzZS52MS5FdmVudFJvdyJGCghFdmVudFJvdxISCgpldmVudF9uYW1lGAEgASgJEg0KBXRvdGFsGAIgASgNEhcKD3VuaXF1ZV92aXNpdG9ycxgDIAEoDSJbCg5MaXN0R2VvUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSEgoFbGltaXQYAyABKAVIAIgBARIPCgdzaXRlX2lkGAQgASgJQggKBl9saW1pdCI1Cg9MaXN0R2VvUmVzcG9uc2USIgoEZGF0YRgBIAMoCzIULndlbGRwdWxzZS52MS5HZW9Sb3ciTgoGR2VvUm93Eg8KB2NvdW50cnkYASABKAkSDgoGcmVnaW9uGAIgASgJEhAKCHZpc2l0b3JzGAMgASgNEhEKCXBhZ2V2aWV3cxgEIAEoDSJfChJMaXN0RGV2aWNlc1JlcXVlc3QSDQoFc3RhcnQYASABKAkSCwoDZW5kGAIgASgJEhIKBWxpbWl0GAMgASgFSACIAQESDwoHc2l0ZV9pZBgEIAEoCUIICgZfbGltaXQiPAoTTGlzdERldmljZXNSZXNwb25zZRIlCgRkYXRhGAEgAygLMhcud2VsZHB1bHNlLnYxLkRldmljZVJvdyJiCglEZXZpY2VSb3cSEwoLZGV2aWNlX3R5cGUYASABKAkSDwoHYnJvd3NlchgCIAEoCRIKCgJvcxgDIAEoCRIQCgh2aXNpdG9ycxgEIAEoDRIRCglwYWdldmlld3MYBSABKA0iEgoQTGlzdFNpdGVzUmVxdWVzdCI1ChFMaXN0U2l0ZXNSZXNwb25zZRIgCgRkYXRhGAEgAygLMhIud2VsZHB1bHNlLnYxLlNpdGUiaQoEU2l0ZRIKCgJpZBgBIAEoCRIOCgZkb21haW4YAiABKAkSDAoEbmFtZRgDIAEoCRIQCghzaXRlX2tleRgEIAEoCRIRCglpc19hY3RpdmUYBSABKAgSEgoKY3JlYXRlZF9hdBgGIAEoCTKmBwoQQW5hbHl0aWNzU2VydmljZRJcCghHZXRTdGF0cxIdLndlbGRwdWxzZS52MS5HZXRTdGF0c1JlcXVlc3QaHi53ZWxkcHVsc2UudjEuR2V0U3RhdHNSZXNwb25zZSIRgtPkkwILEgkvdjEvc3RhdHMSXwoJTGlzdFBhZ2VzEh4ud2VsZHB1bHNlLnYxLkxpc3RQYWdlc1JlcXVlc3QaHy53ZWxkcHVsc2UudjEuTGlzdFBhZ2VzUmVzcG9uc2UiEYLT5JMCCxIJL3YxL3BhZ2VzEm8KDUxpc3RSZWZlcnJlcnMSIi53ZWxkcHVsc2UudjEuTGlzdFJlZmVycmVyc1JlcXVlc3QaIy53ZWxkcHVsc2UudjEuTGlzdFJlZmVycmVyc1Jlc3BvbnNlIhWC0+STAg8SDS92MS9yZWZlcnJlcnMScAoNR2V0VGltZXNlcmllcxIiLndlbGRwdWxzZS52MS5HZXRUaW1lc2VyaWVzUmVxdWVzdBojLndlbGRwdWxzZS52MS5HZXRUaW1lc2VyaWVzUmVzcG9uc2UiFoLT5JMCEBIOL3YxL3RpbWVzZXJpZXMSaAoLR2V0UmVhbHRpbWUSIC53ZWxkcHVsc2UudjEuR2V0UmVhbHRpbWVSZXF1ZXN0GiEud2VsZHB1bHNlLnYxLkdldFJlYWx0aW1lUmVzcG9uc2UiFILT5JMCDhIML3YxL3JlYWx0aW1lEmMKCkxpc3RFdmVudHMSHy53ZWxkcHVsc2UudjEuTGlzdEV2ZW50c1JlcXVlc3QaIC53ZWxkcHVsc2UudjEuTGlzdEV2ZW50c1Jlc3BvbnNlIhKC0+STAgwSCi92MS9ldmVudHMSVwoHTGlzdEdlbxIcLndlbGRwdWxzZS52MS5MaXN0R2VvUmVxdWVzdBodLndlbGRwdWxzZS52MS5MaXN0R2VvUmVzcG9uc2UiD4LT5JMCCRIHL3YxL2dlbxJnCgtMaXN0RGV2aWNlcxIgLndlbGRwdWxzZS52MS5MaXN0RGV2aWNlc1JlcXVlc3QaIS53ZWxkcHVsc2UudjEuTGlzdERldmljZXNSZXNwb25zZSITgtPkkwINEgsvdjEvZGV2aWNlcxJfCglMaXN0U2l0ZXMSHi53ZWxkcHVsc2UudjEuTGlzdFNpdGVzUmVxdWVzdBofLndlbGRwdWxzZS52MS5MaXN0U2l0ZXNSZXNwb25zZSIRgtPkkwILEgkvdjEvc2l0ZXNiBnByb3RvMw", [file_google_api_annotations]);
+  fileDesc("Chx3ZWxkcHVsc2UvdjEvYW5hbHl0aWNzLnByb3RvEgx3ZWxkcHVsc2UudjEiPgoPR2V0U3RhdHNSZXF1ZXN0Eg0KBXN0YXJ0GAEgASgJEgsKA2VuZBgCIAEoCRIPCgdzaXRlX2lkGAMgASgJIjgKEEdldFN0YXRzUmVzcG9uc2USJAoEZGF0YRgBIAMoCzIWLndlbGRwdWxzZS52MS5TdGF0c1JvdyJsCghTdGF0c1JvdxIQCgh2aXNpdG9ycxgBIAEoDRIRCglwYWdldmlld3MYAiABKA0SEAoIc2Vzc2lvbnMYAyABKA0SFAoMYXZnX2R1cmF0aW9uGAQgASgBEhMKC2JvdW5jZV9yYXRlGAUgASgBIl0KEExpc3RQYWdlc1JlcXVlc3QSDQoFc3RhcnQYASABKAkSCwoDZW5kGAIgASgJEhIKBWxpbWl0GAMgASgFSACIAQESDwoHc2l0ZV9pZBgEIAEoCUIICgZfbGltaXQiOAoRTGlzdFBhZ2VzUmVzcG9uc2USIwoEZGF0YRgBIAMoCzIVLndlbGRwdWxzZS52MS5QYWdlUm93ImsKB1BhZ2VSb3cSEAoIcGF0aG5hbWUYASABKAkSEAoIdmlzaXRvcnMYAiABKA0SEQoJcGFnZXZpZXdzGAMgASgNEhQKDGF2Z19kdXJhdGlvbhgEIAEoARITCgtib3VuY2VfcmF0ZRgFIAEoASJhChRMaXN0UmVmZXJyZXJzUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSEgoFbGltaXQYAyABKAVIAIgBARIPCgdzaXRlX2lkGAQgASgJQggKBl9saW1pdCJAChVMaXN0UmVmZXJyZXJzUmVzcG9uc2USJwoEZGF0YRgBIAMoCzIZLndlbGRwdWxzZS52MS5SZWZlcnJlclJvdyJgCgtSZWZlcnJlclJvdxIXCg9yZWZlcnJlcl9zb3VyY2UYASABKAkSEAoIdmlzaXRvcnMYAiABKA0SEQoJcGFnZXZpZXdzGAMgASgNEhMKC2JvdW5jZV9yYXRlGAQgASgBIlUKFEdldFRpbWVzZXJpZXNSZXF1ZXN0Eg0KBXN0YXJ0GAEgASgJEgsKA2VuZBgCIAEoCRIQCghpbnRlcnZhbBgDIAEoCRIPCgdzaXRlX2lkGAQgASgJIkIKFUdldFRpbWVzZXJpZXNSZXNwb25zZRIpCgRkYXRhGAEgAygLMhsud2VsZHB1bHNlLnYxLlRpbWVzZXJpZXNSb3ciUQoNVGltZXNlcmllc1JvdxIJCgF0GAEgASgJEhAKCHZpc2l0b3JzGAIgASgNEhEKCXBhZ2V2aWV3cxgDIAEoDRIQCghzZXNzaW9ucxgEIAEoDSIlChJHZXRSZWFsdGltZVJlcXVlc3QSDwoHc2l0ZV9pZBgBIAEoCSI+ChNHZXRSZWFsdGltZVJlc3BvbnNlEicKBGRhdGEYASADKAsyGS53ZWxkcHVsc2UudjEuUmVhbHRpbWVSb3cieAoLUmVhbHRpbWVSb3cSEAoIcGF0aG5hbWUYASABKAkSDwoHY291bnRyeRgCIAEoCRITCgtkZXZpY2VfdHlwZRgDIAEoCRIXCg9yZWZlcnJlcl9zb3VyY2UYBCABKAkSGAoQY3VycmVudF92aXNpdG9ycxgFIAEoDSJAChFMaXN0RXZlbnRzUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSDwoHc2l0ZV9pZBgDIAEoCSI6ChJMaXN0RXZlbnRzUmVzcG9uc2USJAoEZGF0YRgBIAMoCzIWLndlbGRwdWxzZS52MS5FdmVudFJvdyJGCghFdmVudFJvdxISCgpldmVudF9uYW1lGAEgASgJEg0KBXRvdGFsGAIgASgNEhcKD3VuaXF1ZV92aXNpdG9ycxgDIAEoDSJbCg5MaXN0R2VvUmVxdWVzdBINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAkSEgoFbGltaXQYAyABKAVIAIgBARIPCgdzaXRlX2lkGAQgASgJQggKBl9saW1pdCI1Cg9MaXN0R2VvUmVzcG9uc2USIgoEZGF0YRgBIAMoCzIULndlbGRwdWxzZS52MS5HZW9Sb3ciTgoGR2VvUm93Eg8KB2NvdW50cnkYASABKAkSDgoGcmVnaW9uGAIgASgJEhAKCHZpc2l0b3JzGAMgASgNEhEKCXBhZ2V2aWV3cxgEIAEoDSJfChJMaXN0RGV2aWNlc1JlcXVlc3QSDQoFc3RhcnQYASABKAkSCwoDZW5kGAIgASgJEhIKBWxpbWl0GAMgASgFSACIAQESDwoHc2l0ZV9pZBgEIAEoCUIICgZfbGltaXQiPAoTTGlzdERldmljZXNSZXNwb25zZRIlCgRkYXRhGAEgAygLMhcud2VsZHB1bHNlLnYxLkRldmljZVJvdyJiCglEZXZpY2VSb3cSEwoLZGV2aWNlX3R5cGUYASABKAkSDwoHYnJvd3NlchgCIAEoCRIKCgJvcxgDIAEoCRIQCgh2aXNpdG9ycxgEIAEoDRIRCglwYWdldmlld3MYBSABKA0iEgoQTGlzdFNpdGVzUmVxdWVzdCI1ChFMaXN0U2l0ZXNSZXNwb25zZRIgCgRkYXRhGAEgAygLMhIud2VsZHB1bHNlLnYxLlNpdGUiaQoEU2l0ZRIKCgJpZBgBIAEoCRIOCgZkb21haW4YAiABKAkSDAoEbmFtZRgDIAEoCRIQCghzaXRlX2tleRgEIAEoCRIRCglpc19hY3RpdmUYBSABKAgSEgoKY3JlYXRlZF9hdBgGIAEoCSLZAgoMUXVlcnlSZXF1ZXN0Eg8KB3NpdGVfaWQYASABKAkSMAoKZGF0ZV9yYW5nZRgCIAEoCzIcLndlbGRwdWxzZS52MS5RdWVyeURhdGVSYW5nZRIQCgh0aW1lem9uZRgDIAEoCRIPCgdtZXRyaWNzGAQgAygJEhIKCmRpbWVuc2lvbnMYBSADKAkSKgoHZmlsdGVycxgGIAEoCzIZLndlbGRwdWxzZS52MS5RdWVyeUZpbHRlchIsCghvcmRlcl9ieRgHIAMoCzIaLndlbGRwdWxzZS52MS5RdWVyeU9yZGVyQnkSEgoFbGltaXQYCCABKAVIAIgBARISCgpwYWdlX3Rva2VuGAkgASgJEisKB2NvbXBhcmUYCiABKAsyGi53ZWxkcHVsc2UudjEuUXVlcnlDb21wYXJlEhYKDmluY2x1ZGVfdG90YWxzGAsgASgIQggKBl9saW1pdCIsCg5RdWVyeURhdGVSYW5nZRINCgVzdGFydBgBIAEoCRILCgNlbmQYAiABKAki4wEKC1F1ZXJ5RmlsdGVyEiYKA2FuZBgBIAMoCzIZLndlbGRwdWxzZS52MS5RdWVyeUZpbHRlchIlCgJvchgCIAMoCzIZLndlbGRwdWxzZS52MS5RdWVyeUZpbHRlchImCgNub3QYAyABKAsyGS53ZWxkcHVsc2UudjEuUXVlcnlGaWx0ZXISEQoJZGltZW5zaW9uGAQgASgJEgoKAm9wGAUgASgJEg4KBnZhbHVlcxgGIAMoCRIbCg5jYXNlX3NlbnNpdGl2ZRgHIAEoCEgAiAEBQhEKD19jYXNlX3NlbnNpdGl2ZSIrCgxRdWVyeU9yZGVyQnkSDQoFZmllbGQYASABKAkSDAoEZGVzYxgCIAEoCCJOCgxRdWVyeUNvbXBhcmUSDAoEbW9kZRgBIAEoCRIwCgpkYXRlX3JhbmdlGAIgASgLMhwud2VsZHB1bHNlLnYxLlF1ZXJ5RGF0ZVJhbmdlIooBCg1RdWVyeVJlc3BvbnNlEicKB3Jlc3VsdHMYASADKAsyFi53ZWxkcHVsc2UudjEuUXVlcnlSb3cSKQoGdG90YWxzGAIgASgLMhkud2VsZHB1bHNlLnYxLlF1ZXJ5VG90YWxzEiUKBG1ldGEYAyABKAsyFy53ZWxkcHVsc2UudjEuUXVlcnlNZXRhImIKCFF1ZXJ5Um93EhIKCmRpbWVuc2lvbnMYASADKAkSDwoHbWV0cmljcxgCIAMoARIxCgpjb21wYXJpc29uGAMgASgLMh0ud2VsZHB1bHNlLnYxLlF1ZXJ5Q29tcGFyaXNvbiJiCg9RdWVyeUNvbXBhcmlzb24SEgoKZGltZW5zaW9ucxgBIAMoCRIPCgdtZXRyaWNzGAIgAygBEioKBmNoYW5nZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5MaXN0VmFsdWUiUQoLUXVlcnlUb3RhbHMSDwoHbWV0cmljcxgBIAMoARIxCgpjb21wYXJpc29uGAIgASgLMh0ud2VsZHB1bHNlLnYxLlF1ZXJ5Q29tcGFyaXNvbiLkAQoJUXVlcnlNZXRhEhAKCHRpbWV6b25lGAEgASgJEjAKCmRhdGVfcmFuZ2UYAiABKAsyHC53ZWxkcHVsc2UudjEuUXVlcnlEYXRlUmFuZ2USOwoVY29tcGFyaXNvbl9kYXRlX3JhbmdlGAMgASgLMhwud2VsZHB1bHNlLnYxLlF1ZXJ5RGF0ZVJhbmdlEhIKCnRvdGFsX3Jvd3MYBCABKA0SHAoPbmV4dF9wYWdlX3Rva2VuGAUgASgJSACIAQESEAoId2FybmluZ3MYBiADKAlCEgoQX25leHRfcGFnZV90b2tlbjL+BwoQQW5hbHl0aWNzU2VydmljZRJcCghHZXRTdGF0cxIdLndlbGRwdWxzZS52MS5HZXRTdGF0c1JlcXVlc3QaHi53ZWxkcHVsc2UudjEuR2V0U3RhdHNSZXNwb25zZSIRgtPkkwILEgkvdjEvc3RhdHMSXwoJTGlzdFBhZ2VzEh4ud2VsZHB1bHNlLnYxLkxpc3RQYWdlc1JlcXVlc3QaHy53ZWxkcHVsc2UudjEuTGlzdFBhZ2VzUmVzcG9uc2UiEYLT5JMCCxIJL3YxL3BhZ2VzEm8KDUxpc3RSZWZlcnJlcnMSIi53ZWxkcHVsc2UudjEuTGlzdFJlZmVycmVyc1JlcXVlc3QaIy53ZWxkcHVsc2UudjEuTGlzdFJlZmVycmVyc1Jlc3BvbnNlIhWC0+STAg8SDS92MS9yZWZlcnJlcnMScAoNR2V0VGltZXNlcmllcxIiLndlbGRwdWxzZS52MS5HZXRUaW1lc2VyaWVzUmVxdWVzdBojLndlbGRwdWxzZS52MS5HZXRUaW1lc2VyaWVzUmVzcG9uc2UiFoLT5JMCEBIOL3YxL3RpbWVzZXJpZXMSaAoLR2V0UmVhbHRpbWUSIC53ZWxkcHVsc2UudjEuR2V0UmVhbHRpbWVSZXF1ZXN0GiEud2VsZHB1bHNlLnYxLkdldFJlYWx0aW1lUmVzcG9uc2UiFILT5JMCDhIML3YxL3JlYWx0aW1lEmMKCkxpc3RFdmVudHMSHy53ZWxkcHVsc2UudjEuTGlzdEV2ZW50c1JlcXVlc3QaIC53ZWxkcHVsc2UudjEuTGlzdEV2ZW50c1Jlc3BvbnNlIhKC0+STAgwSCi92MS9ldmVudHMSVwoHTGlzdEdlbxIcLndlbGRwdWxzZS52MS5MaXN0R2VvUmVxdWVzdBodLndlbGRwdWxzZS52MS5MaXN0R2VvUmVzcG9uc2UiD4LT5JMCCRIHL3YxL2dlbxJnCgtMaXN0RGV2aWNlcxIgLndlbGRwdWxzZS52MS5MaXN0RGV2aWNlc1JlcXVlc3QaIS53ZWxkcHVsc2UudjEuTGlzdERldmljZXNSZXNwb25zZSITgtPkkwINEgsvdjEvZGV2aWNlcxJfCglMaXN0U2l0ZXMSHi53ZWxkcHVsc2UudjEuTGlzdFNpdGVzUmVxdWVzdBofLndlbGRwdWxzZS52MS5MaXN0U2l0ZXNSZXNwb25zZSIRgtPkkwILEgkvdjEvc2l0ZXMSVgoFUXVlcnkSGi53ZWxkcHVsc2UudjEuUXVlcnlSZXF1ZXN0Ghsud2VsZHB1bHNlLnYxLlF1ZXJ5UmVzcG9uc2UiFILT5JMCDiIJL3YxL3F1ZXJ5OgEqYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_struct]);
 
 /**
  * Request of GetStats.
@@ -966,6 +968,460 @@ export const SiteSchema: GenMessage<Site> = /*@__PURE__*/
   messageDesc(file_weldpulse_v1_analytics, 26);
 
 /**
+ * Request of Query (JSON: `POST /v1/query` with this object as the body).
+ *
+ * @generated from message weldpulse.v1.QueryRequest
+ */
+export type QueryRequest = Message<"weldpulse.v1.QueryRequest"> & {
+  /**
+   * Restrict to one site of the project (its `id`). Default: all sites of
+   * the project.
+   *
+   * @generated from field: string site_id = 1;
+   */
+  siteId: string;
+
+  /**
+   * The inclusive range. Required.
+   *
+   * @generated from field: weldpulse.v1.QueryDateRange date_range = 2;
+   */
+  dateRange?: QueryDateRange | undefined;
+
+  /**
+   * IANA time zone name, e.g. `Europe/Berlin`; dates, timestamps without an
+   * offset and `time:*` buckets are local to it. Default: the site's time
+   * zone when `site_id` is given, else `UTC`. Unknown names are rejected.
+   *
+   * @generated from field: string timezone = 3;
+   */
+  timezone: string;
+
+  /**
+   * Metric names, 1 to 10, no repeats: `visitors`, `pageviews`, `events`,
+   * `time_on_page`, `percentage`, `sessions`, `bounce_rate`,
+   * `avg_duration`, `views_per_session`. Required.
+   *
+   * @generated from field: repeated string metrics = 4;
+   */
+  metrics: string[];
+
+  /**
+   * Dimension names, 0 to 3, no repeats, at most one `time:*`: `page`,
+   * `hostname`, `event_name`, `prop:<key>`, `entry_page`, `exit_page`,
+   * `source`, `referrer`, `channel`, `utm_source`, `utm_medium`,
+   * `utm_campaign`, `utm_content`, `utm_term`, `country`, `region`, `city`,
+   * `device_type`, `browser`, `os`, `time:minute`, `time:hour`, `time:day`,
+   * `time:week`, `time:month`. Default: none (one row).
+   *
+   * @generated from field: repeated string dimensions = 5;
+   */
+  dimensions: string[];
+
+  /**
+   * Filter expression the events (or, for session metrics, at least one
+   * event of each session) must satisfy. Default: none.
+   *
+   * @generated from field: weldpulse.v1.QueryFilter filters = 6;
+   */
+  filters?: QueryFilter | undefined;
+
+  /**
+   * Sort keys, each a requested metric or dimension, at most 13, no repeats.
+   * Default: the `time:*` dimension ascending if present, else the first
+   * metric descending. Ties: dimension values ascending by code point.
+   *
+   * @generated from field: repeated weldpulse.v1.QueryOrderBy order_by = 7;
+   */
+  orderBy: QueryOrderBy[];
+
+  /**
+   * Rows per page, 1 to 10000. Default: 100.
+   *
+   * @generated from field: optional int32 limit = 8;
+   */
+  limit?: number | undefined;
+
+  /**
+   * `meta.next_page_token` of the previous page of the same query; at most
+   * 200 characters. Default: "" (the first page).
+   *
+   * @generated from field: string page_token = 9;
+   */
+  pageToken: string;
+
+  /**
+   * Comparison with another range. Default: none.
+   *
+   * @generated from field: weldpulse.v1.QueryCompare compare = 10;
+   */
+  compare?: QueryCompare | undefined;
+
+  /**
+   * Whether to add `totals`: the same query without dimensions. Default:
+   * false.
+   *
+   * @generated from field: bool include_totals = 11;
+   */
+  includeTotals: boolean;
+};
+
+/**
+ * Describes the message weldpulse.v1.QueryRequest.
+ * Use `create(QueryRequestSchema)` to create a new message.
+ */
+export const QueryRequestSchema: GenMessage<QueryRequest> = /*@__PURE__*/
+  messageDesc(file_weldpulse_v1_analytics, 27);
+
+/**
+ * An inclusive range: each end a date (`2026-11-01`: a whole local day), a
+ * timestamp with an offset (`2026-11-01T10:00:00+01:00`: that instant) or
+ * without one (local time in the query's time zone).
+ *
+ * @generated from message weldpulse.v1.QueryDateRange
+ */
+export type QueryDateRange = Message<"weldpulse.v1.QueryDateRange"> & {
+  /**
+   * First day or instant, inclusive; at most 64 characters. Required.
+   *
+   * @generated from field: string start = 1;
+   */
+  start: string;
+
+  /**
+   * Last day or instant, inclusive, not before `start`; at most 64
+   * characters. Required.
+   *
+   * @generated from field: string end = 2;
+   */
+  end: string;
+};
+
+/**
+ * Describes the message weldpulse.v1.QueryDateRange.
+ * Use `create(QueryDateRangeSchema)` to create a new message.
+ */
+export const QueryDateRangeSchema: GenMessage<QueryDateRange> = /*@__PURE__*/
+  messageDesc(file_weldpulse_v1_analytics, 28);
+
+/**
+ * One node of a filter tree: exactly one of `and`, `or`, `not` or a
+ * condition (`dimension`, `op`, `values`, `case_sensitive`). Trees are at
+ * most 5 deep (a lone condition is 1) and hold at most 20 conditions.
+ *
+ * @generated from message weldpulse.v1.QueryFilter
+ */
+export type QueryFilter = Message<"weldpulse.v1.QueryFilter"> & {
+  /**
+   * Holds when all of these hold; 1 to 20 expressions.
+   *
+   * @generated from field: repeated weldpulse.v1.QueryFilter and = 1;
+   */
+  and: QueryFilter[];
+
+  /**
+   * Holds when any of these holds; 1 to 20 expressions.
+   *
+   * @generated from field: repeated weldpulse.v1.QueryFilter or = 2;
+   */
+  or: QueryFilter[];
+
+  /**
+   * Holds when this does not.
+   *
+   * @generated from field: weldpulse.v1.QueryFilter not = 3;
+   */
+  not?: QueryFilter | undefined;
+
+  /**
+   * Condition: a dimension name, any but `time:*`.
+   *
+   * @generated from field: string dimension = 4;
+   */
+  dimension: string;
+
+  /**
+   * Condition: `is`, `is_not`, `contains`, `not_contains`, `starts_with`,
+   * `matches` or `not_matches` (RE2 syntax).
+   *
+   * @generated from field: string op = 5;
+   */
+  op: string;
+
+  /**
+   * Condition: 1 to 100 values, each at most 2000 bytes (patterns at most
+   * 256 bytes). `(none)` is a value like any other.
+   *
+   * @generated from field: repeated string values = 6;
+   */
+  values: string[];
+
+  /**
+   * Condition: whether letter case matters. Default: true.
+   *
+   * @generated from field: optional bool case_sensitive = 7;
+   */
+  caseSensitive?: boolean | undefined;
+};
+
+/**
+ * Describes the message weldpulse.v1.QueryFilter.
+ * Use `create(QueryFilterSchema)` to create a new message.
+ */
+export const QueryFilterSchema: GenMessage<QueryFilter> = /*@__PURE__*/
+  messageDesc(file_weldpulse_v1_analytics, 29);
+
+/**
+ * One sort key.
+ *
+ * @generated from message weldpulse.v1.QueryOrderBy
+ */
+export type QueryOrderBy = Message<"weldpulse.v1.QueryOrderBy"> & {
+  /**
+   * A requested metric or dimension name.
+   *
+   * @generated from field: string field = 1;
+   */
+  field: string;
+
+  /**
+   * Descending when true. Default: false (ascending).
+   *
+   * @generated from field: bool desc = 2;
+   */
+  desc: boolean;
+};
+
+/**
+ * Describes the message weldpulse.v1.QueryOrderBy.
+ * Use `create(QueryOrderBySchema)` to create a new message.
+ */
+export const QueryOrderBySchema: GenMessage<QueryOrderBy> = /*@__PURE__*/
+  messageDesc(file_weldpulse_v1_analytics, 30);
+
+/**
+ * The range to compare with.
+ *
+ * @generated from message weldpulse.v1.QueryCompare
+ */
+export type QueryCompare = Message<"weldpulse.v1.QueryCompare"> & {
+  /**
+   * `previous_period` (as many local days, or the same length, just before
+   * `start`), `year_over_year` (the same local dates a year earlier; 29 Feb
+   * becomes 28 Feb) or `custom` (`date_range`). Required.
+   *
+   * @generated from field: string mode = 1;
+   */
+  mode: string;
+
+  /**
+   * The comparison range, for `custom` only; formats as the query's.
+   *
+   * @generated from field: weldpulse.v1.QueryDateRange date_range = 2;
+   */
+  dateRange?: QueryDateRange | undefined;
+};
+
+/**
+ * Describes the message weldpulse.v1.QueryCompare.
+ * Use `create(QueryCompareSchema)` to create a new message.
+ */
+export const QueryCompareSchema: GenMessage<QueryCompare> = /*@__PURE__*/
+  messageDesc(file_weldpulse_v1_analytics, 31);
+
+/**
+ * Response of Query.
+ *
+ * @generated from message weldpulse.v1.QueryResponse
+ */
+export type QueryResponse = Message<"weldpulse.v1.QueryResponse"> & {
+  /**
+   * At most `limit` rows of the page, in the requested order.
+   *
+   * @generated from field: repeated weldpulse.v1.QueryRow results = 1;
+   */
+  results: QueryRow[];
+
+  /**
+   * The same query without dimensions; only with `include_totals`.
+   *
+   * @generated from field: weldpulse.v1.QueryTotals totals = 2;
+   */
+  totals?: QueryTotals | undefined;
+
+  /**
+   * What the query was answered for, and paging.
+   *
+   * @generated from field: weldpulse.v1.QueryMeta meta = 3;
+   */
+  meta?: QueryMeta | undefined;
+};
+
+/**
+ * Describes the message weldpulse.v1.QueryResponse.
+ * Use `create(QueryResponseSchema)` to create a new message.
+ */
+export const QueryResponseSchema: GenMessage<QueryResponse> = /*@__PURE__*/
+  messageDesc(file_weldpulse_v1_analytics, 32);
+
+/**
+ * One row: a combination of dimension values.
+ *
+ * @generated from message weldpulse.v1.QueryRow
+ */
+export type QueryRow = Message<"weldpulse.v1.QueryRow"> & {
+  /**
+   * Dimension values in the requested order (`time:*` as local
+   * `YYYY-MM-DDTHH:MM:SS`).
+   *
+   * @generated from field: repeated string dimensions = 1;
+   */
+  dimensions: string[];
+
+  /**
+   * Metric values in the requested order; counts are whole numbers.
+   *
+   * @generated from field: repeated double metrics = 2;
+   */
+  metrics: number[];
+
+  /**
+   * The matching row of the comparison range; only with `compare`.
+   *
+   * @generated from field: weldpulse.v1.QueryComparison comparison = 3;
+   */
+  comparison?: QueryComparison | undefined;
+};
+
+/**
+ * Describes the message weldpulse.v1.QueryRow.
+ * Use `create(QueryRowSchema)` to create a new message.
+ */
+export const QueryRowSchema: GenMessage<QueryRow> = /*@__PURE__*/
+  messageDesc(file_weldpulse_v1_analytics, 33);
+
+/**
+ * The comparison range's row matched to a row (zeros when it has none).
+ *
+ * @generated from message weldpulse.v1.QueryComparison
+ */
+export type QueryComparison = Message<"weldpulse.v1.QueryComparison"> & {
+  /**
+   * Its dimension values; the time bucket matched by position ("" past the
+   * comparison range's last bucket).
+   *
+   * @generated from field: repeated string dimensions = 1;
+   */
+  dimensions: string[];
+
+  /**
+   * Its metric values in the requested order.
+   *
+   * @generated from field: repeated double metrics = 2;
+   */
+  metrics: number[];
+
+  /**
+   * Per metric: percent change (percentage points for `bounce_rate` and
+   * `percentage`), one decimal; null when the comparison value is 0.
+   *
+   * @generated from field: google.protobuf.ListValue change = 3;
+   */
+  change?: ListValue | undefined;
+};
+
+/**
+ * Describes the message weldpulse.v1.QueryComparison.
+ * Use `create(QueryComparisonSchema)` to create a new message.
+ */
+export const QueryComparisonSchema: GenMessage<QueryComparison> = /*@__PURE__*/
+  messageDesc(file_weldpulse_v1_analytics, 34);
+
+/**
+ * Totals over every row: the query without dimensions.
+ *
+ * @generated from message weldpulse.v1.QueryTotals
+ */
+export type QueryTotals = Message<"weldpulse.v1.QueryTotals"> & {
+  /**
+   * Metric values in the requested order.
+   *
+   * @generated from field: repeated double metrics = 1;
+   */
+  metrics: number[];
+
+  /**
+   * The comparison range's totals; only with `compare`.
+   *
+   * @generated from field: weldpulse.v1.QueryComparison comparison = 2;
+   */
+  comparison?: QueryComparison | undefined;
+};
+
+/**
+ * Describes the message weldpulse.v1.QueryTotals.
+ * Use `create(QueryTotalsSchema)` to create a new message.
+ */
+export const QueryTotalsSchema: GenMessage<QueryTotals> = /*@__PURE__*/
+  messageDesc(file_weldpulse_v1_analytics, 35);
+
+/**
+ * What the answer is for.
+ *
+ * @generated from message weldpulse.v1.QueryMeta
+ */
+export type QueryMeta = Message<"weldpulse.v1.QueryMeta"> & {
+  /**
+   * The IANA time zone used.
+   *
+   * @generated from field: string timezone = 1;
+   */
+  timezone: string;
+
+  /**
+   * The resolved range, RFC 3339 instants with the zone's offsets.
+   *
+   * @generated from field: weldpulse.v1.QueryDateRange date_range = 2;
+   */
+  dateRange?: QueryDateRange | undefined;
+
+  /**
+   * The resolved comparison range; only with `compare`.
+   *
+   * @generated from field: weldpulse.v1.QueryDateRange comparison_date_range = 3;
+   */
+  comparisonDateRange?: QueryDateRange | undefined;
+
+  /**
+   * Rows over all pages. >= 0.
+   *
+   * @generated from field: uint32 total_rows = 4;
+   */
+  totalRows: number;
+
+  /**
+   * Token of the next page; absent on the last page.
+   *
+   * @generated from field: optional string next_page_token = 5;
+   */
+  nextPageToken?: string | undefined;
+
+  /**
+   * Notes on the answer, e.g. data not yet available; may be empty.
+   *
+   * @generated from field: repeated string warnings = 6;
+   */
+  warnings: string[];
+};
+
+/**
+ * Describes the message weldpulse.v1.QueryMeta.
+ * Use `create(QueryMetaSchema)` to create a new message.
+ */
+export const QueryMetaSchema: GenMessage<QueryMeta> = /*@__PURE__*/
+  messageDesc(file_weldpulse_v1_analytics, 36);
+
+/**
  * AnalyticsService answers analytics questions about the sites of the
  * caller's project. The meaning of every number is defined in
  * docs/metrics.md.
@@ -1064,6 +1520,18 @@ export const AnalyticsService: GenService<{
     methodKind: "unary";
     input: typeof ListSitesRequestSchema;
     output: typeof ListSitesResponseSchema;
+  },
+  /**
+   * Any question: metrics by up to three dimensions over a filter tree, in
+   * a time zone, ordered, paged, with totals and a comparison range. The
+   * contract (fields, scopes, limits) is in docs/api.md.
+   *
+   * @generated from rpc weldpulse.v1.AnalyticsService.Query
+   */
+  query: {
+    methodKind: "unary";
+    input: typeof QueryRequestSchema;
+    output: typeof QueryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_weldpulse_v1_analytics, 0);

@@ -1,4 +1,5 @@
 from weldpulse_client._pb.google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -268,3 +269,122 @@ class Site(_message.Message):
     is_active: bool
     created_at: str
     def __init__(self, id: _Optional[str] = ..., domain: _Optional[str] = ..., name: _Optional[str] = ..., site_key: _Optional[str] = ..., is_active: _Optional[bool] = ..., created_at: _Optional[str] = ...) -> None: ...
+
+class QueryRequest(_message.Message):
+    __slots__ = ("site_id", "date_range", "timezone", "metrics", "dimensions", "filters", "order_by", "limit", "page_token", "compare", "include_totals")
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    DATE_RANGE_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    COMPARE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TOTALS_FIELD_NUMBER: _ClassVar[int]
+    site_id: str
+    date_range: QueryDateRange
+    timezone: str
+    metrics: _containers.RepeatedScalarFieldContainer[str]
+    dimensions: _containers.RepeatedScalarFieldContainer[str]
+    filters: QueryFilter
+    order_by: _containers.RepeatedCompositeFieldContainer[QueryOrderBy]
+    limit: int
+    page_token: str
+    compare: QueryCompare
+    include_totals: bool
+    def __init__(self, site_id: _Optional[str] = ..., date_range: _Optional[_Union[QueryDateRange, _Mapping]] = ..., timezone: _Optional[str] = ..., metrics: _Optional[_Iterable[str]] = ..., dimensions: _Optional[_Iterable[str]] = ..., filters: _Optional[_Union[QueryFilter, _Mapping]] = ..., order_by: _Optional[_Iterable[_Union[QueryOrderBy, _Mapping]]] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ..., compare: _Optional[_Union[QueryCompare, _Mapping]] = ..., include_totals: _Optional[bool] = ...) -> None: ...
+
+class QueryDateRange(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: str
+    end: str
+    def __init__(self, start: _Optional[str] = ..., end: _Optional[str] = ...) -> None: ...
+
+class QueryFilter(_message.Message):
+    __slots__ = ("dimension", "op", "values", "case_sensitive")
+    AND_FIELD_NUMBER: _ClassVar[int]
+    OR_FIELD_NUMBER: _ClassVar[int]
+    NOT_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    CASE_SENSITIVE_FIELD_NUMBER: _ClassVar[int]
+    dimension: str
+    op: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    case_sensitive: bool
+    def __init__(self, dimension: _Optional[str] = ..., op: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., case_sensitive: _Optional[bool] = ..., **kwargs) -> None: ...
+
+class QueryOrderBy(_message.Message):
+    __slots__ = ("field", "desc")
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    DESC_FIELD_NUMBER: _ClassVar[int]
+    field: str
+    desc: bool
+    def __init__(self, field: _Optional[str] = ..., desc: _Optional[bool] = ...) -> None: ...
+
+class QueryCompare(_message.Message):
+    __slots__ = ("mode", "date_range")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    DATE_RANGE_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    date_range: QueryDateRange
+    def __init__(self, mode: _Optional[str] = ..., date_range: _Optional[_Union[QueryDateRange, _Mapping]] = ...) -> None: ...
+
+class QueryResponse(_message.Message):
+    __slots__ = ("results", "totals", "meta")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    META_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[QueryRow]
+    totals: QueryTotals
+    meta: QueryMeta
+    def __init__(self, results: _Optional[_Iterable[_Union[QueryRow, _Mapping]]] = ..., totals: _Optional[_Union[QueryTotals, _Mapping]] = ..., meta: _Optional[_Union[QueryMeta, _Mapping]] = ...) -> None: ...
+
+class QueryRow(_message.Message):
+    __slots__ = ("dimensions", "metrics", "comparison")
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    COMPARISON_FIELD_NUMBER: _ClassVar[int]
+    dimensions: _containers.RepeatedScalarFieldContainer[str]
+    metrics: _containers.RepeatedScalarFieldContainer[float]
+    comparison: QueryComparison
+    def __init__(self, dimensions: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Iterable[float]] = ..., comparison: _Optional[_Union[QueryComparison, _Mapping]] = ...) -> None: ...
+
+class QueryComparison(_message.Message):
+    __slots__ = ("dimensions", "metrics", "change")
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    dimensions: _containers.RepeatedScalarFieldContainer[str]
+    metrics: _containers.RepeatedScalarFieldContainer[float]
+    change: _struct_pb2.ListValue
+    def __init__(self, dimensions: _Optional[_Iterable[str]] = ..., metrics: _Optional[_Iterable[float]] = ..., change: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ...) -> None: ...
+
+class QueryTotals(_message.Message):
+    __slots__ = ("metrics", "comparison")
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    COMPARISON_FIELD_NUMBER: _ClassVar[int]
+    metrics: _containers.RepeatedScalarFieldContainer[float]
+    comparison: QueryComparison
+    def __init__(self, metrics: _Optional[_Iterable[float]] = ..., comparison: _Optional[_Union[QueryComparison, _Mapping]] = ...) -> None: ...
+
+class QueryMeta(_message.Message):
+    __slots__ = ("timezone", "date_range", "comparison_date_range", "total_rows", "next_page_token", "warnings")
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    DATE_RANGE_FIELD_NUMBER: _ClassVar[int]
+    COMPARISON_DATE_RANGE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    timezone: str
+    date_range: QueryDateRange
+    comparison_date_range: QueryDateRange
+    total_rows: int
+    next_page_token: str
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, timezone: _Optional[str] = ..., date_range: _Optional[_Union[QueryDateRange, _Mapping]] = ..., comparison_date_range: _Optional[_Union[QueryDateRange, _Mapping]] = ..., total_rows: _Optional[int] = ..., next_page_token: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""The query engine behind Query: parse → validate → plan → build SQL → run → shape."""

@@ -1,0 +1,63 @@
+"""Engine differences in one place: JSON property values and RE2 matching, per SQL dialect."""
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Text, literal
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+
+class prop_value(FunctionElement[str]):
+    """The text of one key of a JSON-object text column; NULL when the object lacks it."""
+
+    type = Text()
+    inherit_cache = True
+    name = "prop_value"
+
+
+@compiles(prop_value)
+def _prop_duckdb(element: Any, compiler: Any, **kw: Any) -> str:
+    column, _key, pointer = list(element.clauses)
+    # A JSON pointer (RFC 6901) needs no quoting of '.', '"' or '[' in keys.
+    return (
+        f"json_extract_string({compiler.process(column, **kw)}, {compiler.process(pointer, **kw)})"
+    )
+
+
+@compiles(prop_value, "postgresql")
+def _prop_postgres(element: Any, compiler: Any, **kw: Any) -> str:
+    column, key, _pointer = list(element.clauses)
+    return f"(CAST({compiler.process(column, **kw)} AS JSONB) ->> {compiler.process(key, **kw)})"
+
+
+def prop(column: ColumnElement[str], key: str) -> ColumnElement[str]:
+    pointer = "/" + key.replace("~", "~0").replace("/", "~1")
+    return prop_value(column, literal(key, Text), literal(pointer, Text))
+
+
+class regex_match(FunctionElement[bool]):
+    """Whether a value has a match of an RE2 pattern (given as is and as its PostgreSQL twin)."""
+
+    inherit_cache = True
+    name = "regex_match"
+
+
+@compiles(regex_match)
+def _regex_duckdb(element: Any, compiler: Any, **kw: Any) -> str:
+    column, re2_pattern, _ = list(element.clauses)
+    # DuckDB's regexp functions are RE2: the pattern as given.
+    return (f"regexp_matches({compiler.process(column, **kw)}, "
+            f"{compiler.process(re2_pattern, **kw)})")  # fmt: skip
+
+
+@compiles(regex_match, "postgresql")
+def _regex_postgres(element: Any, compiler: Any, **kw: Any) -> str:
+    column, _, are_pattern = list(element.clauses)
+    return f"({compiler.process(column, **kw)} ~ {compiler.process(are_pattern, **kw)})"
+
+
+def matches(
+    column: ColumnElement[str], pattern: str, postgres: str, case_sensitive: bool
+) -> ColumnElement[bool]:
+    re2_pattern = pattern if case_sensitive else "(?i)" + pattern
+    return regex_match(column, literal(re2_pattern, Text), literal(postgres, Text))

@@ -1,0 +1,165 @@
+"""Planner, runner and shaping: the statements a query needs, run on one snapshot, as rows.
+
+The planner is the one place that would choose rollups over raw rows; today
+every statement reads raw events and sessions, which is exact for any filter.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from weldpulse.stats.engine import buckets, paging
+from weldpulse.stats.engine.registry import POINTS, Dimension, Metric
+from weldpulse.stats.engine.request import Query
+from weldpulse.stats.engine.sql import event_stmt, session_stmt
+from weldpulse.stats.engine.zones import Span, segments
+
+Key = tuple[str, ...]
+Values = dict[str, float]
+
+
+@dataclass
+class Row:
+    dimensions: Key
+    metrics: list[float]
+    comparison: "Row | None" = None
+    change: list[float | None] = field(default_factory=list)
+
+
+@dataclass
+class Answer:
+    rows: list[Row]
+    totals: Row | None
+    total_rows: int
+    next_page_token: str | None
+
+
+def _key(value: Any) -> str:
+    if isinstance(value, datetime):
+        return buckets.label(value)
+    if isinstance(value, date):  # date_trunc of a day or longer may come back as a date
+        return buckets.label(datetime.combine(value, datetime.min.time()))
+    return str(value)
+
+
+def _ratio(part: float, whole: float, places: int) -> float:
+    return round(float(part) / float(whole), places) if whole else 0.0
+
+
+def _table(conn: Connection, q: Query, span: Span, dims: Sequence[Dimension]) -> dict[Key, Values]:
+    """Raw per-group figures of `dims` over `span`: event and session statements merged."""
+    kinds = {m.kind for m in q.metrics}
+    time = next((d for d in dims if d.kind == "time"), None)
+    segs = segments(q.zone, span.start, span.end) if time else []
+    rows: dict[Key, Values] = {}
+    if "event" in kinds:
+        wants_time = any(m.name == "time_on_page" for m in q.metrics)
+        for r in conn.execute(event_stmt(q.sites, span, dims, q.filters, segs, wants_time)):
+            key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
+            rows.setdefault(key, {}).update(
+                visitors=r.visitors, pageviews=r.pageviews, events=r.events,
+                time_total=float(r.time_total or 0), time_count=r.time_count,
+            )  # fmt: skip
+    if "session" in kinds:
+        for r in conn.execute(session_stmt(q.sites, span, dims, q.filters, segs)):
+            key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
+            rows.setdefault(key, {}).update(
+                sessions=r.sessions, bounces=float(r.bounces), duration=float(r.duration),
+                views=float(r.views),
+            )  # fmt: skip
+    return rows
+
+
+def _metrics(raw: Values, metrics: Sequence[Metric], total_visitors: float) -> list[float]:
+    g = raw.get
+    n = g("sessions", 0)
+    values = {
+        "visitors": g("visitors", 0), "pageviews": g("pageviews", 0), "events": g("events", 0),
+        "time_on_page": _ratio(g("time_total", 0), g("time_count", 0), 1),
+        "percentage": _ratio(g("visitors", 0), total_visitors, 4),
+        "sessions": n, "bounce_rate": _ratio(g("bounces", 0), n, 4),
+        "avg_duration": _ratio(g("duration", 0), n, 1),
+        "views_per_session": _ratio(g("views", 0), n, 2),
+    }  # fmt: skip
+    return [float(values[m.name]) for m in metrics]
+
+
+def _rows(conn: Connection, q: Query, span: Span) -> tuple[list[Row], Row]:
+    """Every row of `span` (unordered) and its totals row."""
+    needs_total = q.include_totals or any(m.name == "percentage" for m in q.metrics)
+    total_raw = _table(conn, q, span, ())[()] if needs_total or not q.dimensions else {}
+    total_visitors = total_raw.get("visitors", 0)
+    totals = Row((), _metrics(total_raw, q.metrics, total_visitors))
+    if not q.dimensions:
+        return [totals], totals
+    table = _table(conn, q, span, q.dimensions)
+    if q.time and len(q.dimensions) == 1:  # every bucket, empty ones as zeros
+        for label in buckets.labels(span, q.time.column, q.zone):
+            table.setdefault((label,), {})
+    rows = [Row(k, _metrics(v, q.metrics, total_visitors)) for k, v in table.items()]
+    return rows, totals
+
+
+def _order(rows: list[Row], q: Query) -> list[Row]:
+    """The requested order; ties by dimension values ascending in code-point order."""
+    ordered = sorted(rows, key=lambda r: r.dimensions)
+    metric_at = {m.name: i for i, m in enumerate(q.metrics)}
+    dim_at = {d.name: i for i, d in enumerate(q.dimensions)}
+    for name, desc in reversed(q.order):  # stable sorts, least significant key first
+        if name in metric_at:
+            i = metric_at[name]
+            ordered.sort(key=lambda r: r.metrics[i], reverse=desc)
+        else:
+            j = dim_at[name]
+            ordered.sort(key=lambda r: r.dimensions[j], reverse=desc)
+    return ordered
+
+
+def _change(now: list[float], then: list[float], metrics: Sequence[Metric]) -> list[float | None]:
+    out: list[float | None] = []
+    for a, b, m in zip(now, then, metrics, strict=True):
+        if b == 0:
+            out.append(None)
+        elif m.name in POINTS:
+            out.append(round((a - b) * 100, 1))
+        else:
+            out.append(round((a - b) / b * 100, 1))
+    return out
+
+
+def _compare(conn: Connection, q: Query, page: list[Row], totals: Row | None) -> None:
+    assert q.compare is not None
+    rows, comp_totals = _rows(conn, q, q.compare)
+    by_key = {r.dimensions: r for r in rows}
+    zeros = [0.0] * len(q.metrics)
+    t = next((i for i, d in enumerate(q.dimensions) if d.kind == "time"), None)
+    if t is not None:
+        assert q.time is not None
+        mine = {label: i for i, label in enumerate(buckets.labels(q.span, q.time.column, q.zone))}
+        theirs = buckets.labels(q.compare, q.time.column, q.zone, "compare.date_range")
+    for row in page:
+        key = row.dimensions
+        if t is not None:
+            pos = mine.get(key[t], len(theirs))
+            key = (*key[:t], theirs[pos] if pos < len(theirs) else "", *key[t + 1 :])
+        match = by_key.get(key)
+        row.comparison = Row(key, match.metrics if match else zeros)
+        row.change = _change(row.metrics, row.comparison.metrics, q.metrics)
+    if totals is not None:
+        totals.comparison = Row((), comp_totals.metrics)
+        totals.change = _change(totals.metrics, comp_totals.metrics, q.metrics)
+
+
+def answer(conn: Connection, q: Query) -> Answer:
+    """Runs the query's statements on `conn` (one snapshot) and shapes the page."""
+    rows, totals = _rows(conn, q, q.span)
+    ordered = _order(rows, q)
+    page = ordered[q.offset : q.offset + q.limit]
+    end = q.offset + q.limit
+    token = paging.token(q.fingerprint, end) if end < len(ordered) else None
+    shown = totals if q.include_totals else None
+    if q.compare is not None:
+        _compare(conn, q, page, shown)
+    return Answer(page, shown, len(ordered), token)
