@@ -56,6 +56,7 @@ PLANS = ["free", "pro", "Pro", "team plan", "(none)"]
 
 @dataclass
 class DataSet:
+    project: str
     key: str  # stats:read
     sites: dict[str, str]  # site id -> time zone
     domains: dict[str, str]  # site id -> domain
@@ -180,7 +181,7 @@ def load(stack: Stack, timezones: tuple[str, ...] = ("Europe/Berlin", "UTC")) ->
             "device_type": r["device_type"], "browser": r["browser"], "os": r["os"], "props": props,
         })  # fmt: skip
     sites = {s: stored_tz.get(s, "UTC") for s in site_ids}
-    return DataSet(key, sites, dict(zip(site_ids, domains, strict=True)), out, WINDOWS)
+    return DataSet(project, key, sites, dict(zip(site_ids, domains, strict=True)), out, WINDOWS)
 
 
 def _create_site(conn: Any, project: str, domain: str, tz: str) -> str:

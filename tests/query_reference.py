@@ -468,9 +468,15 @@ def rounded(m: str, v: Any, mode: str = ROUND_HALF_UP) -> Any:
     return float(exact.quantize(q, rounding=mode))
 
 
-def change(m: str, cur: Any, prev: Any, mode: str = ROUND_HALF_UP) -> float | None:
-    """From the rounded values the user sees (our reading; the contract does not say)."""
-    c, p = Fraction(str(rounded(m, cur))), Fraction(str(rounded(m, prev)))
+def change(
+    m: str, cur: Any, prev: Any, mode: str = ROUND_HALF_UP, exact: bool = False
+) -> float | None:
+    """From the rounded values the user sees, or (exact=True) from the unrounded ones: the
+    contract says only "rounded to 1 decimal", so the test accepts either reading."""
+    if exact:
+        c, p = Fraction(cur), Fraction(prev)
+    else:
+        c, p = Fraction(str(rounded(m, cur, mode))), Fraction(str(rounded(m, prev, mode)))
     if p == 0:
         return None
     diff = (c - p) * 100 if m in POINTS else (c - p) / p * 100
