@@ -528,7 +528,8 @@ def query(events: list[dict], req: dict, site_timezones: dict[str, str]) -> dict
             k = list(r["dimensions"])
             if ti is not None:
                 pos = mine[k[ti]]
-                k[ti] = theirs[pos] if pos < len(theirs) else None
+                # Past the comparison's last bucket: "" (contract silent; a proto string has no null).
+                k[ti] = theirs[pos] if pos < len(theirs) else ""
             vals = other.get(tuple(k), zero(metrics))
             r["comparison"] = {"dimensions": k, "metrics": vals}
         if "totals" in answer:
