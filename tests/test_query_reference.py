@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import query_reference as ref
-from conftest import Stack
+from conftest import Stack, Tenant
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from query_data import DataSet, load
@@ -334,3 +334,23 @@ def test_invalid_queries_are_400s_naming_the_field(api: Api, req: dict, names: l
     assert resp.status_code == 400, resp.text
     assert resp.json()["code"] == "BAD_REQUEST"
     assert all(n in resp.json()["error"] for n in names), resp.json()
+
+
+def test_same_timestamp_pageviews_keep_their_batch_order(stack: Stack, tenant: Tenant) -> None:
+    """Ties keep receipt order (query-api.md), so time on page goes to the right page."""
+    at = "2026-11-02T10:00:00Z"
+    events = [{"timestamp": ts, "name": "pageview", "url": f"https://{tenant.domain}{path}",
+               "visitor_id": "tie", "user_agent": "", "ip": ""}
+              for ts, path in ((at, "/a"), (at, "/b"), ("2026-11-02T10:01:00Z", "/c"))]  # fmt: skip
+    headers = {"Authorization": f"Bearer {tenant.write_key}"}
+    resp = stack.http.post("/v1/import", json={"site_id": tenant.site_id, "events": events},
+                           headers=headers)  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    req = {"site_id": tenant.site_id, "metrics": ["time_on_page"], "dimensions": ["page"],
+           "date_range": {"start": "2026-11-02", "end": "2026-11-02"}}  # fmt: skip
+    resp = stack.http.post("/v1/query", json=req,
+                           headers={"Authorization": f"Bearer {tenant.read_key}"})  # fmt: skip
+    assert resp.status_code == 200, resp.text
+    # /a -> /b: 0 s; /b -> /c: 60 s; /c has no next pageview (0 when none).
+    assert [(r["dimensions"][0], r["metrics"][0]) for r in resp.json()["results"]] == [
+        ("/b", 60.0), ("/a", 0.0), ("/c", 0.0)]  # fmt: skip
