@@ -4,6 +4,7 @@ Every test runs through the real Envoy (JSON) or the real gRPC server, on
 DuckDB and, with WELDPULSE_TEST_POSTGRES_URL, PostgreSQL.
 """
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +13,12 @@ import httpx
 import pytest
 from conftest import Stack, Tenant
 from google.protobuf import json_format
+from sqlalchemy import text
 from weldpulse.domain import Event
+from weldpulse.errors import TimedOut
+from weldpulse.stats.engine import run
 from weldpulse.storage import writer
+from weldpulse.storage.engines import snapshot
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
 
@@ -244,6 +249,8 @@ BAD = [
     ({"compare": {"mode": "custom"}}, "compare.date_range"),
     ({"dimensions": ["time:minute"], "date_range": {"start": "2026-01-01", "end": "2026-11-01"}},
      "10000"),
+    ({"dimensions": ["time:hour"], "compare": {"mode": "custom", "date_range": {
+        "start": "2020-01-01", "end": "2026-01-01"}}}, "compare.date_range"),
     ({"filters": {"dimension": "page", "op": "like", "values": ["/"]}}, "filters.op"),
     ({"filters": {"dimension": "time:day", "op": "is", "values": ["x"]}}, "filters.dimension"),
     ({"filters": {"dimension": "nope", "op": "is", "values": ["x"]}}, "filters.dimension"),
@@ -286,3 +293,90 @@ def test_foreign_site_and_unknown_field(stack: Stack, tenant: Tenant) -> None:
     raw = stack.http.post("/v1/query", content=b"{not json",
                           headers={"Authorization": f"Bearer {tenant.read_key}"})  # fmt: skip
     assert raw.status_code == 400
+
+
+def test_scopes_of_event_and_session_metrics(stack: Stack, tenant: Tenant) -> None:
+    """A session starting in range counts by any of its events, also one after the range's end;
+    event metrics count only events in range. A session without pageviews has entry page (none)."""
+    writer.record(stack.events, [
+        event(tenant.site_id, 9, "2026-11-03T23:50:00", "/late", HN_US, "open"),
+        event(tenant.site_id, 9, "2026-11-04T00:10:00", "/late", HN_US, "late"),
+    ])  # fmt: skip
+    late = {"dimension": "event_name", "op": "is", "values": ["late"]}
+    body = ok(stack, tenant, metrics=["sessions", "events", "visitors"], filters=late)
+    assert rows(body) == [([], [1, 0, 0])]
+    entry = ok(stack, tenant, metrics=["sessions", "avg_duration"], dimensions=["entry_page"],
+               filters={"dimension": "entry_page", "op": "is", "values": ["(none)"]})  # fmt: skip
+    assert rows(entry) == [(["(none)"], [1, 1200.0])]
+    nothing = ok(stack, tenant, metrics=["visitors", "bounce_rate", "percentage"],
+                 date_range={"start": "2020-01-01", "end": "2020-01-01"})  # fmt: skip
+    assert rows(nothing) == [([], [0, 0, 0])]
+
+
+def test_prop_keys_with_json_path_characters(stack: Stack, tenant: Tenant) -> None:
+    props = {"a.b": "dot", "c/d": "slash", 'q"k': "quote", "t~1": "tilde"}
+    writer.record(stack.events, [
+        event(tenant.site_id, 60, "2026-11-02T09:00:00", "/p", GOOGLE_DE, "x", props),
+    ])  # fmt: skip
+    for key, value in props.items():
+        body = ok(stack, tenant, metrics=["events"], dimensions=[f"prop:{key}"])
+        assert rows(body) == [([value], [1])], key
+
+
+def test_half_hour_zone_and_comparison_by_position(stack: Stack, tenant: Tenant) -> None:
+    """Asia/Kolkata is UTC+05:30: 2026-11-02T18:45Z is 00:15 on Nov 3 there."""
+    writer.record(stack.events, [
+        event(tenant.site_id, 70, "2026-11-02T18:45:00", "/", GOOGLE_DE),
+        event(tenant.site_id, 71, "2026-11-01T18:00:00", "/", GOOGLE_DE),
+    ])  # fmt: skip
+    body = ok(stack, tenant, timezone="Asia/Kolkata", metrics=["visitors"],
+              dimensions=["time:day"], date_range={"start": "2026-11-03", "end": "2026-11-03"},
+              compare={"mode": "previous_period"})  # fmt: skip
+    assert body["results"] == [{
+        "dimensions": ["2026-11-03T00:00:00"], "metrics": [1],
+        "comparison": {"dimensions": ["2026-11-02T00:00:00"], "metrics": [0], "change": [None]},
+    }]  # fmt: skip
+    assert body["meta"]["date_range"]["start"] == "2026-11-03T00:00:00+05:30"
+    custom = ok(stack, tenant, timezone="Asia/Kolkata", metrics=["visitors"],
+                dimensions=["time:day"], date_range={"start": "2026-11-03", "end": "2026-11-03"},
+                compare={"mode": "custom",
+                         "date_range": {"start": "2026-11-01", "end": "2026-11-01"}})  # fmt: skip
+    assert custom["results"][0]["comparison"] == {
+        "dimensions": ["2026-11-01T00:00:00"],
+        "metrics": [1],
+        "change": [0.0],
+    }
+
+
+def test_past_the_time_budget_is_504(
+    stack: Stack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run, "BUDGET_SECONDS", 0.0)
+    reply = query(stack, tenant.read_key, metrics=["visitors"],
+                  date_range={"start": "2026-11-01", "end": "2026-11-03"})  # fmt: skip
+    assert reply.status_code == 504
+    assert reply.json()["code"] == "GATEWAY_TIMEOUT"
+    assert "time budget of 0 s" in reply.json()["error"]
+
+
+def test_a_statement_past_the_budget_is_cancelled_in_the_database(stack: Stack) -> None:
+    slow = (
+        "SELECT pg_sleep(20)"
+        if stack.engine == "postgres"
+        else "SELECT sum(i * i) FROM range(200000000000) t(i)"
+    )
+    began = time.monotonic()
+    with snapshot(stack.events) as conn, pytest.raises(TimedOut):
+        run.Budget(conn, 0.3).execute(text(slow))
+    assert time.monotonic() - began < 5
+
+
+def test_exact_halves_round_away_from_zero(stack: Stack, tenant: Tenant) -> None:
+    """5 pageviews over 8 sessions is 0.625 exactly: 0.63 on every engine (not float's 0.62)."""
+    writer.record(stack.events, [
+        event(tenant.site_id, 80 + i, "2026-11-02T12:00:00", "/", GOOGLE_DE,
+              "pageview" if i < 5 else "ping")
+        for i in range(8)
+    ])  # fmt: skip
+    body = ok(stack, tenant, metrics=["views_per_session", "sessions"])
+    assert rows(body) == [([], [0.63, 8])]

@@ -38,6 +38,12 @@ class RateLimited(ApiError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class TimedOut(ApiError):
+    """HTTP 504 GATEWAY_TIMEOUT: the call ran past its time budget and was cancelled."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 class Unavailable(ApiError):
     """HTTP 503 SERVICE_UNAVAILABLE: nothing was stored; the caller may retry."""
 

@@ -162,8 +162,9 @@ class AnalyticsServiceServicer:
 
     def Query(self, request, context):
         """Any question: metrics by up to three dimensions over a filter tree, in
-        a time zone, ordered, paged, with totals and a comparison range. The
-        contract (fields, scopes, limits) is in docs/api.md.
+        a time zone, ordered, paged, with totals and a comparison range. A query
+        that runs past the server's 30 s time budget is cancelled in the
+        database and answered DEADLINE_EXCEEDED (HTTP 504 GATEWAY_TIMEOUT).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

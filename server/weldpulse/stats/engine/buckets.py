@@ -50,14 +50,18 @@ def count(span: Span, unit: str, zone: ZoneInfo) -> int:
     return int((last - first).total_seconds() // width) + 1
 
 
-def labels(span: Span, unit: str, zone: ZoneInfo, field: str = "dimensions") -> list[str]:
-    """Every bucket start from the one holding start to the one holding end, oldest first."""
+def check(span: Span, unit: str, zone: ZoneInfo, field: str) -> None:
     n = count(span, unit, zone)
     if n > MAX_BUCKETS:
         raise BadRequest(
-            f"Invalid {field}: time:{unit} over this date_range gives {n} buckets, more than "
+            f"Invalid {field}: time:{unit} over this range gives {n} buckets, more than "
             f"{MAX_BUCKETS}; use a larger unit or a shorter range"
         )
+
+
+def labels(span: Span, unit: str, zone: ZoneInfo) -> list[str]:
+    """Every bucket start from the one holding start to the one holding end, oldest first."""
+    check(span, unit, zone, "dimensions")
     first = truncate(utc_to_wall(span.start, zone), unit)
     last = truncate(utc_to_wall(span.end, zone), unit)
     at, out = min(first, last), []

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import re2  # type: ignore[import-untyped]
 from weldpulse.errors import BadRequest
-from weldpulse.stats.engine.registry import Dimension, dimension
+from weldpulse.stats.engine.registry import PENDING, Dimension, dimension
 from weldpulse.v1 import analytics_pb2 as pb
 
 OPS = ("is", "is_not", "contains", "not_contains", "starts_with", "matches", "not_matches")
@@ -75,6 +75,7 @@ def _condition(expr: pb.QueryFilter, path: str) -> Condition:
     dim = dimension(name)
     if dim is None or dim.kind == "time":
         what = "time dimensions cannot be filtered" if dim else "unknown dimension"
+        what = "not available yet" if name in PENDING else what
         raise BadRequest(f"Invalid {path}.dimension: {name[:100]!r}: {what}")
     if expr.op not in OPS:
         raise BadRequest(f"Invalid {path}.op: {expr.op[:40]!r}; expected one of {', '.join(OPS)}")

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from weldpulse.errors import BadRequest
-from weldpulse.stats.engine import paging
+from weldpulse.stats.engine import buckets, paging
 from weldpulse.stats.engine.filters import Node, parse_filters
 from weldpulse.stats.engine.registry import (
     DIMENSIONS,
@@ -71,6 +71,11 @@ def parse_query(
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"Invalid limit: {limit} is not between 1 and {MAX_LIMIT}")
     compare = _compare(request, span, zone) if request.HasField("compare") else None
+    time = next((d for d in dims if d.kind == "time"), None)
+    if time is not None:  # bounded before any SQL runs, also when rows are not filled in
+        buckets.check(span, time.column, zone, "dimensions")
+        if compare is not None:
+            buckets.check(compare, time.column, zone, "compare.date_range")
     normal = pb.QueryRequest()
     normal.CopyFrom(request)
     normal.ClearField("limit")

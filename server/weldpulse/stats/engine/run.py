@@ -4,20 +4,68 @@ The planner is the one place that would choose rollups over raw rows; today
 every statement reads raw events and sessions, which is exact for any filter.
 """
 
+import math
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, CursorResult, Executable
+from weldpulse.errors import TimedOut
 from weldpulse.stats.engine import buckets, paging
 from weldpulse.stats.engine.registry import POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
 from weldpulse.stats.engine.sql import event_stmt, session_stmt
 from weldpulse.stats.engine.zones import Span, segments
 
+# Below Envoy's 60 s route timeout, so the caller gets this error rather than Envoy's.
+BUDGET_SECONDS = 30.0
 Key = tuple[str, ...]
-Values = dict[str, float]
+
+
+class Budget:
+    """A call's time budget: statements past it are cancelled in the database (as the
+    statement guard does when a call ends) and the call answers GATEWAY_TIMEOUT."""
+
+    def __init__(self, conn: Connection, seconds: float) -> None:
+        self.conn, self.seconds = conn, seconds
+        self.deadline = time.monotonic() + seconds
+        self.fired = False
+
+    def _cancel(self) -> None:
+        self.fired = True
+        dbapi = self.conn.connection.dbapi_connection
+        if self.conn.dialect.name == "postgresql":
+            dbapi.cancel_safe(timeout=2.0)  # type: ignore[union-attr]
+        else:
+            dbapi.interrupt()  # type: ignore[union-attr]
+
+    def error(self) -> TimedOut:
+        return TimedOut(
+            f"Query ran past its time budget of {self.seconds:g} s and was cancelled; narrow "
+            "the date_range, the dimensions or the filters"
+        )
+
+    def execute(self, stmt: Executable) -> CursorResult[Any]:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self.error()
+        timer = threading.Timer(left, self._cancel)
+        timer.start()
+        try:
+            return self.conn.execute(stmt)
+        except Exception:  # DuckDB's interrupt and psycopg's cancel surface differently
+            if self.fired:
+                raise self.error() from None
+            raise
+        finally:
+            timer.cancel()
+
+
+Values = dict[str, Any]  # raw sums and counts as the database returns them
 
 
 @dataclass
@@ -44,11 +92,24 @@ def _key(value: Any) -> str:
     return str(value)
 
 
-def _ratio(part: float, whole: float, places: int) -> float:
-    return round(float(part) / float(whole), places) if whole else 0.0
+def _exact(value: Any) -> Fraction:
+    """The decimal a number prints as (a float's shortest repr, a Decimal as is), exactly."""
+    return Fraction(str(value))
 
 
-def _table(conn: Connection, q: Query, span: Span, dims: Sequence[Dimension]) -> dict[Key, Values]:
+def _round(value: Fraction, places: int) -> float:
+    """Half away from zero, on the exact value: 31.25 → 31.3 on every engine, whatever
+    binary float or numeric the database summed in."""
+    scaled = abs(value) * 10**places
+    whole = math.floor(scaled + Fraction(1, 2))
+    return math.copysign(whole / 10**places, value) if whole else 0.0
+
+
+def _ratio(part: Any, whole: Any, places: int) -> float:
+    return _round(_exact(part) / _exact(whole), places) if whole else 0.0
+
+
+def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict[Key, Values]:
     """Raw per-group figures of `dims` over `span`: event and session statements merged."""
     kinds = {m.kind for m in q.metrics}
     time = next((d for d in dims if d.kind == "time"), None)
@@ -56,18 +117,17 @@ def _table(conn: Connection, q: Query, span: Span, dims: Sequence[Dimension]) ->
     rows: dict[Key, Values] = {}
     if "event" in kinds:
         wants_time = any(m.name == "time_on_page" for m in q.metrics)
-        for r in conn.execute(event_stmt(q.sites, span, dims, q.filters, segs, wants_time)):
+        for r in run.execute(event_stmt(q.sites, span, dims, q.filters, segs, wants_time)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
                 visitors=r.visitors, pageviews=r.pageviews, events=r.events,
-                time_total=float(r.time_total or 0), time_count=r.time_count,
+                time_total=r.time_total or 0, time_count=r.time_count,
             )  # fmt: skip
     if "session" in kinds:
-        for r in conn.execute(session_stmt(q.sites, span, dims, q.filters, segs)):
+        for r in run.execute(session_stmt(q.sites, span, dims, q.filters, segs)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
-                sessions=r.sessions, bounces=float(r.bounces), duration=float(r.duration),
-                views=float(r.views),
+                sessions=r.sessions, bounces=r.bounces, duration=r.duration, views=r.views,
             )  # fmt: skip
     return rows
 
@@ -86,15 +146,15 @@ def _metrics(raw: Values, metrics: Sequence[Metric], total_visitors: float) -> l
     return [float(values[m.name]) for m in metrics]
 
 
-def _rows(conn: Connection, q: Query, span: Span) -> tuple[list[Row], Row]:
+def _rows(run: Budget, q: Query, span: Span) -> tuple[list[Row], Row]:
     """Every row of `span` (unordered) and its totals row."""
     needs_total = q.include_totals or any(m.name == "percentage" for m in q.metrics)
-    total_raw = _table(conn, q, span, ())[()] if needs_total or not q.dimensions else {}
+    total_raw = _table(run, q, span, ())[()] if needs_total or not q.dimensions else {}
     total_visitors = total_raw.get("visitors", 0)
     totals = Row((), _metrics(total_raw, q.metrics, total_visitors))
     if not q.dimensions:
         return [totals], totals
-    table = _table(conn, q, span, q.dimensions)
+    table = _table(run, q, span, q.dimensions)
     if q.time and len(q.dimensions) == 1:  # every bucket, empty ones as zeros
         for label in buckets.labels(span, q.time.column, q.zone):
             table.setdefault((label,), {})
@@ -123,22 +183,22 @@ def _change(now: list[float], then: list[float], metrics: Sequence[Metric]) -> l
         if b == 0:
             out.append(None)
         elif m.name in POINTS:
-            out.append(round((a - b) * 100, 1))
+            out.append(_round((_exact(a) - _exact(b)) * 100, 1))
         else:
-            out.append(round((a - b) / b * 100, 1))
+            out.append(_round((_exact(a) - _exact(b)) / _exact(b) * 100, 1))
     return out
 
 
-def _compare(conn: Connection, q: Query, page: list[Row], totals: Row | None) -> None:
+def _compare(run: Budget, q: Query, page: list[Row], totals: Row | None) -> None:
     assert q.compare is not None
-    rows, comp_totals = _rows(conn, q, q.compare)
+    rows, comp_totals = _rows(run, q, q.compare)
     by_key = {r.dimensions: r for r in rows}
     zeros = [0.0] * len(q.metrics)
     t = next((i for i, d in enumerate(q.dimensions) if d.kind == "time"), None)
     if t is not None:
         assert q.time is not None
         mine = {label: i for i, label in enumerate(buckets.labels(q.span, q.time.column, q.zone))}
-        theirs = buckets.labels(q.compare, q.time.column, q.zone, "compare.date_range")
+        theirs = buckets.labels(q.compare, q.time.column, q.zone)
     for row in page:
         key = row.dimensions
         if t is not None:
@@ -153,13 +213,17 @@ def _compare(conn: Connection, q: Query, page: list[Row], totals: Row | None) ->
 
 
 def answer(conn: Connection, q: Query) -> Answer:
-    """Runs the query's statements on `conn` (one snapshot) and shapes the page."""
-    rows, totals = _rows(conn, q, q.span)
+    """Runs the query's statements on `conn` (one snapshot) within the budget; shapes the page."""
+    return _answer(Budget(conn, BUDGET_SECONDS), q)
+
+
+def _answer(run: Budget, q: Query) -> Answer:
+    rows, totals = _rows(run, q, q.span)
     ordered = _order(rows, q)
     page = ordered[q.offset : q.offset + q.limit]
     end = q.offset + q.limit
     token = paging.token(q.fingerprint, end) if end < len(ordered) else None
     shown = totals if q.include_totals else None
     if q.compare is not None:
-        _compare(conn, q, page, shown)
+        _compare(run, q, page, shown)
     return Answer(page, shown, len(ordered), token)

@@ -185,8 +185,12 @@ def session_stmt(
     if filters is not None:
         if "event" in filters.dimensions():
             e = events.alias("e")
-            held = exists().where(e.c.session_id == s.c.session_id, e.c.site_id == s.c.site_id,
-                                  where(filters, e, s))  # fmt: skip
+            held = exists().where(
+                e.c.session_id == s.c.session_id,
+                e.c.site_id == s.c.site_id,
+                e.c.ts >= span.start,  # a session's events start with it: bounds the scan
+                where(filters, e, s),
+            )
             stmt = stmt.where(held)
         else:  # session attributes hold for all of a session's events alike
             stmt = stmt.where(where(filters, None, s))

@@ -1523,8 +1523,9 @@ export const AnalyticsService: GenService<{
   },
   /**
    * Any question: metrics by up to three dimensions over a filter tree, in
-   * a time zone, ordered, paged, with totals and a comparison range. The
-   * contract (fields, scopes, limits) is in docs/api.md.
+   * a time zone, ordered, paged, with totals and a comparison range. A query
+   * that runs past the server's 30 s time budget is cancelled in the
+   * database and answered DEADLINE_EXCEEDED (HTTP 504 GATEWAY_TIMEOUT).
    *
    * @generated from rpc weldpulse.v1.AnalyticsService.Query
    */
