@@ -124,6 +124,10 @@ def date_ranges(draw: Any, windows: list, tz: str) -> dict:
         return {"start": start.isoformat(), "end": end.isoformat()}
     a, b = stamp(draw, start, tz), stamp(draw, start, tz)
     a, b = sorted([a, b], key=lambda v: ref.instant(v, ZoneInfo(tz), False, "date_range"))
+    if draw(st.integers(0, 3)) == 0:  # a date at one end, a timestamp at the other
+        if draw(st.booleans()):
+            return {"start": start.isoformat(), "end": b}
+        return {"start": a, "end": (start + timedelta(days=draw(st.integers(0, 2)))).isoformat()}
     return {"start": a, "end": b}
 
 
@@ -196,12 +200,10 @@ def queries(draw: Any, api: Api) -> dict:
             st.lists(st.sampled_from(metrics + dims), min_size=1, max_size=2, unique=True)
         )
         req["order_by"] = [{"field": f, "desc": draw(st.booleans())} for f in fields]
-    dated = all(len(v) == 10 for v in rng.values())
-    mode = draw(
-        st.sampled_from(
-            [None, None, "previous_period", "custom"] + (["year_over_year"] if dated else [])
-        )
-    )
+    # previous_period/year_over_year of a range mixing a date and a timestamp: contract silent.
+    kinds = {len(v) == 10 for v in rng.values()}
+    modes = [None, None, "custom"] + (["previous_period"] if len(kinds) == 1 else [])
+    mode = draw(st.sampled_from(modes + (["year_over_year"] if kinds == {True} else [])))
     if mode == "custom":
         req["compare"] = {"mode": mode, "date_range": draw(date_ranges(api.data.windows, zone))}
     elif mode:
@@ -319,6 +321,12 @@ INVALID = [
     ({"metrics": ["visitors"], "filters": {"dimension": "time:day", "op": "is", "values": ["x"]}}, ["time:day"]),
     ({"metrics": ["visitors"], "filters": {"not": {"not": {"not": {"not": {"not": {
         "dimension": "page", "op": "is", "values": ["/"]}}}}}}}, ["5"]),
+    ({"metrics": ["visitors"], "dimensions": ["time:minute"],
+      "date_range": {"start": "2026-11-20", "end": "2026-11-27"}}, ["buckets"]),
+    ({"metrics": ["visitors"], "filters": {"dimension": "page", "op": "matches", "values": ["a" * 257]}}, ["256"]),
+    ({"metrics": ["visitors"], "filters": {"dimension": "page", "op": "is", "values": ["a" * 2001]}}, ["2000"]),
+    ({"metrics": ["visitors"], "filters": {"or": [{"dimension": "page", "op": "is", "values": ["/"]}] * 21}}, ["20"]),
+    ({"metrics": ["visitors"], "compare": {"mode": "last_week"}}, ["compare"]),
     ({"metrics": ["visitors"], "limit": 0}, ["limit"]),
     ({"metrics": ["visitors"], "limit": 10_001}, ["limit"]),
     ({"metrics": ["visitors"], "order_by": [{"field": "pageviews", "desc": True}]}, ["order_by"]),
@@ -354,3 +362,16 @@ def test_same_timestamp_pageviews_keep_their_batch_order(stack: Stack, tenant: T
     # /a -> /b: 0 s; /b -> /c: 60 s; /c has no next pageview (0 when none).
     assert [(r["dimensions"][0], r["metrics"][0]) for r in resp.json()["results"]] == [
         ("/b", 60.0), ("/a", 0.0), ("/c", 0.0)]  # fmt: skip
+
+
+def test_page_tokens_of_another_query_or_none_at_all_are_400s(api: Api) -> None:
+    day = {"start": "2026-11-20", "end": "2026-11-22"}
+    first = {"metrics": ["events"], "dimensions": ["page"], "date_range": day, "limit": 1}
+    resp = api.post(first)
+    assert resp.status_code == 200, resp.text
+    token = resp.json()["meta"]["next_page_token"]
+    assert api.post({**first, "page_token": token}).status_code == 200
+    for other in ({**first, "dimensions": ["os"]}, {**first, "metrics": ["visitors"]},
+                  {**first, "page_token": "not-a-token"}, {**first, "page_token": token[:-2]}):  # fmt: skip
+        resp = api.post({**other, "page_token": other.get("page_token", token)})
+        assert resp.status_code == 400 and "page_token" in resp.json()["error"], resp.text
