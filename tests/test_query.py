@@ -380,3 +380,18 @@ def test_exact_halves_round_away_from_zero(stack: Stack, tenant: Tenant) -> None
     ])  # fmt: skip
     body = ok(stack, tenant, metrics=["views_per_session", "sessions"])
     assert rows(body) == [([], [0.63, 8])]
+
+
+def test_equal_timestamps_pair_in_receive_order(stack: Stack, tenant: Tenant) -> None:
+    """30 pageviews of one session at one instant, then /next 10 s later: each one's next
+    pageview is the one received after it (0 s), the last received one's is /next (10 s), on
+    every engine, whatever order a sort by timestamp would leave the ties in."""
+    tied = [f"/t{i:02d}" for i in range(30, 0, -1)]
+    writer.record(stack.events, [
+        *(event(tenant.site_id, 90, "2026-11-02T12:00:00", path, GOOGLE_DE) for path in tied),
+        event(tenant.site_id, 90, "2026-11-02T12:00:10", "/next", GOOGLE_DE),
+    ])  # fmt: skip
+    body = ok(stack, tenant, metrics=["time_on_page"], dimensions=["page"], limit=100,
+              order_by=[{"field": "time_on_page", "desc": True}])  # fmt: skip
+    assert rows(body)[0] == (["/t01"], [10])
+    assert all(metrics == [0] for _, metrics in rows(body)[1:])

@@ -18,7 +18,7 @@ from weldpulse.errors import TimedOut
 from weldpulse.stats.engine import buckets, paging
 from weldpulse.stats.engine.registry import POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
-from weldpulse.stats.engine.sql import event_stmt, session_stmt
+from weldpulse.stats.engine.sql import by_links, event_stmt, session_stmt, time_on_page_stmt
 from weldpulse.stats.engine.zones import Span, segments
 
 # Below Envoy's 60 s route timeout, so the caller gets this error rather than Envoy's.
@@ -117,12 +117,19 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
     rows: dict[Key, Values] = {}
     if "event" in kinds:
         wants_time = any(m.name == "time_on_page" for m in q.metrics)
-        for r in run.execute(event_stmt(q.sites, span, dims, q.filters, segs, wants_time)):
+        links = wants_time and by_links(dims, q.filters)
+        stmt = event_stmt(q.sites, span, dims, q.filters, segs, wants_time and not links)
+        for r in run.execute(stmt):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
                 visitors=r.visitors, pageviews=r.pageviews, events=r.events,
                 time_total=r.time_total or 0, time_count=r.time_count,
             )  # fmt: skip
+        if links:
+            for r in run.execute(time_on_page_stmt(q.sites, span, dims, q.filters, segs)):
+                key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
+                if key in rows:  # a pageview in scope: its row has events in scope
+                    rows[key].update(time_total=r.time_total or 0, time_count=r.time_count)
     if "session" in kinds:
         for r in run.execute(session_stmt(q.sites, span, dims, q.filters, segs)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))

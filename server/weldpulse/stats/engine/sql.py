@@ -10,7 +10,6 @@ from sqlalchemy import (
     Text,
     and_,
     case,
-    exists,
     extract,
     func,
     literal,
@@ -184,16 +183,91 @@ def session_stmt(
     ).where(s.c.site_id.in_(sites), s.c.started_at >= span.start, s.c.started_at <= span.end)
     if filters is not None:
         if "event" in filters.dimensions():
-            e = events.alias("e")
-            held = exists().where(
-                e.c.session_id == s.c.session_id,
-                e.c.site_id == s.c.site_id,
-                e.c.ts >= span.start,  # a session's events start with it: bounds the scan
-                where(filters, e, s),
-            )
-            stmt = stmt.where(held)
+            stmt = stmt.where(s.c.session_id.in_(_sessions_with_event(sites, span, filters)))
         else:  # session attributes hold for all of a session's events alike
             stmt = stmt.where(where(filters, None, s))
     keys = [bucket(s.c.started_at, d.column, segs) if d.kind == "time" else dim_value(d, None, s)
             for d in dims]  # fmt: skip
+    return _group(stmt, keys)
+
+
+def _sessions_with_event(sites: Sequence[str], span: Span, filters: Node) -> Select:
+    """Ids of the sessions starting in range with an event for which the filter holds.
+
+    Uncorrelated, so every engine runs it as one hash semi-join (a correlated
+    EXISTS made PostgreSQL rescan events per session). Their events lie from
+    `start` to the last end of a session starting in range.
+    """
+    e, s = events.alias("e"), sessions.alias("s2")
+    horizon = (
+        select(func.coalesce(func.max(sessions.c.ended_at), span.end))
+        .where(
+            sessions.c.site_id.in_(sites),
+            sessions.c.started_at >= span.start,
+            sessions.c.started_at <= span.end,
+        )
+        .scalar_subquery()
+    )
+    source = e.join(s, s.c.session_id == e.c.session_id) if "session" in filters.dimensions() else e
+    return (
+        select(e.c.session_id)
+        .select_from(source)
+        .where(
+            e.c.site_id.in_(sites), e.c.ts >= span.start, e.c.ts <= horizon, where(filters, e, s)
+        )
+    )
+
+
+def by_links(dims: Sequence[Dimension], filters: Node | None) -> bool:
+    """Whether time on page can come from the stored links (prev_pathname, prev_ts): when the
+    pageview's own attributes the query reads are its page and name only."""
+    wanted = [d for d in dims if d.kind == "event"]
+    if filters is not None:
+        wanted += _conditions(filters)
+    return {d.column for d in wanted if d.kind == "event"} <= {"pathname", "name"}
+
+
+def time_on_page_stmt(
+    sites: Sequence[str], span: Span, dims: Sequence[Dimension], filters: Node | None,
+    segs: Sequence,
+) -> Select:  # fmt: skip
+    """Per group of `dims`: the seconds from each pageview in scope to the next pageview of its
+    session (sum, count), from the links ingestion stores on that next pageview.
+
+    The links are set in receive order, so pageviews with equal timestamps pair up as they
+    arrived, on every engine (a window ordered by ts alone leaves ties to the engine).
+    """
+    n = events.c
+    p = (
+        select(
+            n.site_id,
+            n.session_id,
+            n.visitor_id,
+            n.prev_pathname.label("pathname"),
+            literal(PAGEVIEW, Text).label("name"),
+            n.prev_ts.label("ts"),
+            extract("epoch", n.ts - n.prev_ts).label("seconds"),
+        )
+        .where(
+            n.site_id.in_(sites),
+            n.name == PAGEVIEW,
+            n.prev_ts >= span.start,
+            n.prev_ts <= span.end,
+        )
+        .subquery("p")
+    )
+    needs_sessions = any(d.kind == "session" for d in dims) or (
+        filters is not None and "session" in filters.dimensions()
+    )
+    s = sessions.alias("s")
+    source: FromClause = p.join(s, s.c.session_id == p.c.session_id) if needs_sessions else p
+    stmt = select(
+        func.coalesce(func.sum(p.c.seconds), 0).label("time_total"),
+        func.count().label("time_count"),
+    ).select_from(source)
+    if filters is not None:
+        stmt = stmt.where(where(filters, p, s))
+    keys = [
+        bucket(p.c.ts, d.column, segs) if d.kind == "time" else dim_value(d, p, s) for d in dims
+    ]
     return _group(stmt, keys)
