@@ -77,7 +77,7 @@ def _visitor(rng: random.Random, domain: str, start: datetime, opaque: str) -> l
             custom = rng.random() < 0.2
             path = rng.choice(PATHS)
             props: dict[str, Any] = {}
-            if custom and rng.random() < 0.7:
+            if (custom and rng.random() < 0.7) or rng.random() < 0.15:  # pageviews too
                 props["plan"] = rng.choice(PLANS)
             if custom and rng.random() < 0.4:
                 props["n"] = rng.randint(1, 3)

@@ -125,9 +125,18 @@ def date_ranges(draw: Any, windows: list, tz: str) -> dict:
     a, b = stamp(draw, start, tz), stamp(draw, start, tz)
     a, b = sorted([a, b], key=lambda v: ref.instant(v, ZoneInfo(tz), False, "date_range"))
     if draw(st.integers(0, 3)) == 0:  # a date at one end, a timestamp at the other
-        if draw(st.booleans()):
-            return {"start": start.isoformat(), "end": b}
-        return {"start": a, "end": (start + timedelta(days=draw(st.integers(0, 2)))).isoformat()}
+        end = (start + timedelta(days=draw(st.integers(0, 2)))).isoformat()
+        mixed = (
+            {"start": start.isoformat(), "end": b}
+            if draw(st.booleans())
+            else {"start": a, "end": end}
+        )
+        zone = ZoneInfo(tz)
+        assume(
+            ref.instant(mixed["start"], zone, False, "")
+            <= ref.instant(mixed["end"], zone, True, "")
+        )
+        return mixed
     return {"start": a, "end": b}
 
 
