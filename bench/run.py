@@ -181,6 +181,11 @@ class Server:
             WELDPULSE_EVENTS_URL=info["events_url"],
             WELDPULSE_GRPC_PORT=str(self.grpc_port),
             WELDPULSE_HTTP_PORT=str(self.http_port),
+            # Every bench client is 127.0.0.1: no per-address limit at Envoy.
+            WELDPULSE_EDGE_API_PER_SECOND="1000000",
+            WELDPULSE_EDGE_API_BURST="1000000",
+            WELDPULSE_EDGE_COLLECT_PER_SECOND="1000000",
+            WELDPULSE_EDGE_COLLECT_BURST="1000000",
         )
         exe = shutil.which("weldpulse", path=str(Path(sys.executable).parent)) or "weldpulse"
         self.log = open(data_dir / "server.log", "wb")  # noqa: SIM115

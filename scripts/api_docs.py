@@ -47,8 +47,8 @@ Every route that does not say it is public needs an API key of a Pro or
 Enterprise project: `Authorization: Bearer ak_live_...` (gRPC:
 `authorization` metadata). The
 JSON routes are served by Envoy (default `http://127.0.0.1:8080`), gRPC by
-the server (default `127.0.0.1:50051`, or Envoy's port with
-`content-type: application/grpc`). Request fields are query parameters of
+the server (default `127.0.0.1:50051`, for internal callers; Envoy's public
+port serves JSON only). Request fields are query parameters of
 the same name; every response is `{{"data": [rows]}}` with every field
 present, zeros and `false` included.
 

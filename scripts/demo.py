@@ -34,8 +34,15 @@ PAGES = [
 REFERRERS = ["", "https://www.google.com/", "https://news.ycombinator.com/item?id=4242",
              "https://t.co/x1y2z3", "https://github.com/weldpulse/weldpulse",
              "https://duckduckgo.com/", "https://www.reddit.com/r/selfhosted/", "https://www.bing.com/search?q=analytics"]  # fmt: skip
-PLACES = [("US", "California"), ("US", "New York"), ("DE", "Berlin"), ("GB", "England"),
-          ("FR", "Île-de-France"), ("IN", "Karnataka"), ("BR", "São Paulo"), ("JP", "Tokyo")]  # fmt: skip
+PLACES = [("US", "California", "San Francisco"), ("US", "New York", "New York"),
+          ("DE", "Berlin", "Berlin"), ("GB", "England", "London"), ("FR", "Île-de-France", "Paris"),
+          ("IN", "Karnataka", "Bengaluru"), ("BR", "São Paulo", "São Paulo"), ("JP", "Tokyo", "Tokyo")]  # fmt: skip
+# Campaign links of some landings, by referrer (no extra random draws: the demo's numbers stay).
+CAMPAIGNS = {
+    "https://t.co/x1y2z3": "?utm_source=twitter&utm_medium=social&utm_campaign=launch",
+    "https://www.bing.com/search?q=analytics": "?utm_source=bing&utm_medium=cpc&utm_campaign=analytics+tools",
+    "https://github.com/weldpulse/weldpulse": "?ref=github&utm_campaign=readme",
+}
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
@@ -51,8 +58,12 @@ USER_AGENTS = [
 def write_demo_geoip(path: Path) -> Path:
     """Country i of PLACES owns 2001:db8:i::/48; the demo's visitors live there."""
     writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City")
-    for i, (country, region) in enumerate(PLACES):
-        record = {"country": {"iso_code": country}, "subdivisions": [{"names": {"en": region}}]}
+    for i, (country, region, city) in enumerate(PLACES):
+        record = {
+            "country": {"iso_code": country},
+            "subdivisions": [{"names": {"en": region}}],
+            "city": {"names": {"en": city}},
+        }
         writer.insert_network(IPSet([f"2001:db8:{i}::/48"]), record)
     writer.to_db_file(str(path))
     return path
@@ -79,7 +90,7 @@ def demo_hits(site: Site, now: datetime, days: int = 35, seed: int = 7) -> list[
                 if ts > now:
                     break
                 page = rng.choices(PAGES, weights=[30, 15, 12, 10, 6, 5, 8, 4])[0]
-                url = f"https://{site.domain}{page}"
+                url = f"https://{site.domain}{page}{CAMPAIGNS.get(referrer, '') if first else ''}"
                 ref = referrer if first else f"https://{site.domain}/"
                 hits.append(Hit(site, ts, "pageview", url, ref, ua, ip, {}))
                 if page == "/pricing" and rng.random() < 0.2:

@@ -13,6 +13,7 @@ import grpc
 import httpx
 import pytest
 from dataset import ev, project_a_events, project_b_events, wide_events
+from servers import OPEN_EDGE
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from weldpulse.api.ratelimit import SlidingLogLimiter
@@ -97,9 +98,9 @@ def seed(metadata: Engine, events: Engine) -> tuple[dict[str, Any], dict[str, st
 # host's own address, which differs between machines, so every IPv4 address
 # is in Utrecht but for two documentation networks inserted after it.
 PLACES = {
-    "0.0.0.0/0": ("NL", "Utrecht"),
-    "203.0.113.0/24": ("US", "California"),
-    "2001:db8::/32": ("DE", "Berlin"),
+    "0.0.0.0/0": ("NL", "Utrecht", "Utrecht"),
+    "203.0.113.0/24": ("US", "California", "San Francisco"),
+    "2001:db8::/32": ("DE", "Berlin", "Berlin"),
 }
 
 
@@ -108,8 +109,12 @@ def write_geoip_db(path: Path) -> Path:
     from netaddr import IPSet
 
     writer = MMDBWriter(ip_version=6, database_type="GeoIP2-City", ipv4_compatible=True)
-    for network, (country, region) in PLACES.items():
-        record = {"country": {"iso_code": country}, "subdivisions": [{"names": {"en": region}}]}
+    for network, (country, region, city) in PLACES.items():
+        record = {
+            "country": {"iso_code": country},
+            "subdivisions": [{"names": {"en": region}}],
+            "city": {"names": {"en": city}},
+        }
         writer.insert_network(IPSet([network]), record)
     writer.to_db_file(str(path))
     return path
@@ -152,7 +157,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     ids, keys = seed(metadata, events)
     geo = IngestOptions(geoip_db=str(write_geoip_db(tmp / "geo.mmdb")))
     server, port = build_server(metadata, events, limiter=SlidingLogLimiter(), ingest=geo)
-    envoy = Envoy(port, log_path=tmp / "envoy.log").start()
+    envoy = Envoy(port, log_path=tmp / "envoy.log", limits=OPEN_EDGE).start()
     client = httpx.Client(base_url=f"http://127.0.0.1:{envoy.http_port}", timeout=30)
     try:
         yield Stack(request.param, meta_url, events_url, metadata, events, port, client, ids, keys)

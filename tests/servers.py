@@ -12,7 +12,14 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from weldpulse.config import EdgeLimits
 from weldpulse.envoy import Envoy
+
+# Test stacks send far more from 127.0.0.1 than any one real client: Envoy's
+# per-address rates are set out of reach (tests/test_edge_limits.py tests them).
+OPEN_EDGE = EdgeLimits(
+    collect_per_second=10**6, collect_burst=10**6, api_per_second=10**6, api_burst=10**6
+)
 
 
 @dataclass
@@ -85,7 +92,8 @@ def behind_envoy(
         for i in range(count):
             events = events_url or f"duckdb:///{tmp}/{i}.db"
             servers.append(spawn(metadata_url, events, tmp / f"server{i}.log", **env))
-        envoy = Envoy([s.port for s in servers], log_path=tmp / "envoy.log").start()
+        envoy = Envoy([s.port for s in servers], log_path=tmp / "envoy.log", limits=OPEN_EDGE)
+        envoy.start()
         yield servers, envoy
     finally:
         if envoy:

@@ -35,8 +35,13 @@ def test_create_project_site_and_key_then_revoke(stack: Stack) -> None:
     site = cli_json(
         "sites", "create", "--project", project["id"], "--domain", "cli.example", env=env
     )
-    assert list(site) == ["id", "domain", "name", "site_key", "is_active", "created_at"]
-    assert (site["domain"], site["name"], site["is_active"]) == ("cli.example", "cli.example", True)
+    assert list(site) == ["id", "domain", "name", "site_key", "is_active", "created_at", "timezone"]
+    assert (site["domain"], site["name"], site["is_active"], site["timezone"]) == (
+        "cli.example",
+        "cli.example",
+        True,
+        "UTC",
+    )
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", site["created_at"])
     key = cli_json("keys", "create", "--project", project["id"], "--scope", "stats:read", env=env)
     assert sorted(key) == ["id", "key", "project_id", "scopes"]

@@ -202,7 +202,11 @@ def test_sigterm_under_load_fails_no_call(
         workers = [threading.Thread(target=load) for _ in range(8)]
         for w in workers:
             w.start()
-        time.sleep(1.0)
+        # Until both servers carry load (on a busy machine 1 s may not be enough).
+        deadline = time.monotonic() + 30
+        while min(s.logs().count('"code": "OK"') for s in servers) <= 10:
+            assert time.monotonic() < deadline, "the load never reached both servers"
+            time.sleep(0.1)
         leaving.terminate()
         assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
         watch.cancel()  # an open watch is a call in flight: it would hold the full grace

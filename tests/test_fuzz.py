@@ -26,6 +26,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from servers import OPEN_EDGE
 from sqlalchemy import func, select
 from weldpulse.app import Options, build_server
 from weldpulse.envoy import Envoy
@@ -82,7 +83,7 @@ def _stored(stack: Stack, site_id: str) -> int:
 def fuzz_target(stack: Stack) -> Iterator[Target]:
     """A server on the stack's stores without a practical rate limit, behind its own Envoy."""
     server, port = build_server(stack.metadata, stack.events, options=Options(rate_limit=10**9))
-    envoy = Envoy(port).start()
+    envoy = Envoy(port, limits=OPEN_EDGE).start()
     TALLY[stack.engine] = Counter()
     read_key, write_key, site = _fuzz_project(stack)
     target = Target(

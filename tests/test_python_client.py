@@ -178,15 +178,6 @@ def test_call_by_name_with_a_json_request(client: Client) -> None:
         client.call("NoSuchRpc", {})
 
 
-def test_through_envoy_with_errors_as_statuses(stack: Stack) -> None:
-    with Client(f"127.0.0.1:{stack.http.base_url.port}", stack.new_key("a")) as client:
-        assert values(client.get_stats(DAY_START, DAY_END))[:3] == (6, 10, 7)
-        with pytest.raises(grpc.RpcError) as err:
-            client.list_pages(DAY_START, DAY_END, limit=0)
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "limit" in err.value.details()
-
-
 def test_default_limit_applies_when_limit_is_not_given(stack: Stack) -> None:
     with Client(f"127.0.0.1:{stack.grpc_port}", stack.keys["wide"]) as client:
         assert len(client.list_pages(WIDE_DAY, WIDE_DAY)) == 10

@@ -16,8 +16,8 @@ from google.protobuf import json_format
 from sqlalchemy import text
 from weldpulse.domain import Event
 from weldpulse.errors import TimedOut
-from weldpulse.stats.engine import run
-from weldpulse.storage import writer
+from weldpulse.stats.engine import runner
+from weldpulse.storage import accounts, writer
 from weldpulse.storage.engines import snapshot
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
@@ -351,7 +351,7 @@ def test_half_hour_zone_and_comparison_by_position(stack: Stack, tenant: Tenant)
 def test_past_the_time_budget_is_504(
     stack: Stack, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(run, "BUDGET_SECONDS", 0.0)
+    monkeypatch.setattr(runner, "BUDGET_SECONDS", 0.0)
     reply = query(stack, tenant.read_key, metrics=["visitors"],
                   date_range={"start": "2026-11-01", "end": "2026-11-03"})  # fmt: skip
     assert reply.status_code == 504
@@ -367,7 +367,7 @@ def test_a_statement_past_the_budget_is_cancelled_in_the_database(stack: Stack) 
     )
     began = time.monotonic()
     with snapshot(stack.events) as conn, pytest.raises(TimedOut):
-        run.Budget(conn, 0.3).execute(text(slow))
+        runner.Budget(conn, 0.3).execute(text(slow))
     assert time.monotonic() - began < 5
 
 
@@ -395,3 +395,14 @@ def test_equal_timestamps_pair_in_receive_order(stack: Stack, tenant: Tenant) ->
               order_by=[{"field": "time_on_page", "desc": True}])  # fmt: skip
     assert rows(body)[0] == (["/t01"], [10])
     assert all(metrics == [0] for _, metrics in rows(body)[1:])
+
+
+def test_default_zone_is_the_sites(stack: Stack, tenant: Tenant, site: str) -> None:
+    with stack.metadata.begin() as conn:
+        accounts.update_site(conn, site, timezone="Europe/Berlin")
+    body = {"metrics": ["visitors"], "dimensions": ["time:day"]}
+    assert ok(stack, tenant, site_id=site, **body)["meta"]["timezone"] == "Europe/Berlin"
+    assert rows(ok(stack, tenant, site_id=site, **body))[1] == (["2026-11-02T00:00:00"], [0])
+    # Without site_id the project's sites are read in UTC; an explicit zone always wins.
+    assert ok(stack, tenant, **body)["meta"]["timezone"] == "UTC"
+    assert ok(stack, tenant, site_id=site, timezone="UTC", **body)["meta"]["timezone"] == "UTC"

@@ -31,11 +31,25 @@ def projects_create(args: argparse.Namespace) -> dict[str, Any]:
         return {"id": accounts.create_project(conn, args.name, args.plan)}
 
 
+def _site(site: dict[str, Any]) -> dict[str, Any]:
+    """A site as GET /v1/sites shows it."""
+    shown = {k: site[k] for k in accounts.SITE_FIELDS}
+    shown["created_at"] = site["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ")
+    return shown
+
+
 def sites_create(args: argparse.Namespace) -> dict[str, Any]:
     with _metadata().begin() as conn:
-        site = accounts.create_site(conn, args.project, args.domain, args.name)
-    site["created_at"] = site["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {k: site[k] for k in ("id", "domain", "name", "site_key", "is_active", "created_at")}
+        return _site(
+            accounts.create_site(conn, args.project, args.domain, args.name, args.timezone)
+        )
+
+
+def sites_update(args: argparse.Namespace) -> dict[str, Any]:
+    if args.name is None and args.timezone is None:
+        raise ValueError("nothing to change: give --name and/or --timezone")
+    with _metadata().begin() as conn:
+        return _site(accounts.update_site(conn, args.site_id, args.name, args.timezone))
 
 
 def keys_create(args: argparse.Namespace) -> dict[str, Any]:
@@ -60,7 +74,12 @@ def up(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings.from_env()
     running = Running(settings, Options.from_env())
     try:
-        envoy = Envoy(running.port, settings.http_port, trusted_hops=settings.trusted_hops).start()
+        envoy = Envoy(
+            running.port,
+            settings.http_port,
+            trusted_hops=settings.trusted_hops,
+            limits=settings.edge,
+        ).start()
     except RuntimeError:
         running.server.stop(grace=0)
         raise
@@ -74,6 +93,9 @@ def up(args: argparse.Namespace) -> dict[str, Any]:
     running.stop()
     envoy.stop()
     return {"stopped": True}
+
+
+TIMEZONE_HELP = "IANA time zone of the site's local days, e.g. Europe/Berlin"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -95,7 +117,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--project", required=True, help="project id")
     p.add_argument("--domain", required=True)
     p.add_argument("--name", help="display name (default: the domain)")
+    p.add_argument("--timezone", default="UTC", help=TIMEZONE_HELP + " (default: UTC)")
     p.set_defaults(run=sites_create)
+    p = site_cmds.add_parser("update", help="change a site's name or time zone")
+    p.add_argument("site_id")
+    p.add_argument("--name", help="new display name")
+    p.add_argument("--timezone", help=TIMEZONE_HELP)
+    p.set_defaults(run=sites_update)
 
     key_cmds = groups.add_parser("keys", help="manage API keys").add_subparsers(
         dest="command", required=True

@@ -26,3 +26,12 @@ class Event:
     browser: str = ""
     os: str = ""
     props: dict[str, str] = field(default_factory=dict)
+    # What the query dimensions need ("" = none); see docs/metrics.md.
+    hostname: str = ""  # host of the page URL, lower-case, without www.
+    referrer: str = ""  # referrer host + path, no query or fragment
+    utm_source: str = ""
+    utm_medium: str = ""
+    utm_campaign: str = ""
+    utm_content: str = ""
+    utm_term: str = ""
+    city: str = ""  # English name from the GeoIP database

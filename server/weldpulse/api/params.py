@@ -1,10 +1,13 @@
 """Parsing and validation of request parameters: ranges, limits, intervals, site filters."""
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from weldpulse.errors import BadRequest
+from weldpulse.timezones import offsets
 
 MAX_LIMIT = 1000
 MAX_BUCKETS = 10_000
@@ -105,6 +108,7 @@ def parse_site(site_id: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 EPOCH = datetime(1970, 1, 1)
 WEEK_EPOCH = datetime(1969, 12, 29)
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 def bucket_of(moment: datetime, interval: Interval) -> int:
@@ -123,12 +127,38 @@ def bucket_start(index: int, interval: Interval) -> datetime:
     return origin + timedelta(seconds=index * UNIT_SECONDS[interval.unit] * interval.count)
 
 
-def buckets(rng: Range, interval: Interval) -> range:
-    """Indexes of every bucket from the one holding start to the one holding end."""
-    first, last = bucket_of(rng.start, interval), bucket_of(rng.end, interval)
-    if last - first + 1 > MAX_BUCKETS:
+def _check_count(count: int, interval: Interval, margin: int = 0) -> None:
+    """Bounds the buckets; `margin` lets a zone's offsets (under a day each way) add a few."""
+    if count > MAX_BUCKETS + margin:
         raise BadRequest(
-            f"Invalid interval: the range would hold {last - first + 1} buckets of "
+            f"Invalid interval: the range would hold {count} buckets of "
             f"'{interval.count} {interval.unit}', more than {MAX_BUCKETS}; use a larger interval"
         )
-    return range(first, last + 1)
+
+
+def buckets(rng: Range, interval: Interval, zone: ZoneInfo | None = None) -> Sequence[int]:
+    """Indexes of every bucket holding some instant of the range, in order.
+
+    Buckets are numbered on the wall clock of `zone` (default UTC): where it
+    jumps forward the skipped buckets hold no instant and are left out; where
+    it falls back the repeated wall-clock times fall into the same buckets.
+    """
+    # Bound the work first: a zone shifts the range by under a day each way.
+    margin = 2 * 86400 // UNIT_SECONDS.get(interval.unit, 86400) + 2 if zone else 0
+    _check_count(
+        bucket_of(rng.end, interval) - bucket_of(rng.start, interval) + 1, interval, margin
+    )
+    pieces = offsets(zone, rng.start, rng.end) if zone else ()
+    if not pieces:
+        spans = [(rng.start, rng.end)]
+    else:  # each piece of the range at one offset covers a span of wall-clock time
+        ends = [p.start - ONE_MICROSECOND for p in pieces[1:]] + [rng.end]
+        spans = [(p.start + p.offset, end + p.offset) for p, end in zip(pieces, ends, strict=True)]
+    merged: list[range] = []  # disjoint runs of indexes, in order
+    for first, last in sorted((bucket_of(a, interval), bucket_of(b, interval)) for a, b in spans):
+        if merged and first <= merged[-1].stop:  # overlaps or touches the run before
+            previous = merged.pop()
+            first, last = previous.start, max(last, previous.stop - 1)
+        merged.append(range(first, last + 1))
+    _check_count(sum(len(run) for run in merged), interval)
+    return merged[0] if len(merged) == 1 else [i for run in merged for i in run]

@@ -127,9 +127,9 @@ def enrich_hit(
 ) -> Enriched:
     """The event to store; `country` is a trusted CDN header's value, used without a GeoIP DB."""
     dev = enrich.device(hit.user_agent) if hit.user_agent else enrich.Device("", "", "")
-    place = geo.locate(hit.ip) if hit.ip else ("", "")
-    if place == ("", "") and country:
-        place = (enrich.country_code(country), "")
+    place = geo.locate(hit.ip) if hit.ip else enrich.Place()
+    if not (place.country or place.region) and country:
+        place = enrich.Place(enrich.country_code(country))
     previous = None
     if hit.opaque_visitor:
         visitor = supplied_visitor_id(hit.site.id, hit.opaque_visitor)
@@ -149,11 +149,15 @@ def enrich_hit(
         visitor_id=visitor,
         pathname=enrich.pathname(hit.url),
         referrer_source=enrich.source(hit.url, hit.referrer, hit.site.domain),
-        country=place[0],
-        region=place[1],
+        country=place.country,
+        region=place.region,
         device_type=dev.device_type,
         browser=dev.browser,
         os=dev.os,
         props=props,
+        hostname=enrich.hostname(hit.url),
+        referrer=enrich.referrer_url(hit.referrer),
+        city=place.city,
+        **enrich.utm(hit.url),
     )
     return Enriched(event, previous)

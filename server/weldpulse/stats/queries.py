@@ -8,6 +8,7 @@ definitions: docs/metrics.md.
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -39,6 +40,7 @@ from weldpulse.stats.exact import (
     total,
     whole_days,
 )
+from weldpulse.stats.wallclock import local_time
 from weldpulse.storage.schema import (
     breakdown_days,
     event_days,
@@ -48,7 +50,9 @@ from weldpulse.storage.schema import (
     source_days,
     visitor_days,
 )
+from weldpulse.timezones import is_utc
 
+Local = tuple[ZoneInfo, Range] | None  # a wall clock: local_time's zone and range
 REALTIME_WINDOW = timedelta(minutes=5)
 MAX_ROWS = 1000  # rows of the breakdowns without a `limit` parameter
 
@@ -134,15 +138,19 @@ def event_totals(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ()) 
     )
 
 
-def _session_parts(sites: Sequence[str], s: Split, interval: Interval | None) -> list[Select]:
+def _session_parts(
+    sites: Sequence[str], s: Split, interval: Interval | None, local: Local = None
+) -> list[Select]:
     """sessions, bounces and duration of the sessions starting in range (per bucket of
-    `interval`, if given): rolled days from source_days, the raw pieces from sessions."""
+    `interval`, if given, on the wall clock of `local`): rolled days from source_days,
+    the raw pieces from sessions."""
     d, se = source_days.c, sessions.c
 
     def grouped(query: Select, start: ColumnElement[datetime]) -> Select:
         if interval is None:
             return query
-        bucket = _bucket(start, interval).label("bucket")  # one object: see exact_visitors
+        at = local_time(start, *local) if local else start
+        bucket = _bucket(at, interval).label("bucket")  # one object: see exact_visitors
         return query.add_columns(bucket).group_by(bucket)
 
     raw = select(session_count, session_bounces, func.sum(se.duration).label("duration"))
@@ -326,22 +334,35 @@ def _bucket(column: ColumnElement[datetime], interval: Interval) -> ColumnElemen
     return cast(func.floor(seconds / width), BigInteger)
 
 
+def _wall_clock(zone: ZoneInfo | None, rng: Range) -> Local:
+    """The zone to bucket in, if its wall clock is not UTC somewhere in the range."""
+    return None if zone is None or is_utc(zone, rng.start, rng.end) else (zone, rng)
+
+
 def events_by_bucket(
-    sites: Sequence[str], rng: Range, interval: Interval, rolled: Sequence[date] = ()
-) -> Select:
-    if interval.unit in ("minute", "hour"):
-        bucket = _bucket(events.c.ts, interval).label("bucket")
+    sites: Sequence[str], rng: Range, interval: Interval, rolled: Sequence[date] = (),
+    zone: ZoneInfo | None = None,
+) -> Select:  # fmt: skip
+    """Visitors and pageviews per bucket of `interval` on the wall clock of `zone` (UTC if None)."""
+    local = _wall_clock(zone, rng)
+    if interval.unit in ("minute", "hour") or local:
+        # The day rollups hold UTC days, which other wall clocks' buckets split: raw rows.
+        at = local_time(events.c.ts, *local) if local else events.c.ts
+        bucket = _bucket(at, interval).label("bucket")
         return select(bucket, visitors, pageviews).where(_events_in(sites, rng)).group_by(bucket)
     # Day, week and month buckets start at midnight: whole visitor-days fall in one bucket.
     return exact_visitors(sites, rng, rolled, interval=interval)
 
 
 def sessions_by_bucket(
-    sites: Sequence[str], rng: Range, interval: Interval, rolled: Sequence[date] = ()
-) -> Select:
-    if interval.unit in ("minute", "hour"):
-        rolled = ()  # rolled days are whole days; these buckets split them
-    c = union_all(*_session_parts(sites, split(rng, rolled), interval)).subquery("s").c
+    sites: Sequence[str], rng: Range, interval: Interval, rolled: Sequence[date] = (),
+    zone: ZoneInfo | None = None,
+) -> Select:  # fmt: skip
+    """Sessions starting per bucket of `interval` on the wall clock of `zone` (UTC if None)."""
+    local = _wall_clock(zone, rng)
+    if interval.unit in ("minute", "hour") or local:
+        rolled = ()  # rolled days are whole UTC days; these buckets split them
+    c = union_all(*_session_parts(sites, split(rng, rolled), interval, local)).subquery("s").c
     return select(c.bucket, total(c.sessions).label("sessions")).group_by(c.bucket)
 
 

@@ -5,8 +5,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Select, Update, select, update
+from weldpulse.errors import BadRequest
 from weldpulse.storage import keys
 from weldpulse.storage.schema import api_keys, projects, sites
+from weldpulse.timezones import parse_timezone
 
 PLANS = ("free", "pro", "enterprise")
 SCOPES = ("stats:read", "events:write")
@@ -24,7 +26,22 @@ def create_project(conn: Connection, name: str, plan: str = "pro") -> str:
     return project_id
 
 
-def create_site(conn: Connection, project_id: str, domain: str, name: str | None = None) -> dict:
+SITE_FIELDS = ("id", "domain", "name", "site_key", "is_active", "created_at", "timezone")
+
+
+def _zone_key(timezone: str) -> str:
+    """An IANA key, or ValueError with the API's wording (the CLI prints it)."""
+    try:
+        return parse_timezone(timezone).key
+    except BadRequest as err:
+        raise ValueError(err.message) from None
+
+
+def create_site(
+    conn: Connection, project_id: str, domain: str, name: str | None = None,
+    timezone: str = "UTC",
+) -> dict:  # fmt: skip
+    zone = _zone_key(timezone)
     if conn.execute(select(projects.c.id).where(projects.c.id == project_id)).first() is None:
         raise ValueError(f"no project {project_id}")
     row = {
@@ -35,9 +52,32 @@ def create_site(conn: Connection, project_id: str, domain: str, name: str | None
         "site_key": keys.new_site_key(),
         "is_active": True,
         "created_at": _now(),
+        "timezone": zone,
     }
     conn.execute(sites.insert().values(**row))
     return row
+
+
+def update_site(
+    conn: Connection, site_id: str, name: str | None = None, timezone: str | None = None
+) -> dict:
+    """Changes what is given of the site's name and time zone; returns the site as it is now.
+
+    The zone changes how later queries bucket local days, never stored rows.
+    """
+    changes: dict[str, str] = {}
+    if timezone is not None:
+        changes["timezone"] = _zone_key(timezone)
+    if name is not None:
+        if not name.strip():
+            raise ValueError("name: must not be empty")
+        changes["name"] = name
+    if changes:
+        conn.execute(update(sites).where(sites.c.id == site_id).values(**changes))
+    row = conn.execute(select(sites).where(sites.c.id == site_id)).first()
+    if row is None:
+        raise ValueError(f"no site {site_id}")
+    return dict(row._mapping)
 
 
 def create_api_key(

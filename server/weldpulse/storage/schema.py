@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     MetaData,
+    Sequence,
     String,
     Table,
     Text,
@@ -38,6 +39,8 @@ sites = Table(
     Column("site_key", String(64), nullable=False, unique=True),
     Column("is_active", Boolean, nullable=False),
     Column("created_at", DateTime, nullable=False),
+    # IANA key (weldpulse.timezones.ZONES) of the site's local days.
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
 )
 
 api_keys = Table(
@@ -68,6 +71,13 @@ salts = Table(
 
 events_db = MetaData()
 
+# First-event attributes an event and its session both keep (Text, "" = none).
+ATTRIBUTES = ("referrer", "utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term",
+              "city")  # fmt: skip
+# Hands out events.seq; a database sequence, so several servers sharing one
+# PostgreSQL store never hand out the same value.
+EVENTS_SEQ = Sequence("events_seq", metadata=events_db)
+
 events = Table(
     "events",
     events_db,
@@ -88,6 +98,11 @@ events = Table(
     # page is one filtered scan instead of a window over every pageview.
     Column("prev_pathname", Text, nullable=True),
     Column("prev_ts", DateTime, nullable=True),
+    # Attributes of the query dimensions; "" when the event has none.
+    *(Column(name, Text, nullable=False) for name in ("hostname", *ATTRIBUTES)),
+    # Receive order, increasing across the store (EVENTS_SEQ): orders events
+    # with equal timestamps, so a session's first and last event are defined.
+    Column("seq", BigInteger, nullable=False),
 )
 
 # One row per session, maintained at ingestion so that queries never have to
@@ -112,6 +127,8 @@ sessions = Table(
     Column("browser", Text, nullable=False),
     Column("os", Text, nullable=False),
     Column("last_pageview_at", DateTime, nullable=True),  # None until the first pageview
+    *(Column(name, Text, nullable=False) for name in ATTRIBUTES),
+    Column("channel", Text, nullable=False),  # enrich.channel at the session's start
 )
 
 # Per site, UTC day, visitor and visitor attributes: pageviews and events.

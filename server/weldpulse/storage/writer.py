@@ -21,8 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import ARRAY
 from weldpulse.domain import PAGEVIEW, SESSION_GAP, Event
+from weldpulse.ingest import enrich
 from weldpulse.storage import rollups
-from weldpulse.storage.schema import events, sessions, visitor_days
+from weldpulse.storage.schema import ATTRIBUTES, EVENTS_SEQ, events, sessions, visitor_days
 
 ARRAY_INT = ARRAY(BigInteger)
 
@@ -63,6 +64,8 @@ def _new_session(e: Event) -> dict[str, Any]:
         "browser": e.browser,
         "os": e.os,
         "last_pageview_at": None,
+        **{name: getattr(e, name) for name in ATTRIBUTES},
+        "channel": enrich.channel(e.referrer_source, e.utm_medium),
     }
 
 
@@ -116,8 +119,9 @@ def _sessionize(
     columns: dict[str, list] = {
         name: [getattr(e, name) for e in batch]
         for name in EVENT_COLUMNS
-        if name not in ("session_id", "props", "prev_pathname", "prev_ts")
+        if name not in ("session_id", "props", "prev_pathname", "prev_ts", "seq")
     }
+    columns["seq"] = _next_seqs(conn, len(batch))
     columns["session_id"] = session_ids
     columns["prev_pathname"] = prev_pathnames
     columns["prev_ts"] = prev_ts
@@ -126,6 +130,17 @@ def _sessionize(
         for e in batch
     ]
     return {name: columns[name] for name in EVENT_COLUMNS}, created, changed
+
+
+def _next_seqs(conn: Connection, n: int) -> list[int]:
+    """`n` fresh values of events.seq, ascending, for the batch in its (time, receive) order.
+
+    From a database sequence rather than a counter in this process: values
+    are unique across every server sharing one PostgreSQL store. Values a
+    rolled-back batch drew are skipped, never reused; only their order counts.
+    """
+    stmt = select(EVENTS_SEQ.next_value()).select_from(func.generate_series(1, n))
+    return sorted(conn.execute(stmt).scalars())
 
 
 def _visitor_days(batch: list[Event]) -> dict[str, list]:
@@ -221,6 +236,8 @@ def record(engine: Engine, batch: Iterable[Event]) -> int:
     Committed before it returns. DuckDB gets Arrow scans, PostgreSQL COPY,
     any other engine plain executemany.
     """
+    # A stable sort: events with equal timestamps keep their receive order,
+    # which the seq values drawn in this order then record.
     ordered = sorted(batch, key=lambda e: e.ts)
     if not ordered:
         return 0

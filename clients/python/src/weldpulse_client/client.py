@@ -178,10 +178,13 @@ class Client:
         return list(cast(pb.ListReferrersResponse, self.call("ListReferrers", req, timeout)).data)
 
     def get_timeseries(
-        self, start: str, end: str, *, interval: str = "", site_id: str = "",
+        self, start: str, end: str, *, interval: str = "", site_id: str = "", timezone: str = "",
         timeout: float | None = None,
     ) -> list[pb.TimeseriesRow]:  # fmt: skip
-        req = pb.GetTimeseriesRequest(start=start, end=end, interval=interval, site_id=site_id)
+        """`timezone`: IANA name of the buckets' wall clock, e.g. "Europe/Berlin"; "" is UTC."""
+        req = pb.GetTimeseriesRequest(
+            start=start, end=end, interval=interval, site_id=site_id, timezone=timezone
+        )
         return list(cast(pb.GetTimeseriesResponse, self.call("GetTimeseries", req, timeout)).data)
 
     def get_realtime(

@@ -101,16 +101,18 @@ class ReferrerRow(_message.Message):
     def __init__(self, referrer_source: _Optional[str] = ..., visitors: _Optional[int] = ..., pageviews: _Optional[int] = ..., bounce_rate: _Optional[float] = ...) -> None: ...
 
 class GetTimeseriesRequest(_message.Message):
-    __slots__ = ("start", "end", "interval", "site_id")
+    __slots__ = ("start", "end", "interval", "site_id", "timezone")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     start: str
     end: str
     interval: str
     site_id: str
-    def __init__(self, start: _Optional[str] = ..., end: _Optional[str] = ..., interval: _Optional[str] = ..., site_id: _Optional[str] = ...) -> None: ...
+    timezone: str
+    def __init__(self, start: _Optional[str] = ..., end: _Optional[str] = ..., interval: _Optional[str] = ..., site_id: _Optional[str] = ..., timezone: _Optional[str] = ...) -> None: ...
 
 class GetTimeseriesResponse(_message.Message):
     __slots__ = ("data",)
@@ -255,20 +257,22 @@ class ListSitesResponse(_message.Message):
     def __init__(self, data: _Optional[_Iterable[_Union[Site, _Mapping]]] = ...) -> None: ...
 
 class Site(_message.Message):
-    __slots__ = ("id", "domain", "name", "site_key", "is_active", "created_at")
+    __slots__ = ("id", "domain", "name", "site_key", "is_active", "created_at", "timezone")
     ID_FIELD_NUMBER: _ClassVar[int]
     DOMAIN_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SITE_KEY_FIELD_NUMBER: _ClassVar[int]
     IS_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     id: str
     domain: str
     name: str
     site_key: str
     is_active: bool
     created_at: str
-    def __init__(self, id: _Optional[str] = ..., domain: _Optional[str] = ..., name: _Optional[str] = ..., site_key: _Optional[str] = ..., is_active: _Optional[bool] = ..., created_at: _Optional[str] = ...) -> None: ...
+    timezone: str
+    def __init__(self, id: _Optional[str] = ..., domain: _Optional[str] = ..., name: _Optional[str] = ..., site_key: _Optional[str] = ..., is_active: _Optional[bool] = ..., created_at: _Optional[str] = ..., timezone: _Optional[str] = ...) -> None: ...
 
 class QueryRequest(_message.Message):
     __slots__ = ("site_id", "date_range", "timezone", "metrics", "dimensions", "filters", "order_by", "limit", "page_token", "compare", "include_totals")

@@ -20,11 +20,11 @@ from weldpulse.stats.engine.zones import (
     ONE_MICROSECOND,
     Span,
     day_start,
-    parse_timezone,
     span_of_days,
     utc_to_wall,
     wall_to_utc,
 )
+from weldpulse.timezones import parse_timezone
 from weldpulse.v1 import analytics_pb2 as pb
 
 MAX_METRICS = 10

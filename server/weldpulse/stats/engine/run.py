@@ -1,68 +1,26 @@
-"""Planner, runner and shaping: the statements a query needs, run on one snapshot, as rows.
+"""Planner and row shaping: which statements a query needs, their rows merged, ordered, paged.
 
-The planner is the one place that would choose rollups over raw rows; today
-every statement reads raw events and sessions, which is exact for any filter.
+The planner (_table) is the one place that would choose rollups over raw rows;
+today every statement reads raw events and sessions, exact for any filter.
 """
 
 import math
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Executable
-from weldpulse.errors import TimedOut
-from weldpulse.stats.engine import buckets, paging
+from sqlalchemy import Connection
+from weldpulse.api.params import Range
+from weldpulse.stats.engine import buckets, paging, runner
 from weldpulse.stats.engine.registry import POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
+from weldpulse.stats.engine.runner import Budget
 from weldpulse.stats.engine.sql import by_links, event_stmt, session_stmt, time_on_page_stmt
-from weldpulse.stats.engine.zones import Span, segments
+from weldpulse.stats.engine.zones import Span
 
-# Below Envoy's 60 s route timeout, so the caller gets this error rather than Envoy's.
-BUDGET_SECONDS = 30.0
 Key = tuple[str, ...]
-
-
-class Budget:
-    """A call's time budget: statements past it are cancelled in the database (as the
-    statement guard does when a call ends) and the call answers GATEWAY_TIMEOUT."""
-
-    def __init__(self, conn: Connection, seconds: float) -> None:
-        self.conn, self.seconds = conn, seconds
-        self.deadline = time.monotonic() + seconds
-        self.fired = False
-
-    def _cancel(self) -> None:
-        self.fired = True
-        dbapi = self.conn.connection.dbapi_connection
-        if self.conn.dialect.name == "postgresql":
-            dbapi.cancel_safe(timeout=2.0)  # type: ignore[union-attr]
-        else:
-            dbapi.interrupt()  # type: ignore[union-attr]
-
-    def error(self) -> TimedOut:
-        return TimedOut(
-            f"Query ran past its time budget of {self.seconds:g} s and was cancelled; narrow "
-            "the date_range, the dimensions or the filters"
-        )
-
-    def execute(self, stmt: Executable) -> CursorResult[Any]:
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise self.error()
-        timer = threading.Timer(left, self._cancel)
-        timer.start()
-        try:
-            return self.conn.execute(stmt)
-        except Exception:  # DuckDB's interrupt and psycopg's cancel surface differently
-            if self.fired:
-                raise self.error() from None
-            raise
-        finally:
-            timer.cancel()
 
 
 Values = dict[str, Any]  # raw sums and counts as the database returns them
@@ -113,12 +71,12 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
     """Raw per-group figures of `dims` over `span`: event and session statements merged."""
     kinds = {m.kind for m in q.metrics}
     time = next((d for d in dims if d.kind == "time"), None)
-    segs = segments(q.zone, span.start, span.end) if time else []
+    clock = (q.zone, Range(span.start, span.end)) if time else None
     rows: dict[Key, Values] = {}
     if "event" in kinds:
         wants_time = any(m.name == "time_on_page" for m in q.metrics)
         links = wants_time and by_links(dims, q.filters)
-        stmt = event_stmt(q.sites, span, dims, q.filters, segs, wants_time and not links)
+        stmt = event_stmt(q.sites, span, dims, q.filters, clock, wants_time and not links)
         for r in run.execute(stmt):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
@@ -126,12 +84,12 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
                 time_total=r.time_total or 0, time_count=r.time_count,
             )  # fmt: skip
         if links:
-            for r in run.execute(time_on_page_stmt(q.sites, span, dims, q.filters, segs)):
+            for r in run.execute(time_on_page_stmt(q.sites, span, dims, q.filters, clock)):
                 key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
                 if key in rows:  # a pageview in scope: its row has events in scope
                     rows[key].update(time_total=r.time_total or 0, time_count=r.time_count)
     if "session" in kinds:
-        for r in run.execute(session_stmt(q.sites, span, dims, q.filters, segs)):
+        for r in run.execute(session_stmt(q.sites, span, dims, q.filters, clock)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
                 sessions=r.sessions, bounces=r.bounces, duration=r.duration, views=r.views,
@@ -221,7 +179,7 @@ def _compare(run: Budget, q: Query, page: list[Row], totals: Row | None) -> None
 
 def answer(conn: Connection, q: Query) -> Answer:
     """Runs the query's statements on `conn` (one snapshot) within the budget; shapes the page."""
-    return _answer(Budget(conn, BUDGET_SECONDS), q)
+    return _answer(Budget(conn, runner.BUDGET_SECONDS), q)
 
 
 def _answer(run: Budget, q: Query) -> Answer:

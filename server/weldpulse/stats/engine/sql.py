@@ -1,7 +1,8 @@
 """SQL builder: the event and session statements of a query, as SQLAlchemy Core statements."""
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
@@ -17,33 +18,27 @@ from sqlalchemy import (
     or_,
     select,
 )
+from weldpulse.api.params import Range
 from weldpulse.domain import PAGEVIEW
 from weldpulse.stats.engine.dialect import matches, prop
 from weldpulse.stats.engine.filters import Condition, Node
 from weldpulse.stats.engine.registry import PROP_PREFIX, Dimension
 from weldpulse.stats.engine.zones import Span
+from weldpulse.stats.wallclock import local_time
 from weldpulse.storage.schema import events, sessions
 
 # Event order within a session: timestamp, then receive order where stored.
 _TIE = [events.c.seq] if "seq" in events.c else []
 
 
-def local_time(
-    column: ColumnElement[datetime], segs: Sequence[tuple[datetime, timedelta]]
-) -> ColumnElement[datetime]:
-    """The naive UTC `column` as wall-clock time: UTC plus the offset in force at it.
-
-    The offsets come from zoneinfo (segments), so every engine buckets with the
-    same tz database as the reference and the range parsing.
-    """
-    if len(segs) == 1:
-        return column + segs[0][1]
-    whens = [(column < segs[i + 1][0], column + off) for i, (_, off) in enumerate(segs[:-1])]
-    return case(*whens, else_=column + segs[-1][1])
+# A wall clock: the zone, and the range its stored instants lie in.
+Clock = tuple[ZoneInfo, Range]
 
 
-def bucket(column: ColumnElement[datetime], unit: str, segs: Sequence) -> ColumnElement:
-    return func.date_trunc(unit, local_time(column, segs))
+def bucket(column: ColumnElement[datetime], unit: str, clock: Clock | None) -> ColumnElement:
+    """The local wall-clock start of `column`'s time:`unit` bucket (weeks start Monday)."""
+    assert clock is not None
+    return func.date_trunc(unit, local_time(column, *clock))
 
 
 def dim_value(dim: Dimension, e: FromClause | None, s: FromClause | None) -> ColumnElement[str]:
@@ -101,7 +96,7 @@ def _group(stmt: Select, keys: list[ColumnElement]) -> Select:
 
 def event_stmt(
     sites: Sequence[str], span: Span, dims: Sequence[Dimension], filters: Node | None,
-    segs: Sequence, time_on_page: bool,
+    clock: Clock | None, time_on_page: bool,
 ) -> Select:  # fmt: skip
     """Per group of `dims`: visitors, pageviews, events, and the seconds to the next pageview
     (sum, count) over the events in scope (in range, the filter holding for the event)."""
@@ -148,7 +143,7 @@ def event_stmt(
     if filters is not None:
         stmt = stmt.where(where(filters, e, s))
     keys = [
-        bucket(e.c.ts, d.column, segs) if d.kind == "time" else dim_value(d, e, s) for d in dims
+        bucket(e.c.ts, d.column, clock) if d.kind == "time" else dim_value(d, e, s) for d in dims
     ]
     return _group(stmt, keys)
 
@@ -169,7 +164,7 @@ def _conditions(node: Node) -> list[Dimension]:
 
 def session_stmt(
     sites: Sequence[str], span: Span, dims: Sequence[Dimension], filters: Node | None,
-    segs: Sequence,
+    clock: Clock | None,
 ) -> Select:  # fmt: skip
     """Per group of `dims`: sessions, bounces, total duration and pageviews over the sessions in
     scope (starting in range, the filter holding for at least one of their events)."""
@@ -186,7 +181,7 @@ def session_stmt(
             stmt = stmt.where(s.c.session_id.in_(_sessions_with_event(sites, span, filters)))
         else:  # session attributes hold for all of a session's events alike
             stmt = stmt.where(where(filters, None, s))
-    keys = [bucket(s.c.started_at, d.column, segs) if d.kind == "time" else dim_value(d, None, s)
+    keys = [bucket(s.c.started_at, d.column, clock) if d.kind == "time" else dim_value(d, None, s)
             for d in dims]  # fmt: skip
     return _group(stmt, keys)
 
@@ -229,7 +224,7 @@ def by_links(dims: Sequence[Dimension], filters: Node | None) -> bool:
 
 def time_on_page_stmt(
     sites: Sequence[str], span: Span, dims: Sequence[Dimension], filters: Node | None,
-    segs: Sequence,
+    clock: Clock | None,
 ) -> Select:  # fmt: skip
     """Per group of `dims`: the seconds from each pageview in scope to the next pageview of its
     session (sum, count), from the links ingestion stores on that next pageview.
@@ -268,6 +263,6 @@ def time_on_page_stmt(
     if filters is not None:
         stmt = stmt.where(where(filters, p, s))
     keys = [
-        bucket(p.c.ts, d.column, segs) if d.kind == "time" else dim_value(d, p, s) for d in dims
+        bucket(p.c.ts, d.column, clock) if d.kind == "time" else dim_value(d, p, s) for d in dims
     ]
     return _group(stmt, keys)

@@ -1,0 +1,50 @@
+"""Runner: a call's statements on its one snapshot connection, within the call's time budget."""
+
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import Connection, CursorResult, Executable
+from weldpulse.errors import TimedOut
+
+# Below Envoy's 60 s route timeout, so the caller gets this error rather than Envoy's.
+BUDGET_SECONDS = 30.0
+
+
+class Budget:
+    """A call's time budget: statements past it are cancelled in the database (as the
+    statement guard does when a call ends) and the call answers GATEWAY_TIMEOUT."""
+
+    def __init__(self, conn: Connection, seconds: float) -> None:
+        self.conn, self.seconds = conn, seconds
+        self.deadline = time.monotonic() + seconds
+        self.fired = False
+
+    def _cancel(self) -> None:
+        self.fired = True
+        dbapi = self.conn.connection.dbapi_connection
+        if self.conn.dialect.name == "postgresql":
+            dbapi.cancel_safe(timeout=2.0)  # type: ignore[union-attr]
+        else:
+            dbapi.interrupt()  # type: ignore[union-attr]
+
+    def error(self) -> TimedOut:
+        return TimedOut(
+            f"Query ran past its time budget of {self.seconds:g} s and was cancelled; narrow "
+            "the date_range, the dimensions or the filters"
+        )
+
+    def execute(self, stmt: Executable) -> CursorResult[Any]:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self.error()
+        timer = threading.Timer(left, self._cancel)
+        timer.start()
+        try:
+            return self.conn.execute(stmt)
+        except Exception:  # DuckDB's interrupt and psycopg's cancel surface differently
+            if self.fired:
+                raise self.error() from None
+            raise
+        finally:
+            timer.cancel()
