@@ -179,7 +179,13 @@ def load(stack: Stack, timezones: tuple[str, ...] = ("Europe/Berlin", "UTC")) ->
             "referrer": e["referrer"], "referrer_source": r["referrer_source"],
             "country": r["country"], "region": r["region"], "city": r.get("city", ""),
             "device_type": r["device_type"], "browser": r["browser"], "os": r["os"], "props": props,
+            "_sent": (r["site_id"], r["ts"], e["seq"]),
         })  # fmt: skip
+    # The stored `seq` must order ties as they were received (query-api.md): the import order.
+    stored = sorted(out, key=lambda e: (e["site_id"], e["ts"], e["seq"]))
+    assert [e["_sent"] for e in stored] == sorted(e["_sent"] for e in out)
+    for e in out:
+        del e["_sent"]
     sites = {s: stored_tz.get(s, "UTC") for s in site_ids}
     return DataSet(project, key, sites, dict(zip(site_ids, domains, strict=True)), out, WINDOWS)
 

@@ -8,7 +8,6 @@ day rollups unrolled, partly rolled and fully rolled. Invalid queries must be
 400s naming the field. WELDPULSE_QUERY_CASES sets the examples per state.
 """
 
-import json
 import math
 import os
 from datetime import date, datetime, timedelta
@@ -205,11 +204,6 @@ def queries(draw: Any, api: Api) -> dict:
     req["dimensions"] = dims
     if draw(st.booleans()):
         req["filters"] = draw(conditions(api))
-    if "time_on_page" in metrics and "prop:" in json.dumps(req):
-        # OPEN discrepancy (discrepancies.md, 12:15/12:20): held by a strict xfail below instead.
-        metrics.remove("time_on_page")
-        if not metrics:
-            metrics.append("pageviews")
     if draw(st.booleans()):
         fields = draw(
             st.lists(st.sampled_from(metrics + dims), min_size=1, max_size=2, unique=True)
@@ -392,12 +386,10 @@ def test_page_tokens_of_another_query_or_none_at_all_are_400s(api: Api) -> None:
         assert resp.status_code == 400 and "page_token" in resp.json()["error"], resp.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open engine discrepancy (discrepancies.md 12:15/12:20): the lead() window of prop queries "
-    "pairs same-timestamp pageviews in arbitrary order (PostgreSQL and DuckDB)"))  # fmt: skip
 def test_time_on_page_with_a_prop_filter_pairs_ties_in_receipt_order(api: Api) -> None:
-    """Every window, by page, with a prop filter: many same-timestamp pageview pairs, so an
-    arbitrary tie order cannot pass by luck (one window alone sometimes does)."""
+    """Every window, by page, with a prop filter (a query shape the engine answers with a window
+    over events): many same-timestamp pageview pairs, so an arbitrary tie order cannot pass by
+    luck (one window alone sometimes did, before the engine ordered ties by `seq`)."""
     for first, days in api.data.windows:
         last = first + timedelta(days=days - 1)
         check(api, {"metrics": ["time_on_page"], "dimensions": ["page"], "limit": 100,
