@@ -145,13 +145,18 @@ def load(stack: Stack, timezones: tuple[str, ...] = ("Europe/Berlin", "UTC")) ->
     domains = [f"q{tag}-{i}.example" for i in range(len(timezones))]
     with stack.metadata.begin() as conn:
         project = accounts.create_project(conn, f"query-ref-{tag}", "pro")
-        site_ids = [
-            _create_site(conn, project, d, tz) for d, tz in zip(domains, timezones, strict=True)
+        sites = [
+            accounts.create_site(conn, project, d, timezone=tz)["id"]
+            for d, tz in zip(domains, timezones, strict=True)
         ]
+        site_ids: list[str] = [str(s) for s in sites]
         key = accounts.create_api_key(conn, project, ["stats:read"])["key"]
         write = accounts.create_api_key(conn, project, ["events:write"])["key"]
-        found = conn.execute(text("SELECT * FROM sites WHERE project_id = :p"), {"p": project})
-        stored_tz = {r["id"]: r["timezone"] for r in found.mappings() if "timezone" in r}
+        # The reference's default zone is the one the store holds, as the engine reads it.
+        found = conn.execute(
+            text("SELECT id, timezone FROM sites WHERE project_id = :p"), {"p": project}
+        )
+        stored_tz = {r[0]: r[1] for r in found}
     sent: dict[tuple, dict] = {}
     for site, events in zip(site_ids, generate(domains), strict=True):
         for lo in range(0, len(events), 1000):
@@ -186,15 +191,14 @@ def load(stack: Stack, timezones: tuple[str, ...] = ("Europe/Berlin", "UTC")) ->
     assert [e["_sent"] for e in stored] == sorted(e["_sent"] for e in out)
     for e in out:
         del e["_sent"]
-    sites = {s: stored_tz.get(s, "UTC") for s in site_ids}
-    return DataSet(project, key, sites, dict(zip(site_ids, domains, strict=True)), out, WINDOWS)
-
-
-def _create_site(conn: Any, project: str, domain: str, tz: str) -> str:
-    try:  # sites carry a time zone once the engine's migration is in
-        return str(accounts.create_site(conn, project, domain, timezone=tz)["id"])  # type: ignore[call-arg]
-    except TypeError:
-        return str(accounts.create_site(conn, project, domain)["id"])
+    return DataSet(
+        project,
+        key,
+        {s: stored_tz[s] for s in site_ids},
+        dict(zip(site_ids, domains, strict=True)),
+        out,
+        WINDOWS,
+    )
 
 
 def _read(stack: Stack, site_ids: list[str]) -> list[dict]:
