@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -220,3 +221,27 @@ def grpc_client(stack: Stack) -> Iterator[GrpcClients]:
     yield open_client
     for client in opened:
         client.close()
+
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Ends the run with pytest's own status, skipping interpreter finalization.
+
+    At finalization, Python 3.11 force-unwinds daemon threads still inside
+    gRPC's C++ core (a channel's or a stopped server's polling thread);
+    a `catch (...)` there makes that "FATAL: exception not rethrown" and an
+    abort (exit 134) after every test passed, now and then. Everything a
+    test wrote is flushed first; nothing runs after this hook but teardown
+    that the OS does anyway.
+    """
+    if _EXIT_STATUS and not hasattr(sys, "ps1"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[0])
