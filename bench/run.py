@@ -26,6 +26,7 @@ import psutil
 from floor import SQL, executor, floor_params, time_statement
 from generate import DAYS, END, generate
 from ingest_probe import probe_ingestion
+from queries import SHAPES
 from report import write_reports
 from weldpulse.domain import SESSION_GAP, Event
 from weldpulse.storage import accounts, engines, rollups, writer
@@ -260,6 +261,44 @@ def time_api(info: dict[str, Any], server: Server, warmup: int, requests: int) -
     return out
 
 
+def time_queries(
+    info: dict[str, Any], server: Server, warmup: int, requests: int
+) -> dict[str, Any]:
+    """p50/p95 of every query shape (bench/queries.py) and window through Envoy.
+
+    A shape that does not answer 200 is kept as its status and error, so one
+    engine bug or time-out does not cost the rest of the run.
+    """
+    meta = engines.connect(info["meta_url"])
+    http = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=120)
+    out: dict[str, Any] = {}
+    try:
+        for name, shape in SHAPES.items():
+            for window, days in WINDOWS.items():
+                with meta.begin() as conn:  # a key per series, as in time_api
+                    key = accounts.create_api_key(conn, info["project"], ["stats:read"])["key"]
+                body = shape.body(info["sites"][0], days)
+                headers = {"Authorization": f"Bearer {key}"}
+                first = http.post("/v1/query", json=body, headers=headers)
+                if first.status_code != 200:
+                    out[f"{name}/{window}"] = {"status": first.status_code, "error": first.text}
+                    print(f"bench: {name}/{window}: {first.status_code} {first.text}", flush=True)
+                    continue
+
+                def call(*_: Any, b: dict = body, h: dict = headers) -> None:
+                    http.post("/v1/query", json=b, headers=h).raise_for_status()
+
+                times = time_statement(call, "", {}, max(warmup - 1, 0), requests)
+                out[f"{name}/{window}"] = summary(times) | {
+                    "status": 200, "rows": int(first.json()["meta"].get("total_rows", 0)),
+                }  # fmt: skip
+                server.sample_rss()
+    finally:
+        http.close()
+        meta.dispose()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -289,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(info, data_dir)
     try:
         api = time_api(info, server, args.warmup, args.requests)
+        query = time_queries(info, server, args.warmup, args.requests)
         ingestion = probe_ingestion(server.http_port, info)
         server.sample_rss()
     finally:
@@ -296,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "events": args.events, "engine": args.engine, "requests": args.requests,
         "warmup": args.warmup, "machine": machine(), "load": info, "roll": rolled, "floor": floor,
-        "api": api, "ingestion": ingestion, "server_max_rss_mib": round(server.max_rss / 2**20, 1),
+        "api": api, "query": query, "ingestion": ingestion,
+        "server_max_rss_mib": round(server.max_rss / 2**20, 1),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
     print(write_reports(result, args.out))
