@@ -264,35 +264,61 @@ def time_api(info: dict[str, Any], server: Server, warmup: int, requests: int) -
 def time_queries(
     info: dict[str, Any], server: Server, warmup: int, requests: int
 ) -> dict[str, Any]:
-    """p50/p95 of every query shape (bench/queries.py) and window through Envoy.
+    """p50/p95 of every query shape (bench/queries.py) and its GET preset through Envoy.
 
-    A shape that does not answer 200 is kept as its status and error, so one
-    engine bug or time-out does not cost the rest of the run.
+    Per window, one request of each shape and preset in turn, `requests` rounds:
+    on a shared machine every series then sees the same load, so the ratios
+    (query/GET, compare/without, Berlin/UTC) compare like with like. Presets
+    are keyed `get:<endpoint>/<window>`. A shape that does not answer 200 is
+    kept as its status and error, so one engine bug or time-out does not cost
+    the rest of the run.
     """
     meta = engines.connect(info["meta_url"])
     http = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=120)
+    site = info["sites"][0]
     out: dict[str, Any] = {}
+
+    def auth() -> dict[str, str]:  # a key per series, as in time_api
+        with meta.begin() as conn:
+            key = accounts.create_api_key(conn, info["project"], ["stats:read"])["key"]
+        return {"Authorization": f"Bearer {key}"}
+
+    def post(body: dict, headers: dict) -> Callable[[], None]:
+        def call() -> None:
+            http.post("/v1/query", json=body, headers=headers).raise_for_status()
+
+        return call
+
     try:
-        for name, shape in SHAPES.items():
-            for window, days in WINDOWS.items():
-                with meta.begin() as conn:  # a key per series, as in time_api
-                    key = accounts.create_api_key(conn, info["project"], ["stats:read"])["key"]
-                body = shape.body(info["sites"][0], days)
-                headers = {"Authorization": f"Bearer {key}"}
+        for window, (start, end) in windows().items():
+            calls: dict[str, Callable[[], None]] = {}
+            rows: dict[str, int] = {}
+            for name, shape in SHAPES.items():
+                body, headers = shape.body(site, WINDOWS[window]), auth()
                 first = http.post("/v1/query", json=body, headers=headers)
                 if first.status_code != 200:
                     out[f"{name}/{window}"] = {"status": first.status_code, "error": first.text}
                     print(f"bench: {name}/{window}: {first.status_code} {first.text}", flush=True)
                     continue
-
-                def call(*_: Any, b: dict = body, h: dict = headers) -> None:
-                    http.post("/v1/query", json=b, headers=h).raise_for_status()
-
-                times = time_statement(call, "", {}, max(warmup - 1, 0), requests)
-                out[f"{name}/{window}"] = summary(times) | {
-                    "status": 200, "rows": int(first.json()["meta"].get("total_rows", 0)),
-                }  # fmt: skip
+                calls[name] = post(body, headers)
+                rows[name] = int(first.json()["meta"].get("total_rows", 0))
+            for preset in dict.fromkeys(s.preset for s in SHAPES.values() if s.preset):
+                params = dict(ENDPOINTS[preset][2], site_id=site)
+                params |= {"start": start.isoformat() + "Z", "end": end.isoformat() + "Z"}
+                calls[f"get:{preset}"] = _envoy_call(http, preset, params, auth()["Authorization"])
+            for _ in range(warmup):
+                for call in calls.values():
+                    call()
+            times: dict[str, list[float]] = {label: [] for label in calls}
+            for _ in range(requests):
+                for label, call in calls.items():
+                    started = time.perf_counter()
+                    call()
+                    times[label].append((time.perf_counter() - started) * 1000)
                 server.sample_rss()
+            for label, series in times.items():
+                extra = {"status": 200, "rows": rows[label]} if label in rows else {}
+                out[f"{label}/{window}"] = summary(series) | extra
     finally:
         http.close()
         meta.dispose()
