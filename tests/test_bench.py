@@ -44,3 +44,10 @@ def test_bench_smoke_run_reports_every_endpoint(tmp_path: Path) -> None:
     assert "| stats | 30d |" in table and "| devices | 90d |" in table
     assert "| q_page | page | 30d |" in table and "| c_page | q_page | 30d |" in table
     assert (tmp_path / "latency-vs-events-embedded.png").stat().st_size > 1000
+    # The profiler of docs/performance.md prints the shape's statements and their plans.
+    profiled = subprocess.run(
+        [sys.executable, "explain.py", str(tmp_path / "data-embedded-10000"), "f2_source_country"],
+        cwd=BENCH, check=True, timeout=120, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert profiled.startswith("f2_source_country/30d:") and "FROM events" in profiled
+    assert "Total Time" in profiled  # DuckDB's EXPLAIN ANALYZE of the statement
