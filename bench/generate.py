@@ -43,6 +43,19 @@ USER_AGENTS = [
     (("mobile", "Firefox", "Android"), 0.5), (("desktop", "Edge", "macOS"), 0.5),
 ]  # fmt: skip
 
+# Landing-URL utm parameters of the sessions that have them (UTM_SHARE of all), by rank:
+# (utm_source, utm_medium, utm_campaign); media chosen so every channel gets traffic.
+UTM_SHARE = 0.2
+CAMPAIGNS = ["black_friday", "spring_sale", "launch_week", "newsletter_2026_10", "webinar"] + [
+    f"campaign_{i:02d}" for i in range(15)
+]
+UTM_MEDIA = [
+    ("google", "cpc"), ("newsletter", "email"), ("twitter", "social"), ("facebook", "paid_social"),
+    ("partner", "affiliate"), ("adnet", "display"), ("bing", "ppc"), ("reddit", "cpm"),
+]  # fmt: skip
+# The `plan` prop every custom event carries (its visitor's plan), by share.
+PLANS = [("free", 60.0), ("pro", 25.0), ("team", 10.0), ("enterprise", 5.0)]
+
 PATHS = ["/", "/pricing", "/docs", "/blog", "/about", "/signup", "/login", "/contact"] + [
     f"/{section}/{i}" for section in ("blog", "docs", "changelog", "help") for i in range(498)
 ]  # 2,000 paths
@@ -80,6 +93,9 @@ class Stream:
     source: np.ndarray
     place: np.ndarray
     agent: np.ndarray
+    campaign: np.ndarray  # index into CAMPAIGNS, -1 without utm parameters
+    medium: np.ndarray  # index into UTM_MEDIA
+    plan: np.ndarray  # index into PLANS
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -96,11 +112,16 @@ class Stream:
             for r in range(REGIONS_PER_COUNTRY)
         ]
         agents = [agent for agent, _ in USER_AGENTS]
+        columns = ("ts", "site", "visitor", "name", "path", "source", "place", "agent")
         for lo in range(start, stop, size):
-            cols = [
-                getattr(self, c)[lo : min(lo + size, stop)].tolist()
-                for c in ("ts", "site", "visitor", "name", "path", "source", "place", "agent")
-            ]
+            cols = [getattr(self, c)[lo : min(lo + size, stop)].tolist() for c in columns]
+            utm = [
+                _utm(c, m) for c, m in zip(
+                    self.campaign[lo : min(lo + size, stop)].tolist(),
+                    self.medium[lo : min(lo + size, stop)].tolist(), strict=True,
+                )
+            ]  # fmt: skip
+            plans = self.plan[lo : min(lo + size, stop)].tolist()
             yield [
                 Event(
                     site_id=site_ids[site],
@@ -114,9 +135,21 @@ class Stream:
                     device_type=agents[agent][0],
                     browser=agents[agent][1],
                     os=agents[agent][2],
+                    props={"plan": PLANS[plan][0]} if name else {},
+                    **tags,
                 )
-                for ts, site, visitor, name, path, source, place, agent in zip(*cols, strict=True)
+                for ts, site, visitor, name, path, source, place, agent, tags, plan in zip(
+                    *cols, utm, plans, strict=True
+                )
             ]
+
+
+def _utm(campaign: int, medium: int) -> dict[str, str]:
+    """The Event's utm fields: every event of a session carries its landing URL's."""
+    if campaign < 0:
+        return {}
+    source, medium_name = UTM_MEDIA[medium]
+    return {"utm_source": source, "utm_medium": medium_name, "utm_campaign": CAMPAIGNS[campaign]}
 
 
 def generate(n_events: int, seed: int = 42) -> Stream:
@@ -157,13 +190,26 @@ def generate(n_events: int, seed: int = 42) -> Stream:
     custom = rng.random(n_events) < CUSTOM_SHARE
     names = np.where(custom, rng.integers(1, len(CUSTOM_NAMES) + 1, n_events), 0)
     order = np.argsort(ts, kind="stable")
+    path = rng.choice(len(PATHS), n_events, p=_zipf(len(PATHS)))
+    # Drawn after everything above, so the older columns keep their values for the seed.
+    s_campaign = np.where(
+        rng.random(n_sessions) < UTM_SHARE,
+        rng.choice(len(CAMPAIGNS), n_sessions, p=_zipf(len(CAMPAIGNS))),
+        -1,
+    )
+    s_medium = rng.choice(len(UTM_MEDIA), n_sessions, p=_zipf(len(UTM_MEDIA), 0.8))
+    plan_weights = np.array([w for _, w in PLANS])
+    v_plan = rng.choice(len(PLANS), n_visitors, p=plan_weights / plan_weights.sum())
     return Stream(
         ts=ts[order],
         site=v_site[visitor][order],
         visitor=v_id[visitor][order],
         name=names[order],
-        path=rng.choice(len(PATHS), n_events, p=_zipf(len(PATHS)))[order],
+        path=path[order],
         source=s_source[e_session][order],
         place=v_place[visitor][order],
         agent=v_agent[visitor][order],
+        campaign=s_campaign[e_session][order],
+        medium=s_medium[e_session][order],
+        plan=v_plan[visitor][order],
     )

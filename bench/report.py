@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from queries import RATIOS, SHAPES
+
 # Targets of issue 4, in ms of p50/p95 through Envoy, per engine and window.
 TARGETS = {
     ("embedded", "30d"): (100, 250),
@@ -24,6 +26,65 @@ def verdict(engine: str, endpoint: str, window: str, p50: float, p95: float) -> 
     ok = p50 <= p50_max and (p95_max is None or p95 <= p95_max)
     limits = f"p50 ≤ {p50_max}" + (f", p95 ≤ {p95_max}" if p95_max else "")
     return f"{'met' if ok else 'MISSED'} ({limits})"
+
+
+def query_verdict(engine: str, shape: str, window: str, p50: float) -> str:
+    """Issue 10's target for the shape: its own on the embedded engine, 1 s on PostgreSQL."""
+    if engine == "postgres":
+        target = 1000.0 if window == "30d" else None
+    else:
+        target = SHAPES[shape].targets[0 if window == "30d" else 1]
+    if target is None:
+        return ""
+    return f"{'met' if p50 <= target else 'MISSED'} (≤ {target:g})"
+
+
+def query_lines(result: dict[str, Any]) -> list[str]:
+    """The query shapes beside their GET presets, and the ratios measured in the same run."""
+    queries = result.get("query") or {}
+    if not queries:
+        return []
+    lines = [
+        "",
+        "### POST /v1/query shapes through Envoy (ms)",
+        "",
+        "Per window, each shape and GET preset in turn, one request each per round.",
+        "",
+        "| shape | dimensions | window | p50 | p95 | rows | GET preset p50 | query/GET | target |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for key, q in queries.items():
+        shape, window = key.split("/")
+        if shape.startswith("get:"):
+            continue
+        dims = ", ".join(SHAPES[shape].dimensions) or "-"
+        if q.get("status") != 200:
+            lines.append(f"| {shape} | {dims} | {window} | **{q.get('status')}** | | | | | |")
+            continue
+        preset = SHAPES[shape].preset
+        get = queries.get(f"get:{preset}/{window}") if preset else None
+        ratio = f"{q['p50'] / get['p50']:.2f}" if get else "-"
+        lines.append(
+            f"| {shape} | {dims} | {window} | {q['p50']} | {q['p95']} | {q['rows']} "
+            f"| {get['p50'] if get else '-'} | {ratio} "
+            f"| {query_verdict(result['engine'], shape, window, q['p50'])} |"
+        )
+    lines += [
+        "",
+        "| shape | against | window | p50 ratio | allowed | |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for shape, (twin, allowed) in RATIOS.items():
+        for window in ("30d", "90d"):
+            a, b = queries.get(f"{shape}/{window}"), queries.get(f"{twin}/{window}")
+            if not (a and b and a.get("status") == b.get("status") == 200):
+                continue
+            ratio = a["p50"] / b["p50"]
+            lines.append(
+                f"| {shape} | {twin} | {window} | {ratio:.2f} | {allowed} "
+                f"| {'met' if ratio <= allowed else 'MISSED'} |"
+            )
+    return lines
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -48,6 +109,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {direct['p95']} | {envoy['p50']} | {envoy['p95']} | {ratio} "
             f"| {verdict(result['engine'], endpoint, window, envoy['p50'], envoy['p95'])} |"
         )
+    lines += query_lines(result)
     collect, imports = ing["collect"], ing["import"]
     lines += [
         "",

@@ -26,6 +26,7 @@ import psutil
 from floor import SQL, executor, floor_params, time_statement
 from generate import DAYS, END, generate
 from ingest_probe import probe_ingestion
+from queries import SHAPES
 from report import write_reports
 from weldpulse.domain import SESSION_GAP, Event
 from weldpulse.storage import accounts, engines, rollups, writer
@@ -260,6 +261,70 @@ def time_api(info: dict[str, Any], server: Server, warmup: int, requests: int) -
     return out
 
 
+def time_queries(
+    info: dict[str, Any], server: Server, warmup: int, requests: int
+) -> dict[str, Any]:
+    """p50/p95 of every query shape (bench/queries.py) and its GET preset through Envoy.
+
+    Per window, one request of each shape and preset in turn, `requests` rounds:
+    on a shared machine every series then sees the same load, so the ratios
+    (query/GET, compare/without, Berlin/UTC) compare like with like. Presets
+    are keyed `get:<endpoint>/<window>`. A shape that does not answer 200 is
+    kept as its status and error, so one engine bug or time-out does not cost
+    the rest of the run.
+    """
+    meta = engines.connect(info["meta_url"])
+    http = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=120)
+    site = info["sites"][0]
+    out: dict[str, Any] = {}
+
+    def auth() -> dict[str, str]:  # a key per series, as in time_api
+        with meta.begin() as conn:
+            key = accounts.create_api_key(conn, info["project"], ["stats:read"])["key"]
+        return {"Authorization": f"Bearer {key}"}
+
+    def post(body: dict, headers: dict) -> Callable[[], None]:
+        def call() -> None:
+            http.post("/v1/query", json=body, headers=headers).raise_for_status()
+
+        return call
+
+    try:
+        for window, (start, end) in windows().items():
+            calls: dict[str, Callable[[], None]] = {}
+            rows: dict[str, int] = {}
+            for name, shape in SHAPES.items():
+                body, headers = shape.body(site, WINDOWS[window]), auth()
+                first = http.post("/v1/query", json=body, headers=headers)
+                if first.status_code != 200:
+                    out[f"{name}/{window}"] = {"status": first.status_code, "error": first.text}
+                    print(f"bench: {name}/{window}: {first.status_code} {first.text}", flush=True)
+                    continue
+                calls[name] = post(body, headers)
+                rows[name] = int(first.json()["meta"].get("total_rows", 0))
+            for preset in dict.fromkeys(s.preset for s in SHAPES.values() if s.preset):
+                params = dict(ENDPOINTS[preset][2], site_id=site)
+                params |= {"start": start.isoformat() + "Z", "end": end.isoformat() + "Z"}
+                calls[f"get:{preset}"] = _envoy_call(http, preset, params, auth()["Authorization"])
+            for _ in range(warmup):
+                for call in calls.values():
+                    call()
+            times: dict[str, list[float]] = {label: [] for label in calls}
+            for _ in range(requests):
+                for label, call in calls.items():
+                    started = time.perf_counter()
+                    call()
+                    times[label].append((time.perf_counter() - started) * 1000)
+                server.sample_rss()
+            for label, series in times.items():
+                extra = {"status": 200, "rows": rows[label]} if label in rows else {}
+                out[f"{label}/{window}"] = summary(series) | extra
+    finally:
+        http.close()
+        meta.dispose()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -289,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(info, data_dir)
     try:
         api = time_api(info, server, args.warmup, args.requests)
+        query = time_queries(info, server, args.warmup, args.requests)
         ingestion = probe_ingestion(server.http_port, info)
         server.sample_rss()
     finally:
@@ -296,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "events": args.events, "engine": args.engine, "requests": args.requests,
         "warmup": args.warmup, "machine": machine(), "load": info, "roll": rolled, "floor": floor,
-        "api": api, "ingestion": ingestion, "server_max_rss_mib": round(server.max_rss / 2**20, 1),
+        "api": api, "query": query, "ingestion": ingestion,
+        "server_max_rss_mib": round(server.max_rss / 2**20, 1),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
     print(write_reports(result, args.out))

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))
+from queries import SHAPES  # noqa: E402
 
 
 def test_bench_smoke_run_reports_every_endpoint(tmp_path: Path) -> None:
@@ -25,6 +27,13 @@ def test_bench_smoke_run_reports_every_endpoint(tmp_path: Path) -> None:
             assert result["floor"][f"{endpoint}/{window}"]["n"] == 2
             for transport in ("envoy", "grpc"):
                 assert result["api"][f"{endpoint}/{window}/{transport}"]["p50"] > 0
+    for shape in SHAPES:  # every query shape answered 200 through Envoy, for both windows
+        for window in ("30d", "90d"):
+            assert result["query"][f"{shape}/{window}"]["status"] == 200, shape
+            assert result["query"][f"{shape}/{window}"]["n"] == 2
+    # The generator gives the dimensions the shapes group by something to group.
+    assert result["query"]["q_utm_campaign/30d"]["rows"] > 1
+    assert result["query"]["prop_plan/30d"]["rows"] > 1
     assert result["api"]["realtime/now/envoy"]["n"] == 2
     assert result["api"]["sites/now/grpc"]["n"] == 2
     assert result["load"]["record_1000_events"] == 1000
@@ -33,4 +42,12 @@ def test_bench_smoke_run_reports_every_endpoint(tmp_path: Path) -> None:
     assert result["server_max_rss_mib"] > 0
     table = (tmp_path / "embedded-10000.md").read_text()
     assert "| stats | 30d |" in table and "| devices | 90d |" in table
+    assert "| q_page | page | 30d |" in table and "| c_page | q_page | 30d |" in table
     assert (tmp_path / "latency-vs-events-embedded.png").stat().st_size > 1000
+    # The profiler of docs/performance.md prints the shape's statements and their plans.
+    profiled = subprocess.run(
+        [sys.executable, "explain.py", str(tmp_path / "data-embedded-10000"), "f2_source_country"],
+        cwd=BENCH, check=True, timeout=120, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert profiled.startswith("f2_source_country/30d:") and "FROM events" in profiled
+    assert "Total Time" in profiled  # DuckDB's EXPLAIN ANALYZE of the statement
