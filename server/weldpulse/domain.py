@@ -8,6 +8,8 @@ PAGEVIEW = "pageview"
 # A session ends after this long without an event; so a hit this soon after
 # midnight may continue a session begun the day before.
 SESSION_GAP = timedelta(minutes=30)
+# The stores' timestamp resolution: the last instant before `t` is `t - ONE_MICROSECOND`.
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)

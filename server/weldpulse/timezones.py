@@ -6,6 +6,7 @@ from functools import cache, lru_cache
 from importlib.resources import files
 from zoneinfo import ZoneInfo
 
+from weldpulse.domain import ONE_MICROSECOND
 from weldpulse.errors import BadRequest
 
 # The keys of the pinned tzdata release. Only these are accepted: zoneinfo
@@ -19,7 +20,6 @@ MAX_NAME = 64  # the longest key is 32 characters
 # (checked over every zone's transitions), so no change hides between samples.
 SAMPLE = timedelta(days=1)
 ZERO = timedelta(0)
-ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 @cache

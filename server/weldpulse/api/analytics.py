@@ -21,7 +21,6 @@ from weldpulse.stats import exact, queries
 from weldpulse.stats.engine import request as query_request
 from weldpulse.stats.engine import run as query_run
 from weldpulse.stats.engine import shape as query_shape
-from weldpulse.stats.engine.zones import site_timezone
 from weldpulse.storage import accounts
 from weldpulse.storage.engines import snapshot
 from weldpulse.timezones import parse_timezone
@@ -249,7 +248,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
         def zone_of(site_id: str) -> str:
             with self.metadata.connect() as conn:
-                return site_timezone(conn, site_id)
+                row = conn.execute(accounts.site_by_id_stmt(site_id)).first()
+            return row.timezone if row is not None else "UTC"
 
         query = query_request.parse_query(request, sites, zone_of)
         with snapshot(self.events) as conn:

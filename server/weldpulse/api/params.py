@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from weldpulse.domain import ONE_MICROSECOND
 from weldpulse.errors import BadRequest
 from weldpulse.timezones import offsets
 
@@ -108,7 +109,6 @@ def parse_site(site_id: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 EPOCH = datetime(1970, 1, 1)
 WEEK_EPOCH = datetime(1969, 12, 29)
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
-ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 def bucket_of(moment: datetime, interval: Interval) -> int:

@@ -27,9 +27,8 @@ from sqlalchemy import (
     union,
 )
 from weldpulse.api.params import Range
+from weldpulse.domain import ONE_MICROSECOND
 from weldpulse.storage.schema import multi_day_visitors, rolled_days, visitor_days
-
-ONE_MICROSECOND = timedelta(microseconds=1)  # the stores' timestamp resolution
 
 
 def whole_days(rng: Range) -> tuple[date, date] | None:

@@ -29,9 +29,8 @@ from sqlalchemy import (
     union_all,
 )
 from weldpulse.api.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
-from weldpulse.domain import PAGEVIEW
+from weldpulse.domain import ONE_MICROSECOND, PAGEVIEW
 from weldpulse.stats.exact import (
-    ONE_MICROSECOND,
     Split,
     distinct_parts,
     multi_day,

@@ -162,4 +162,4 @@ def site_by_key_stmt(site_key: str) -> Select:
 
 
 def site_by_id_stmt(site_id: str) -> Select:
-    return select(sites.c.id, sites.c.domain).where(sites.c.id == site_id)
+    return select(sites.c.id, sites.c.domain, sites.c.timezone).where(sites.c.id == site_id)

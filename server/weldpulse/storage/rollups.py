@@ -35,8 +35,7 @@ from sqlalchemy import (
     union_all,
 )
 from weldpulse.api.params import Range
-from weldpulse.domain import PAGEVIEW
-from weldpulse.stats.exact import ONE_MICROSECOND
+from weldpulse.domain import ONE_MICROSECOND, PAGEVIEW
 from weldpulse.stats.queries import (
     BREAKDOWNS,
     SECONDS_TO_NEXT,

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from weldpulse.domain import ONE_MICROSECOND
 from weldpulse.errors import BadRequest
 from weldpulse.stats.engine import buckets, paging
 from weldpulse.stats.engine.filters import Node, parse_filters
@@ -17,7 +18,6 @@ from weldpulse.stats.engine.registry import (
     dimension,
 )
 from weldpulse.stats.engine.zones import (
-    ONE_MICROSECOND,
     Span,
     day_start,
     span_of_days,

@@ -1,19 +1,10 @@
-"""Time zones of a query: the site's zone, local day ranges, RFC 3339 with offsets."""
+"""Time zones of a query: local day ranges, wall clock to UTC and back, RFC 3339 with offsets."""
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, select
-from weldpulse.storage.schema import sites
-
-ONE_MICROSECOND = timedelta(microseconds=1)
-
-
-def site_timezone(conn: Connection, site_id: str) -> str:
-    """The site's IANA time zone (sites.timezone); UTC for an unknown id."""
-    zone = conn.execute(select(sites.c.timezone).where(sites.c.id == site_id)).scalar()
-    return zone or "UTC"
+from weldpulse.domain import ONE_MICROSECOND
 
 
 @dataclass(frozen=True)
