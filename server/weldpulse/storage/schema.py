@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 # Timestamps are naive UTC everywhere: the engines then agree on bucket math.
@@ -57,6 +58,8 @@ api_keys = Table(
     # Updated at most once a minute per key, so auth does not write on every call.
     Column("last_used_at", DateTime, nullable=True),
     Column("expires_at", DateTime, nullable=True),  # NULL: never expires
+    # A key limited to one site (dashboard share links); NULL: every site of its project.
+    Column("site_id", String(36), nullable=True),
 )
 
 # Visitor ids hash (site, IP, user agent) with the salt of their UTC day; a
@@ -67,6 +70,32 @@ salts = Table(
     Column("day", Date, primary_key=True),
     Column("salt", String(64), nullable=False),
     Column("created_at", DateTime, nullable=False),
+)
+
+# A goal is a named condition on a site's events: exactly one of event_name (a
+# custom event's name) and page_path (a pathname pattern, weldpulse.stats.paths).
+goals = Table(
+    "goals",
+    metadata_db,
+    Column("id", String(36), primary_key=True),
+    Column("site_id", String(36), ForeignKey("sites.id"), nullable=False, index=True),
+    Column("name", String(120), nullable=False),
+    Column("event_name", String(120), nullable=True),
+    Column("page_path", String(2000), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("site_id", "name", name="uq_goals_site_name"),
+)
+
+# A saved funnel: its steps and window as the JSON of the funnel request.
+funnels = Table(
+    "funnels",
+    metadata_db,
+    Column("id", String(36), primary_key=True),
+    Column("site_id", String(36), ForeignKey("sites.id"), nullable=False, index=True),
+    Column("name", String(120), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("site_id", "name", name="uq_funnels_site_name"),
 )
 
 events_db = MetaData()
