@@ -15,11 +15,12 @@ NODE_STAMP := $(TS)/node_modules/.package-lock.json
 BUF := $(TS)/node_modules/.bin/buf
 AGAINST ?= HEAD~1
 
-.PHONY: help venv node-deps gen gen-check run test lint proto-lint breaking fmt types check clean fuzz bench
+.PHONY: help venv node-deps gen gen-check run test test-package lint proto-lint breaking fmt types check clean fuzz bench
 
 help:
 	@echo "make run    set up and serve the demo (gRPC :50051, JSON :8080)"
 	@echo "make test   set up and run every test"
+	@echo "make test-package  build the wheel, pipx-install it outside the checkout, run weldpulse up"
 	@echo "make check  format check, lint, types, generated-code check, tests"
 	@echo "make gen    regenerate gen/ (stubs, Envoy descriptor, OpenAPI), the clients' stubs and docs/api.md"
 	@echo "make fuzz   long schemathesis run (FUZZ_CASES=50000)"
@@ -60,6 +61,10 @@ run: $(STAMP)
 test: $(STAMP)
 	@if command -v node >/dev/null; then $(MAKE) --no-print-directory node-deps; fi
 	$(BIN)/python -m pytest -q
+
+# The wheel as a user installs it (~1 min, so not in `make test`; CI runs it).
+test-package: $(STAMP)
+	WELDPULSE_TEST_PACKAGE=1 $(BIN)/python -m pytest -q tests/test_package.py
 
 # A long schemathesis run against the live stack (the default run in `make test` is 5,400 cases).
 FUZZ_CASES ?= 50000

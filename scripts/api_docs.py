@@ -86,7 +86,7 @@ get the status in the first column.
 |---|---|---|---|
 | INVALID_ARGUMENT | 400 | BAD_REQUEST | missing or invalid parameter (the message names it), unknown parameter |
 | UNAUTHENTICATED | 401 | UNAUTHORIZED | missing, malformed, unknown or revoked key |
-| PERMISSION_DENIED | 403 | FORBIDDEN | free plan, project without sites, key without `stats:read` |
+| PERMISSION_DENIED | 403 | FORBIDDEN | free plan, project without sites, key without `stats:read`, a `site_id` other than the one site the key is limited to |
 | UNIMPLEMENTED | 404 | NOT_FOUND | no such route |
 | RESOURCE_EXHAUSTED | 429 | RATE_LIMITED | over 100 requests per key in any 60 seconds; `retry-after` (seconds) |
 | INTERNAL | 500 | INTERNAL_ERROR | unexpected server error (logged; no internals in the message) |

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 from conftest import Stack
-from weldpulse.storage import keys
+from weldpulse.storage import accounts, keys
 
 WELDPULSE = str(Path(sys.executable).with_name("weldpulse"))
 
@@ -92,3 +92,51 @@ def test_up_serves_json_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_keys_create_site_limits_the_key(stack: Stack) -> None:
+    env = {"WELDPULSE_METADATA_URL": stack.metadata_url}
+    with stack.metadata.begin() as conn:
+        project = accounts.create_project(conn, "Two sites")
+        first = accounts.create_site(conn, project, "one.example")["id"]
+        second = accounts.create_site(conn, project, "two.example")["id"]
+    key = cli_json("keys", "create", "--project", project, "--site", first, env=env)
+    assert key["site_id"] == first and key["scopes"] == ["stats:read"]
+    headers = {"Authorization": f"Bearer {key['key']}"}
+    sites = stack.http.get("/v1/sites", headers=headers).json()["data"]
+    assert [s["id"] for s in sites] == [first]
+    day = {"start": "2024-01-15", "end": "2024-01-15"}
+    other = stack.http.get("/v1/stats", params={**day, "site_id": second}, headers=headers)
+    assert other.status_code == 403 and other.json()["code"] == "FORBIDDEN"
+    # A site of another project cannot be named.
+    done = cli("keys", "create", "--project", project, "--site", stack.ids["b_site"], env=env)
+    assert done.returncode == 1 and f"no site {stack.ids['b_site']}" in done.stderr
+
+
+def test_share_prints_a_dashboard_link_with_a_read_only_site_key(stack: Stack) -> None:
+    env = {"WELDPULSE_METADATA_URL": stack.metadata_url}
+    site, other = stack.ids["a_site1"], stack.ids["a_site2"]
+    shared = cli_json("share", "--site", site, "--base-url", "https://stats.example/", env=env)
+    assert sorted(shared) == ["id", "site_id", "url"] and shared["site_id"] == site
+    base, _, key = shared["url"].partition("#key=")
+    assert base == "https://stats.example/dashboard/" and keys.is_well_formed(key)
+    headers = {"Authorization": f"Bearer {key}"}
+    sites = stack.http.get("/v1/sites", headers=headers).json()["data"]
+    assert [s["id"] for s in sites] == [site]
+    day = {"start": "2024-01-15", "end": "2024-01-15"}
+    assert (
+        stack.http.get("/v1/stats", params=day, headers=headers).json()
+        == stack.get("/v1/stats", site_id=site, **day).json()
+    )
+    refused = stack.http.get("/v1/stats", params={**day, "site_id": other}, headers=headers)
+    assert refused.status_code == 403
+    # Read-only: it cannot import.
+    body = {"site_id": site, "events": [{"timestamp": "2024-01-15T10:00:00Z", "name": "x"}]}
+    wrote = stack.http.post("/v1/import", json=body, headers=headers)
+    assert wrote.status_code == 403 and "events:write" in wrote.json()["error"]
+    # Revoking the key (what `keys revoke` does, tested above) ends the link.
+    with stack.metadata.begin() as conn:
+        conn.execute(accounts.revoke_api_key_stmt(shared["id"]))
+    assert stack.http.get("/v1/sites", headers=headers).status_code == 401
+    missing = cli("share", "--site", "nope", env=env)
+    assert missing.returncode == 1 and "no site nope" in missing.stderr

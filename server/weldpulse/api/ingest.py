@@ -10,7 +10,7 @@ import grpc
 from cachetools import TTLCache
 from google.protobuf import struct_pb2
 from sqlalchemy import Engine
-from weldpulse.api.context import principal_var
+from weldpulse.api.context import authorize_site, principal_var
 from weldpulse.api.params import iso_instant
 from weldpulse.errors import BadRequest, Unavailable
 from weldpulse.ingest import enrich
@@ -177,6 +177,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         return pb.CollectResponse()
 
     def Import(self, request: pb.ImportRequest, context: Ctx) -> pb.ImportResponse:
+        authorize_site(request.site_id)
         principal = principal_var.get()
         if request.site_id not in principal.site_ids:
             site_id = request.site_id[:ECHO_CHARS]

@@ -356,15 +356,14 @@ class AuthLayer(Layer):
             scopes = frozenset(row.scopes.split())
             if scope not in scopes:
                 raise Forbidden(f"This API key lacks the {scope} scope")
-            site_ids = tuple(
-                r.id for r in conn.execute(accounts.project_sites_stmt(row.project_id))
-            )
+            sites = accounts.project_sites_stmt(row.project_id, only=row.site_id)
+            site_ids = tuple(r.id for r in conn.execute(sites))
             if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
                 conn.execute(accounts.touch_api_key_stmt(row.id, now))
                 conn.commit()
         if not site_ids:
             raise Forbidden("No sites configured for the project")
-        return accounts.Principal(row.id, row.project_id, row.plan, scopes, site_ids)
+        return accounts.Principal(row.id, row.project_id, row.plan, scopes, site_ids, row.site_id)
 
 
 def _bearer_token(context: grpc.ServicerContext) -> str | None:

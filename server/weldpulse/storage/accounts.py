@@ -81,17 +81,24 @@ def update_site(
 
 
 def create_api_key(
-    conn: Connection, project_id: str, scopes: list[str], expires_at: datetime | None = None
+    conn: Connection,
+    project_id: str,
+    scopes: list[str],
+    expires_at: datetime | None = None,
+    site_id: str | None = None,
 ) -> dict:
     """Creates a key and returns it with its secret, which is never stored or shown again.
 
-    `expires_at` (naive UTC) makes the key invalid from that moment on.
+    `expires_at` (naive UTC) makes the key invalid from that moment on;
+    `site_id` limits it to that one site of the project.
     """
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise ValueError(f"unknown scope {', '.join(unknown)}; scopes are {', '.join(SCOPES)}")
     if conn.execute(select(projects.c.id).where(projects.c.id == project_id)).first() is None:
         raise ValueError(f"no project {project_id}")
+    if site_id is not None and site_project(conn, site_id) != project_id:
+        raise ValueError(f"no site {site_id} in project {project_id}")
     secret = keys.new_api_key()
     key_id = str(uuid.uuid4())
     conn.execute(
@@ -103,9 +110,16 @@ def create_api_key(
             scopes=" ".join(scopes),
             created_at=_now(),
             expires_at=expires_at,
+            site_id=site_id,
         )
     )
-    return {"id": key_id, "key": secret, "project_id": project_id, "scopes": scopes}
+    key = {"id": key_id, "key": secret, "project_id": project_id, "scopes": scopes}
+    return key if site_id is None else {**key, "site_id": site_id}
+
+
+def site_project(conn: Connection, site_id: str) -> str | None:
+    """The id of the site's project, or None if there is no such site."""
+    return conn.execute(select(sites.c.project_id).where(sites.c.id == site_id)).scalar()
 
 
 def revoke_api_key_stmt(key_id: str) -> Update:
@@ -121,7 +135,7 @@ def touch_api_key_stmt(key_id: str, now: datetime) -> Update:
 
 
 def key_owner_stmt(key_hash: str) -> Select:
-    """The key with this hash, its project's plan, its revocation, expiry and last use."""
+    """The key with this hash, its project's plan, its revocation, expiry, last use and site."""
     return (
         select(
             api_keys.c.id,
@@ -130,6 +144,7 @@ def key_owner_stmt(key_hash: str) -> Select:
             api_keys.c.revoked_at,
             api_keys.c.expires_at,
             api_keys.c.last_used_at,
+            api_keys.c.site_id,
             projects.c.id.label("project_id"),
             projects.c.plan,
         )
@@ -138,23 +153,28 @@ def key_owner_stmt(key_hash: str) -> Select:
     )
 
 
-def project_sites_stmt(project_id: str) -> Select:
-    return (
-        select(sites)
-        .where(sites.c.project_id == project_id)
-        .order_by(sites.c.created_at, sites.c.id)
-    )
+def project_sites_stmt(project_id: str, only: str | None = None) -> Select:
+    """The project's sites, oldest first; with `only`, just that one (a site-limited key's)."""
+    stmt = select(sites).where(sites.c.project_id == project_id)
+    if only is not None:
+        stmt = stmt.where(sites.c.id == only)
+    return stmt.order_by(sites.c.created_at, sites.c.id)
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key, its project and the ids of the project's sites."""
+    """Who is calling: the key, its project and the ids of the sites it may see.
+
+    `site_ids` are the project's sites, or for a key limited to one site
+    (`site_limit`) that site alone.
+    """
 
     key_id: str
     project_id: str
     plan: str
     scopes: frozenset[str]
     site_ids: tuple[str, ...]
+    site_limit: str | None = None
 
 
 def site_by_key_stmt(site_key: str) -> Select:

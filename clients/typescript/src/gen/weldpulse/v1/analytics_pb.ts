@@ -7,7 +7,10 @@
 //
 // Authentication: every RPC needs `authorization: Bearer ak_live_...`
 // metadata (the HTTP header of the same name through Envoy). A key only ever
-// sees the sites of its own project.
+// sees the sites of its own project. A key limited to one site (`weldpulse
+// keys create --site`, `weldpulse share`) sees that site only: where a
+// request omits `site_id` it means that site, and any other `site_id` is
+// PERMISSION_DENIED (403 FORBIDDEN).
 //
 // Errors: INVALID_ARGUMENT (HTTP 400 BAD_REQUEST), UNAUTHENTICATED (401
 // UNAUTHORIZED), PERMISSION_DENIED (403 FORBIDDEN), RESOURCE_EXHAUSTED (429
@@ -910,7 +913,8 @@ export const ListSitesRequestSchema: GenMessage<ListSitesRequest> = /*@__PURE__*
  */
 export type ListSitesResponse = Message<"weldpulse.v1.ListSitesResponse"> & {
   /**
-   * Every site of the project, oldest first.
+   * Every site of the project, oldest first; for a key limited to one site,
+   * that site alone.
    *
    * @generated from field: repeated weldpulse.v1.Site data = 1;
    */

@@ -91,7 +91,8 @@ export const CollectResponseSchema: GenMessage<CollectResponse> = /*@__PURE__*/
  */
 export type ImportRequest = Message<"weldpulse.v1.ImportRequest"> & {
   /**
-   * Id of a site of the caller's project. Required.
+   * Id of a site of the caller's project (of its one site for a key limited
+   * to one site: another is PERMISSION_DENIED). Required.
    *
    * @generated from field: string site_id = 1;
    */
