@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "envoy" / "envoy.yaml"
 DESCRIPTOR = ROOT / "gen" / "envoy" / "weldpulse.pb"
 TRACKER = ROOT / "tracker" / "script.js"
+# The dashboard's built files (web/ builds them: `make dashboard`).
+DASHBOARD = Path(__file__).resolve().parent / "static" / "dashboard"
 
 
 def render_config(
@@ -41,6 +43,7 @@ def render_config(
         admin_port=admin_port,
         descriptor=str(DESCRIPTOR),
         tracker=str(TRACKER),
+        dashboard=str(DASHBOARD),
         trusted_hops=trusted_hops,
         collect_per_second=edge.collect_per_second,
         collect_burst=edge.collect_burst,
