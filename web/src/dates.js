@@ -83,3 +83,14 @@ export function bucketLabel(bucket, unit) {
   if (unit === "month") return `${month} ${date.slice(0, 4)}`;
   return `${d.getUTCDate()} ${month}`;
 }
+
+/** "1 Nov – 30 Nov 2026", "30 Nov 2026": a range as people write it. */
+export function formatRange(start, end) {
+  const fmt = (date, withYear) => {
+    const d = new Date(`${date}T00:00:00Z`);
+    const text = `${d.getUTCDate()} ${d.toLocaleString("en", { month: "short", timeZone: "UTC" })}`;
+    return withYear ? `${text} ${d.getUTCFullYear()}` : text;
+  };
+  if (start === end) return fmt(end, true);
+  return `${fmt(start, start.slice(0, 4) !== end.slice(0, 4))} – ${fmt(end, true)}`;
+}

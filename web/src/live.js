@@ -17,6 +17,7 @@ export function startLive(box, site, onError) {
   box.replaceChildren(
     h("div", { class: "live-head" }, h("span", { class: "dot", "aria-hidden": "true" }), count, h("span", {}, " current visitors "), when),
     bars,
+    h("p", { class: "muted spark-caption" }, "Visitors per minute, last 30 minutes"),
   );
 
   const show = (rows) => {

@@ -2,7 +2,7 @@
 
 import { ApiError, call, key, query } from "./api.js";
 import { chartTable, drawChart } from "./chart.js";
-import { RANGES, interval, resolveRange } from "./dates.js";
+import { RANGES, formatRange, interval, resolveRange } from "./dates.js";
 import { askFilter, chips } from "./filters.js";
 import { METRICS, formatChange, formatMetric, h } from "./format.js";
 import { startLive } from "./live.js";
@@ -24,6 +24,7 @@ let ui = {};
 const extras = new Map();
 // Work in flight, for the tests and the Performance API marks.
 let pending = 0;
+let views = 0;
 
 function busy(delta) {
   pending += delta;
@@ -151,7 +152,7 @@ function buildShell() {
     from,
     to,
     custom,
-    chips: h("div", { class: "chips", id: "chips", "aria-label": "Filters" }),
+    chips: h("div", { class: "chips", id: "chips", role: "group", "aria-label": "Filters" }),
     note: h("p", { class: "muted range-note", id: "range-note" }),
     tiles: h("section", { class: "tiles", id: "tiles", "aria-label": "Totals" }),
     chart: h("div", { class: "chart", id: "chart" }),
@@ -182,7 +183,8 @@ function buildShell() {
       "header",
       { class: "top" },
       h("a", { class: "brand", href: location.pathname }, "weldpulse"),
-      h("div", { class: "controls" }, siteSelect, range, custom, compare, addFilter, signOut),
+      h("div", { class: "controls" }, siteSelect, range, compare, addFilter, custom),
+      signOut,
     ),
     h("main", {}, h("div", { class: "filterbar" }, ui.chips), ui.note, ui.tiles, ui.chartBox,
       h("div", { class: "grid" },
@@ -223,6 +225,7 @@ function update({ replace = false } = {}) {
   controller?.abort();
   controller = new AbortController();
   performance.mark("weldpulse:update");
+  document.documentElement.dataset.views = String(++views);
   syncControls();
   const signal = controller.signal;
   tiles(signal);
@@ -246,7 +249,7 @@ function syncControls() {
       document.getElementById("add-filter").focus();
     }),
   );
-  ui.note.textContent = `${start === end ? start : `${start} to ${end}`} · ${site.timezone}`;
+  ui.note.textContent = `${formatRange(start, end)} · ${site.timezone}`;
   for (const panel of PANELS) {
     const current = state[panel.id];
     ui.panels[panel.id].tabs.replaceChildren(
@@ -277,8 +280,8 @@ function tiles(signal) {
     const row = answer.results[0];
     const cmp = answer.meta.comparison_date_range;
     const { start, end } = base().date_range;
-    ui.note.textContent = `${start === end ? start : `${start} to ${end}`} · ${site.timezone}` +
-      (cmp ? ` · compared with ${cmp.start.slice(0, 10)} to ${cmp.end.slice(0, 10)}` : "");
+    ui.note.textContent = `${formatRange(start, end)} · ${site.timezone}` +
+      (cmp ? ` · compared with ${formatRange(cmp.start.slice(0, 10), cmp.end.slice(0, 10))}` : "");
     ui.tiles.replaceChildren(
       ...TILES.map((metric, i) => {
         const change = row.comparison ? formatChange(metric, row.comparison.change[i]) : null;
