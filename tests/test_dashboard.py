@@ -119,13 +119,20 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "c
 
 def settle(driver: Any) -> None:
     """Waits until every widget of the view has its answer."""
-    wait_for(
-        lambda: driver.execute_script(
-            "return document.documentElement.dataset.pending === '0'"
-            " && document.querySelectorAll('.tile').length === 6"
-        ),
-        what="dashboard loaded",
-    )
+    try:
+        wait_for(
+            lambda: driver.execute_script(
+                "return document.documentElement.dataset.pending === '0'"
+                " && document.querySelectorAll('.tile').length === 6"
+            ),
+            what="dashboard loaded",
+        )
+    except AssertionError as e:
+        state = driver.execute_script(
+            "return [location.href, document.documentElement.dataset.pending,"
+            " document.body.innerText.slice(0, 600)]"
+        )
+        raise AssertionError(f"{e}: {state}") from None
 
 
 def act(driver: Any, action: Callable[[], Any]) -> None:
@@ -385,3 +392,41 @@ def test_accessible_and_readable_at_1280_and_375_light_and_dark(
         "dashboard-1280-dark.png", "dashboard-1280-light.png",
         "dashboard-375-dark.png", "dashboard-375-light.png",
     ]  # fmt: skip
+
+
+def test_site_switcher_shows_the_empty_state_and_back_returns(
+    driver: Any, stack: Stack, demo: Demo
+) -> None:
+    key = new_key(stack, demo)
+    open_dashboard(driver, stack, key)
+    shop = shown(driver)["tiles"]
+    # Typed, as a keyboard user does (a trusted event: the browser keeps the history entry).
+    act(driver, lambda: driver.find_element("id", "site").send_keys("Blog"))
+    assert "site=" in driver.current_url
+    page = shown(driver)
+    assert page["tiles"]["visitors"] == 0
+    empty = driver.find_elements("css selector", "#panel-pages .empty")
+    assert [e.text for e in empty] == ["No data for this range yet."]
+    # Every request of the page went to its own origin (the CSP allows no other).
+    origins = driver.execute_script(
+        "return [...new Set(performance.getEntriesByType('resource')"
+        ".map((e) => new URL(e.name).origin))]"
+    )
+    assert origins == [str(stack.http.base_url).rstrip("/")]
+    driver.back()
+    settle(driver)
+    wait_for(lambda: shown(driver)["tiles"] == shop, what="the first site's view back")
+
+
+def test_rate_limited_key_says_when_it_retries(driver: Any, stack: Stack, demo: Demo) -> None:
+    key = new_key(stack, demo)
+    headers = {"Authorization": f"Bearer {key}"}
+    statuses = [stack.http.get("/v1/sites", headers=headers).status_code for _ in range(101)]
+    assert statuses[-1] == 429
+    driver.get(f"{str(stack.http.base_url).rstrip('/')}/dashboard/#key={key}")
+    notice = wait_for(
+        lambda: [e.text for e in driver.find_elements("css selector", "[role=status]")],
+        what="rate-limit notice",
+    )
+    assert notice[0].startswith("Rate limited: retrying in ") and notice[0].endswith(" s.")
+    assert 1 <= int(notice[0].split()[-2]) <= 60

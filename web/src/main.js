@@ -71,11 +71,16 @@ async function start() {
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return signIn("That key was not accepted: it is unknown, revoked, or lacks stats:read.");
     if (e instanceof ApiError && e.status === 403) return signIn("This key's project has no sites yet.");
+    if (e instanceof ApiError && e.status === 429) {
+      const wait = e.retryAfter || 5;
+      app.replaceChildren(h("main", { class: "center" }, h("p", { class: "notice", role: "status" }, `Rate limited: retrying in ${wait} s.`)));
+      return setTimeout(start, wait * 1000);
+    }
     return signIn(`The server did not answer: ${e.message}`);
   }
   if (sites.length === 0) return signIn("This key's project has no sites yet.");
   buildShell();
-  selectSite(state.site);
+  selectSite(state.site, { replace: true });
 }
 
 // ---- errors ----------------------------------------------------------------
@@ -198,13 +203,13 @@ function buildShell() {
 
 const fromTo = ({ start, end }) => ({ from: start, to: end });
 
-function selectSite(id) {
+function selectSite(id, { replace = false } = {}) {
   site = sites.find((s) => s.id === id) ?? sites[0];
   state.site = site.id;
   document.getElementById("site").value = site.id;
   stopLive();
   stopLive = startLive(ui.live, site, (e) => failed(ui.live, e));
-  update({ replace: true });
+  update({ replace });
 }
 
 // ---- one view ---------------------------------------------------------------
@@ -473,7 +478,7 @@ window.addEventListener("popstate", () => {
   if (!site) return;
   const siteBefore = site.id;
   state = read();
-  if (state.site !== siteBefore) return selectSite(state.site);
+  if (state.site !== siteBefore) return selectSite(state.site, { replace: true });
   update({ replace: true });
 });
 window.addEventListener("resize", () => {
