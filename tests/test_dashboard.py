@@ -481,3 +481,31 @@ def test_goals_and_funnels_panels_follow_the_api_or_say_it_lacks_them(
         "return [...document.querySelectorAll('.funnel li')].map((li) => +li.dataset.visitors)"
     )
     assert page_steps == [s["visitors"] for s in steps]
+
+
+def test_csv_export_holds_every_row_of_the_tab(
+    driver: Any, stack: Stack, demo: Demo, tmp_path: Path
+) -> None:
+    import csv
+
+    key = new_key(stack, demo)
+    open_dashboard(driver, stack, key)
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
+    )
+    driver.find_element("css selector", "#panel-pages .tab:nth-child(2)").click()
+    settle(driver)
+    driver.find_element("css selector", "#panel-pages .csv").click()
+    days = local_days(-29)
+    name = f"{demo.domain}-entry_page-{days['start']}-{days['end']}.csv"
+    wait_for(lambda: (tmp_path / name).exists(), what="CSV downloaded")
+    with open(tmp_path / name, newline="") as f:
+        rows = list(csv.reader(f))
+    metrics = ["visitors", "bounce_rate"]
+    want = api(stack, key, {"site_id": demo.site_id, "timezone": ZONE, "date_range": days,
+                            "metrics": metrics, "dimensions": ["entry_page"], "limit": 1000})  # fmt: skip
+    assert rows[0] == ["Entry page", *metrics]
+    assert [[r[0], int(r[1]), float(r[2])] for r in rows[1:]] == [
+        [r["dimensions"][0], *r["metrics"]] for r in want["results"]
+    ]
+    assert len(rows) - 1 == want["meta"]["total_rows"]

@@ -14,17 +14,30 @@ export function startLive(box, site, onError) {
   const count = h("span", { class: "live-count", id: "live-count", dataset: { value: "" } }, "–");
   const when = h("span", { class: "muted" });
   const bars = h("div", { class: "spark", role: "img", "aria-label": "Visitors per minute, last 30 minutes" });
+  const status = h("p", { class: "notice", role: "status" });
   box.replaceChildren(
     h("div", { class: "live-head" }, h("span", { class: "dot", "aria-hidden": "true" }), count, h("span", {}, " current visitors "), when),
     bars,
     h("p", { class: "muted spark-caption" }, "Visitors per minute, last 30 minutes"),
+    status,
   );
+
+  // True when the page is done with this panel (signed out); else says what happened.
+  const trouble = (e) => {
+    if (signal.aborted || onError(e)) return true;
+    status.textContent =
+      e instanceof ApiError && e.status === 429
+        ? `Rate limited: live updates resume in ${e.retryAfter || 5} s.`
+        : `Live updates paused: ${e.message}`;
+    return false;
+  };
 
   const show = (rows) => {
     const n = rows.reduce((sum, r) => sum + r.current_visitors, 0);
     count.textContent = formatMetric("visitors", n);
     count.dataset.value = String(n);
     when.textContent = `· updated ${new Date().toLocaleTimeString("en-GB")}`;
+    status.textContent = "";
   };
 
   async function poll() {
@@ -32,8 +45,9 @@ export function startLive(box, site, onError) {
       try {
         show((await call("/v1/realtime", { params: { site_id: site.id }, signal })).data);
       } catch (e) {
-        if (signal.aborted) return;
-        if (onError(e)) return;
+        if (trouble(e)) return;
+        await sleep(Math.max(POLL_MS, (e.retryAfter || 0) * 1000), signal);
+        continue;
       }
       await sleep(POLL_MS, signal);
     }
@@ -44,10 +58,9 @@ export function startLive(box, site, onError) {
       try {
         await stream("/v1/realtime/stream", { site_id: site.id, interval_seconds: 2 }, (u) => show(u.data), signal);
       } catch (e) {
-        if (signal.aborted) return;
         // No stream route on this server: poll the realtime route instead.
         if (e instanceof ApiError && e.status === 404) return poll();
-        if (onError(e)) return;
+        if (trouble(e)) return;
       }
       await sleep(POLL_MS, signal);
     }
@@ -72,8 +85,7 @@ export function startLive(box, site, onError) {
         );
         drawBars(bars, answer.results);
       } catch (e) {
-        if (signal.aborted) return;
-        if (onError(e)) return;
+        if (trouble(e)) return;
       }
       await sleep(HISTORY_MS, signal);
     }

@@ -208,7 +208,7 @@ function selectSite(id, { replace = false } = {}) {
   state.site = site.id;
   document.getElementById("site").value = site.id;
   stopLive();
-  stopLive = startLive(ui.live, site, (e) => failed(ui.live, e));
+  stopLive = startLive(ui.live, site, (e) => failed(null, e));
   update({ replace });
 }
 
