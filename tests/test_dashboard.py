@@ -437,6 +437,9 @@ def test_rate_limited_key_says_when_it_retries(driver: Any, stack: Stack, demo: 
     )
     assert notice[0].startswith("Rate limited: retrying in ") and notice[0].endswith(" s.")
     assert 1 <= int(notice[0].split()[-2]) <= 60
+    # A link with another key, opened in that tab (only the fragment changes), signs in with it.
+    driver.get(f"{str(stack.http.base_url).rstrip('/')}/dashboard/#key={new_key(stack, demo)}")
+    settle(driver)
 
 
 def test_goals_and_funnels_panels_follow_the_api_or_say_it_lacks_them(

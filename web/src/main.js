@@ -34,12 +34,14 @@ function busy(delta) {
 
 // ---- sign-in -------------------------------------------------------------
 
+/** Takes a key from a `#key=…` link; true when there was one. */
 function takeKeyFromFragment() {
   const match = /(?:^|&)key=([^&]+)/.exec(location.hash.slice(1));
-  if (!match) return;
+  if (!match) return false;
   key.set(decodeURIComponent(match[1]));
   // The fragment never reaches a server; dropped from the address bar too.
   history.replaceState(null, "", location.pathname + location.search);
+  return true;
 }
 
 function signIn(message) {
@@ -65,7 +67,10 @@ function signIn(message) {
   input.focus();
 }
 
+let retryStart = 0;
+
 async function start() {
+  clearTimeout(retryStart);
   try {
     sites = (await call("/v1/sites")).data;
   } catch (e) {
@@ -74,7 +79,8 @@ async function start() {
     if (e instanceof ApiError && e.status === 429) {
       const wait = e.retryAfter || 5;
       app.replaceChildren(h("main", { class: "center" }, h("p", { class: "notice", role: "status" }, `Rate limited: retrying in ${wait} s.`)));
-      return setTimeout(start, wait * 1000);
+      retryStart = setTimeout(start, wait * 1000);
+      return;
     }
     return signIn(`The server did not answer: ${e.message}`);
   }
@@ -483,6 +489,14 @@ window.addEventListener("popstate", () => {
 });
 window.addEventListener("resize", () => {
   if (chart) chart.setSize({ width: Math.max(ui.chart.clientWidth, 280), height: ui.chart.clientWidth < 500 ? 200 : 280 });
+});
+
+// A share link opened in a tab already on the page changes only the fragment.
+window.addEventListener("hashchange", () => {
+  if (takeKeyFromFragment()) {
+    state = read();
+    start();
+  }
 });
 
 takeKeyFromFragment();
