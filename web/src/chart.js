@@ -46,6 +46,7 @@ export function drawChart(box, { metric, unit, buckets, values, previous }) {
         ...axis,
         values: (_, ticks) => ticks.map((i) => (Number.isInteger(i) && buckets[i] ? bucketLabel(buckets[i], unit) : "")),
         space: 60,
+        size: 32,
       },
       { ...axis, size: 56, values: (_, ticks) => ticks.map((v) => formatMetric(metric, v)) },
     ],
