@@ -19,7 +19,7 @@ WEB_STAMP := $(WEB)/node_modules/.package-lock.json
 DASHBOARD := server/weldpulse/static/dashboard
 AGAINST ?= HEAD~1
 
-.PHONY: help venv node-deps dashboard gen gen-check run test lint proto-lint breaking fmt types check clean fuzz bench
+.PHONY: help venv node-deps dashboard gen gen-check run test lint proto-lint breaking fmt types check clean fuzz bench bench-dashboard
 
 help:
 	@echo "make run    set up and serve the demo (gRPC :50051, JSON :8080)"
@@ -29,6 +29,7 @@ help:
 	@echo "make gen    regenerate gen/ (stubs, Envoy descriptor, OpenAPI), the clients' stubs and docs/api.md"
 	@echo "make fuzz   long schemathesis run (FUZZ_CASES=50000)"
 	@echo "make bench  load EVENTS (default 1000000) synthetic events and time every /v1 endpoint"
+	@echo "make bench-dashboard  time the dashboard in Chromium on that data (BENCH_ARGS=--reuse keeps it)"
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -115,6 +116,10 @@ ENGINE ?= embedded
 BENCH_ARGS ?=
 bench: $(STAMP)
 	cd bench && ../$(BIN)/python run.py --events $(EVENTS) --engine $(ENGINE) $(BENCH_ARGS)
+
+# The dashboard in Chromium on the same data (embedded): first tiles, panels, click-to-filter.
+bench-dashboard: $(STAMP)
+	$(BIN)/python web/perf.py --events $(EVENTS) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var build .pytest_cache .mypy_cache .ruff_cache $(TS)/node_modules $(TS)/dist $(WEB)/node_modules

@@ -1,12 +1,13 @@
 """Times the dashboard in Chromium with the Performance API on `make bench`'s data (not a test).
 
-    .venv/bin/python web/perf.py --events 1000000 [--reuse] [--runs 7]
+    make bench-dashboard EVENTS=1000000 [BENCH_ARGS="--reuse --runs 9"]
 
 Loads (or, with --reuse, keeps) bench/results/data-embedded-N through
 bench/run.py, starts `weldpulse up` on it, and for each run opens the
 dashboard on the big site's last 30 days of data, then clicks its top
 source. Prints the medians (milliseconds after navigation start, from the
-page's own `weldpulse:*` marks) and the JavaScript's transferred size.
+page's own `weldpulse:*` marks), the tiles' question asked alone through
+Envoy in the same runs, and the JavaScript's size as sent (gzipped).
 """
 
 import argparse
@@ -17,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -80,6 +83,20 @@ def one_run(driver: Any, origin: str, key: str, site: str) -> dict[str, float]:
     return {"tiles_ms": first["tiles"], "panels_ms": first["idle"], "filter_ms": filtered, **first}
 
 
+def api_tiles_ms(origin: str, key: str, site: str) -> float:
+    """The page's tiles question asked alone through Envoy: the server's share of the wait."""
+    body = {
+        "site_id": site, "timezone": "UTC",
+        "date_range": {"start": "2026-10-02", "end": "2026-10-31"},
+        "metrics": ["visitors", "pageviews", "sessions", "bounce_rate", "avg_duration",
+                    "views_per_session"],
+    }  # fmt: skip
+    started = time.perf_counter()
+    resp = httpx.post(f"{origin}/v1/query", json=body, headers={"Authorization": f"Bearer {key}"})
+    resp.raise_for_status()
+    return (time.perf_counter() - started) * 1000
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -106,6 +123,7 @@ def main() -> int:
             with meta.begin() as conn:
                 key = accounts.create_api_key(conn, info["project"], ["stats:read"])["key"]
             result = one_run(driver, origin, key, info["sites"][0])
+            result["api_tiles_ms"] = api_tiles_ms(origin, key, info["sites"][0])
             if i >= args.warmup:
                 runs.append(result)
     finally:
@@ -114,10 +132,10 @@ def main() -> int:
         meta.dispose()
     summary = {
         name: round(statistics.median(r[name] for r in runs), 1)
-        for name in ("tiles_ms", "panels_ms", "filter_ms")
+        for name in ("tiles_ms", "panels_ms", "filter_ms", "api_tiles_ms")
     }
     summary |= {k: runs[-1][k] for k in ("js_transfer", "js_encoded", "js_decoded")}
-    timed = ("tiles_ms", "panels_ms", "filter_ms")
+    timed = ("tiles_ms", "panels_ms", "filter_ms", "api_tiles_ms")
     each = [{k: round(r[k], 1) for k in timed} for r in runs]
     out = {"events": args.events, "runs": len(runs), "median": summary, "each": each}
     print(json.dumps(out, indent=1))
