@@ -57,7 +57,7 @@ def test_envoy_serves_the_dashboard_under_a_strict_policy(stack: Stack) -> None:
     assert script.headers["content-encoding"] == "gzip"
     assert script.content == (COMMITTED / "app.js").read_bytes()  # httpx decompresses
     assert "immutable" in script.headers["cache-control"]
-    # The root and the bare path lead to the page; the API's own 404s are unchanged.
-    assert stack.http.get("/").headers["location"].endswith("/dashboard/")
+    # The bare path leads to the page; the API's own 404s are unchanged.
     assert stack.http.get("/dashboard").headers["location"].endswith("/dashboard/")
+    assert stack.http.get("/").json()["code"] == "NOT_FOUND"
     assert stack.http.get("/dashboard/nope").json()["code"] == "NOT_FOUND"
