@@ -512,3 +512,21 @@ def test_csv_export_holds_every_row_of_the_tab(
         [r["dimensions"][0], *r["metrics"]] for r in want["results"]
     ]
     assert len(rows) - 1 == want["meta"]["total_rows"]
+
+
+def test_custom_events_break_down_by_a_property(driver: Any, stack: Stack, demo: Demo) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    key = new_key(stack, demo)
+    open_dashboard(driver, stack, key)
+    driver.find_element("css selector", "#panel-events .tab:nth-child(2)").click()
+    act(driver, lambda: driver.find_element("id", "prop-key").send_keys("plan", Keys.ENTER))
+    assert parse_qs(urlsplit(driver.current_url).query)["prop"] == ["plan"]
+    metrics = ["visitors", "events"]
+    want = api(stack, key, {"site_id": demo.site_id, "timezone": ZONE, "date_range": local_days(-29),
+                            "metrics": metrics, "dimensions": ["prop:plan"], "filters": NOT_PAGEVIEWS,
+                            "limit": 9})  # fmt: skip
+    assert {r["dimensions"][0] for r in want["results"]} == {"free", "pro"}
+    assert shown(driver)["panels"]["panel-events"] == [
+        [r["dimensions"][0], *r["metrics"]] for r in want["results"]
+    ]
