@@ -60,7 +60,10 @@ function signIn(message) {
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    key.set(input.value.trim());
+    const value = input.value.trim();
+    // A header carries printable ASCII only: anything else cannot be a key.
+    if (!/^[\x21-\x7e]{1,200}$/.test(value)) return signIn("That does not look like an API key (ak_live_…).");
+    key.set(value);
     start();
   });
   app.replaceChildren(h("main", { class: "center" }, form));
