@@ -13,18 +13,24 @@ PROTOS := $(shell find protos envoy/protos -name '*.proto')
 TS := clients/typescript
 NODE_STAMP := $(TS)/node_modules/.package-lock.json
 BUF := $(TS)/node_modules/.bin/buf
+# The dashboard's sources (web/) and its built files, committed so running needs no Node.
+WEB := web
+WEB_STAMP := $(WEB)/node_modules/.package-lock.json
+DASHBOARD := server/weldpulse/static/dashboard
 AGAINST ?= HEAD~1
 
-.PHONY: help venv node-deps gen gen-check run test test-package lint proto-lint breaking fmt types check clean fuzz bench
+.PHONY: help venv node-deps dashboard gen gen-check run test test-package lint proto-lint breaking fmt types check clean fuzz bench bench-dashboard
 
 help:
 	@echo "make run    set up and serve the demo (gRPC :50051, JSON :8080)"
 	@echo "make test   set up and run every test"
 	@echo "make test-package  build the wheel, pipx-install it outside the checkout, run weldpulse up"
 	@echo "make check  format check, lint, types, generated-code check, tests"
+	@echo "make dashboard  rebuild the dashboard's committed files from web/ (needs Node)"
 	@echo "make gen    regenerate gen/ (stubs, Envoy descriptor, OpenAPI), the clients' stubs and docs/api.md"
 	@echo "make fuzz   long schemathesis run (FUZZ_CASES=50000)"
 	@echo "make bench  load EVENTS (default 1000000) synthetic events and time every /v1 endpoint"
+	@echo "make bench-dashboard  time the dashboard in Chromium on that data (BENCH_ARGS=--reuse keeps it)"
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,7 +46,15 @@ $(NODE_STAMP): $(TS)/package-lock.json
 	@command -v npm >/dev/null || { echo "buf and the TypeScript client need Node >= 20 and npm" >&2; exit 1; }
 	npm ci --prefix $(TS) --no-audit --no-fund --ignore-scripts
 
-node-deps: $(NODE_STAMP)
+$(WEB_STAMP): $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { echo "the dashboard's build needs Node >= 20 and npm" >&2; exit 1; }
+	npm ci --prefix $(WEB) --no-audit --no-fund --ignore-scripts
+
+node-deps: $(NODE_STAMP) $(WEB_STAMP)
+
+# tests/test_dashboard_assets.py fails when these differ from a fresh build.
+dashboard: $(WEB_STAMP)
+	node $(WEB)/build.mjs $(DASHBOARD)
 
 gen: $(STAMP)
 	@if command -v node >/dev/null; then $(MAKE) --no-print-directory node-deps; fi
@@ -108,5 +122,9 @@ BENCH_ARGS ?=
 bench: $(STAMP)
 	cd bench && ../$(BIN)/python run.py --events $(EVENTS) --engine $(ENGINE) $(BENCH_ARGS)
 
+# The dashboard in Chromium on the same data (embedded): first tiles, panels, click-to-filter.
+bench-dashboard: $(STAMP)
+	$(BIN)/python web/perf.py --events $(EVENTS) $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) var build .pytest_cache .mypy_cache .ruff_cache $(TS)/node_modules $(TS)/dist
+	rm -rf $(VENV) var build .pytest_cache .mypy_cache .ruff_cache $(TS)/node_modules $(TS)/dist $(WEB)/node_modules

@@ -1,4 +1,4 @@
-"""Seeds a demo project with 35 days of traffic into an empty store; prints a curl line.
+"""Seeds a demo project with 35 days of traffic into an empty store; prints a dashboard link and a curl line.
 
 The demo's hits go through the import pipeline (limits, user-agent and
 referrer parsing, GeoIP, daily-salted visitor ids, sessions, group commit)
@@ -129,7 +129,10 @@ def main() -> None:
         key = accounts.create_api_key(conn, project, ["stats:read"])["key"]
     end = datetime.now(UTC)
     begin = end - timedelta(days=30)
-    print("Try it once `weldpulse up` is serving:\n")
+    print("Once `weldpulse up` is serving, open the dashboard (the key rides in the fragment,")
+    print("which the browser never sends; the page keeps it in the tab's sessionStorage):\n")
+    print(f"  http://127.0.0.1:{settings.http_port}/dashboard/#key={key}\n")
+    print("or try the API:\n")
     print(
         f"  curl -s http://127.0.0.1:{settings.http_port}/v1/stats "
         f"-H 'Authorization: Bearer {key}' "
