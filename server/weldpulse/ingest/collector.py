@@ -41,28 +41,33 @@ ROLL_BUDGET_S = 0.5  # rolling pauses writes; at most about this long per look
 def _continue_sessions(engine: Engine, items: list[Enriched]) -> list[Event]:
     """Keeps yesterday's visitor id for hits that continue a session across midnight.
 
-    The session may be stored already or start earlier in this very batch.
+    A hit continues when its previous-day visitor id had an event at most
+    SESSION_GAP before it, stored already or earlier in this very batch; the
+    stored sessions' ends are compared per hit, so the answer does not
+    depend on how hits were grouped into batches.
     """
     items = sorted(items, key=lambda i: i.event.ts)
     candidates = [i for i in items if i.previous_visitor_id is not None]
-    carried: set[tuple[str, int]] = set()
+    last_seen: dict[tuple[str, int], datetime] = {}
     if candidates:
         since = min(i.event.ts for i in candidates) - SESSION_GAP
-        stmt = select(sessions.c.site_id, sessions.c.visitor_id).where(
+        stmt = select(sessions.c.site_id, sessions.c.visitor_id, sessions.c.ended_at).where(
             sessions.c.visitor_id.in_({i.previous_visitor_id for i in candidates}),
             sessions.c.ended_at >= since,
         )
         with engine.connect() as conn:
-            carried = {(r.site_id, r.visitor_id) for r in conn.execute(stmt)}
-    last_seen: dict[tuple[str, int], datetime] = {}
+            for r in conn.execute(stmt):
+                key = (r.site_id, r.visitor_id)
+                last_seen[key] = max(r.ended_at, last_seen.get(key, r.ended_at))
     out = []
     for item in items:
         event, prev = item.event, item.previous_visitor_id
         if prev is not None:
             seen = last_seen.get((event.site_id, prev))
-            if (event.site_id, prev) in carried or (seen and event.ts - seen <= SESSION_GAP):
+            if seen is not None and event.ts - seen <= SESSION_GAP:
                 event = dataclasses.replace(event, visitor_id=prev)
-        last_seen[(event.site_id, event.visitor_id)] = event.ts
+        key = (event.site_id, event.visitor_id)
+        last_seen[key] = max(event.ts, last_seen.get(key, event.ts))
         out.append(event)
     return out
 
