@@ -119,7 +119,7 @@ def test_kill_9_loses_no_acknowledged_collect(urls: tuple[str, str]) -> None:
         ).all()
     store.dispose()
     meta.dispose()
-    counts = dict(stored)
+    counts: dict[str, int] = {r[0]: r[1] for r in stored}
     print(f"kill -9: {acked} acknowledged, {sum(counts.values())} stored")
     assert acked >= ACKED_BEFORE_KILL, "the server acknowledged too few collects before the kill"
     assert acked == len(acked_paths)
