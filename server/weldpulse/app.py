@@ -29,7 +29,8 @@ from weldpulse.api.redis_limiter import RedisLimiter
 from weldpulse.config import MIB, IngestOptions, ServerOptions, Settings
 from weldpulse.ingest import enrich
 from weldpulse.ingest.collector import Collector
-from weldpulse.ingest.log import ApplierLock, SqliteLog
+from weldpulse.ingest.log import ApplierLease, ApplierLock, IngestLog, SqliteLog
+from weldpulse.ingest.nats_log import NatsLog, StoreApplierLock
 from weldpulse.ingest.visitors import Salts, SaltSweeper
 from weldpulse.observability import configure_logging, configure_structlog
 from weldpulse.storage import engines
@@ -83,11 +84,19 @@ def gate(metadata: Engine, limiter: Limiter, options: ServerOptions) -> Gate:
 
 def collector_for(events: Engine, options: IngestOptions) -> Collector:
     """The durable ingest log, its appender and (if this process owns it) applier."""
-    path = Path(options.log_path) if options.log_path else None
+    log: IngestLog | None = None
+    lease: ApplierLease | None = None
+    if options.nats_url:
+        log = NatsLog(options.nats_url, options.nats_stream)
+        if events.dialect.name == "postgresql":  # servers on several machines: one applies
+            lease = StoreApplierLock(events, log.log_id)
+    elif options.log_path:
+        log = SqliteLog(Path(options.log_path), options.log_max_bytes)
+        lease = ApplierLock(Path(options.log_path))
     return Collector(
         events,
-        log=SqliteLog(path, options.log_max_bytes) if path else None,
-        applier_lock=ApplierLock(path) if path else None,
+        log=log,
+        applier_lock=lease,
         ack="applied" if options.ack == "applied" else "durable",
         max_backlog=options.max_backlog,
     )

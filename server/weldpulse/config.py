@@ -71,6 +71,9 @@ class IngestOptions:
     # "applied": once the events store has it too (read-your-writes, slower).
     ack: str = "durable"
     max_backlog: int = 1_000_000  # events logged, not yet stored; beyond, 503 + Retry-After
+    # NATS JetStream as the log instead of the local file (several ingest servers, one store).
+    nats_url: str | None = None
+    nats_stream: str = "WELDPULSE_INGEST"
 
     def __post_init__(self) -> None:
         if self.ack not in ("durable", "applied"):
@@ -88,6 +91,8 @@ class IngestOptions:
             log_max_bytes=int(max_bytes) if max_bytes else None,
             ack=env("WELDPULSE_INGEST_ACK", "durable"),
             max_backlog=int(env("WELDPULSE_INGEST_MAX_BACKLOG", "1000000")),
+            nats_url=env("WELDPULSE_INGEST_NATS_URL") or None,
+            nats_stream=env("WELDPULSE_INGEST_NATS_STREAM", "WELDPULSE_INGEST"),
         )
 
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, select
 from weldpulse.domain import SESSION_GAP, Event
 from weldpulse.ingest.hits import Enriched
-from weldpulse.ingest.log import ApplierLock, IngestLog, LogFull, SqliteLog
+from weldpulse.ingest.log import ApplierLease, ApplierLock, IngestLog, LogFull, SqliteLog
 from weldpulse.observability import INGESTED
 from weldpulse.storage import rollups, writer
 from weldpulse.storage.schema import sessions
@@ -117,7 +117,7 @@ class Collector:
         log: IngestLog | None = None,
         ack: Literal["durable", "applied"] = "applied",
         max_backlog: int = MAX_BACKLOG,
-        applier_lock: ApplierLock | None = None,
+        applier_lock: ApplierLease | None = None,
     ) -> None:
         if log is None:
             path = Path(tempfile.mkdtemp(prefix="weldpulse-log-")) / "ingest-log.sqlite3"
@@ -213,7 +213,7 @@ class Applier:
         log: IngestLog,
         now: Callable[[], datetime],
         roll_every_s: float,
-        lock: ApplierLock | None,
+        lock: ApplierLease | None,
     ) -> None:
         self.engine = engine
         self.log = log

@@ -144,6 +144,16 @@ class SqliteLog:
         self._reader.close()
 
 
+class ApplierLease(Protocol):
+    """Decides which one process applies a log to the store."""
+
+    def acquire(self) -> bool:
+        """True if this process applies (now or already); never blocks."""
+        ...
+
+    def release(self) -> None: ...
+
+
 class ApplierLock:
     """Who applies a log: the process holding an flock on `<log>.applier` (freed at its exit)."""
 
