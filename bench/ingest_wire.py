@@ -135,8 +135,13 @@ def measure(code: Path, engine: str, servers: int, seconds: int, pg_url: str | N
     procs, ports = [], []
     for _ in range(servers):
         with open(data / "server.log", "a") as server_log:
-            proc = subprocess.Popen([sys.executable, "-m", "weldpulse.app"], env=env,
-                                    stdout=subprocess.PIPE, stderr=server_log, text=True)  # fmt: skip
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "weldpulse.app"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=server_log,
+                text=True,
+            )
         line = proc.stdout.readline()  # type: ignore[union-attr]
         ports.append(int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1)))  # type: ignore[union-attr]
         procs.append(proc)

@@ -6,7 +6,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -108,7 +108,7 @@ def _run(url: str, stream: str) -> None:
     assert all(n == 1 for n in stored.values()), "collects stored twice"
 
 
-def _wait(done, what: str, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+def _wait(done: Callable[[], bool], what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
