@@ -179,7 +179,20 @@ def measure(code: Path, engine: str, servers: int, seconds: int, pg_url: str | N
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if engine == "postgres":
+            _drop_database(events)
     return result
+
+
+def _drop_database(url: str) -> None:
+    name = make_url(url).database
+    admin = create_engine(
+        make_url(url).set(drivername="postgresql+psycopg", database="postgres"),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def _fresh_database(url: str) -> str:

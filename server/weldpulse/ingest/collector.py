@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy import Engine, select
 from weldpulse.domain import SESSION_GAP, Event
@@ -89,12 +89,14 @@ def encode(items: Sequence[Enriched]) -> bytes:
     return json.dumps(rows, default=datetime.isoformat, separators=(",", ":")).encode()
 
 
-def decode(body: bytes) -> list[Enriched]:
+def decode(bodies: Sequence[bytes]) -> list[Enriched]:
+    """The events of many log records, parsed as one JSON document (one call, not one each)."""
+    width = len(_FIELDS)
     out = []
-    for row in json.loads(body):
-        fields: dict[str, Any] = dict(zip(_FIELDS, row, strict=False))
-        fields["ts"] = datetime.fromisoformat(fields["ts"])
-        out.append(Enriched(Event(**fields), row[-1]))
+    for records in json.loads(b"[" + b",".join(bodies) + b"]"):
+        for row in records:
+            ts = datetime.fromisoformat(row[1])
+            out.append(Enriched(Event(row[0], ts, *row[2:width]), row[width]))
     return out
 
 
@@ -290,7 +292,7 @@ class Applier:
         records = self.log.read(self._position, MAX_BATCH_EVENTS)
         if not records:
             return False
-        items = [item for _, body in records for item in decode(body)]
+        items = decode([body for _, body in records])
         last = records[-1][0]
         self._compact_finished_day()
         events = _continue_sessions(self.engine, items)

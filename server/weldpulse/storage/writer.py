@@ -124,8 +124,9 @@ def _sessionize(
             s["entry_page"] = s["entry_page"] or e.pathname
             s["exit_page"] = e.pathname
         session_ids.append(s["session_id"])
+    fields = [e.__dict__ for e in batch]  # dict lookups: ~2x faster than getattr per cell
     columns: dict[str, list] = {
-        name: [getattr(e, name) for e in batch]
+        name: [f[name] for f in fields]
         for name in EVENT_COLUMNS
         if name not in ("session_id", "props", "prev_pathname", "prev_ts", "seq")
     }
