@@ -257,6 +257,11 @@ def test_prometheus_metrics_on_their_own_port(stack: Stack, tmp_path: Path) -> N
             call = ingest_pb2_grpc.IngestServiceStub(chan).Collect.with_call(hit, timeout=10)
             assert ("x-weldpulse-dropped", "bot") in call[1].initial_metadata()
         samples = _scrape(server.metrics_port)
+        deadline = time.monotonic() + 5  # acknowledged from the log, stored just after
+        while samples.get(("weldpulse_ingested_events_total", ())) != 1:
+            assert time.monotonic() < deadline, "the acknowledged collect was not stored"
+            time.sleep(0.05)
+            samples = _scrape(server.metrics_port)
         method = "/weldpulse.v1.AnalyticsService/ListSites"
         assert samples[("weldpulse_requests_total", (("code", "OK"), ("method", method)))] == 3
         unauth = (("code", "UNAUTHENTICATED"), ("method", method))

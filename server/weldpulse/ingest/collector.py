@@ -225,7 +225,8 @@ class Applier:
         self._owner = lock is None or lock.acquire()
         self._compacted: date | None = None
         self._next_roll = 0.0
-        self._position = writer.applied_position(engine, log.log_id)
+        self._position = 0
+        self._resumed = False  # the store's position read (the store may be down at start)
         self._waiting: list[tuple[int, list[tuple[int, Future[int]]]]] = []
         self._mutex = threading.Lock()
         self._wake = threading.Event()
@@ -265,12 +266,14 @@ class Applier:
         while True:
             if not self._owner:
                 self._owner = self._lock is None or self._lock.acquire()
-                if self._owner:  # another process applied meanwhile: resume after it
-                    self._position = writer.applied_position(self.engine, self.log.log_id)
+                self._resumed = False  # another process may have applied meanwhile
             stopping = self._stop.is_set()
             if self._owner:
-                self._roll_finished_days()
                 try:
+                    if not self._resumed:
+                        self._resume()
+                        self._resumed = True
+                    self._roll_finished_days()
                     applied = self._apply_some()
                 except Exception:  # the records wait in the log; try again shortly
                     log.exception("could not apply the ingest log")
@@ -286,6 +289,13 @@ class Applier:
             timeout = max(0.0, min(self._next_roll - time.monotonic(), IDLE_POLL_S))
             self._wake.wait(timeout if self._owner else RETRY_APPLY_S)
             self._wake.clear()
+
+    def _resume(self) -> None:
+        """Starts after the store's position; records up to it (a crash after the
+        store's commit, before the log's delete) are stale and dropped."""
+        self._position = writer.applied_position(self.engine, self.log.log_id)
+        if self._position:
+            self.log.discard(self._position)
 
     def _apply_some(self) -> bool:
         """Stores the next run of records; False when there were none."""
