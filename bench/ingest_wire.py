@@ -20,11 +20,13 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from weldpulse.config import EdgeLimits
@@ -47,7 +49,10 @@ with meta.begin() as conn:
     project = accounts.create_project(conn, "bench", "enterprise")
     site = accounts.create_site(conn, project, "big.example")
     key = accounts.create_api_key(conn, project, ["events:write"])["key"]
-print(json.dumps({"site_key": site["site_key"], "site_id": site["id"], "key": key}))
+    fresh = accounts.create_site(conn, project, "fresh.example")
+    read = accounts.create_api_key(conn, project, ["stats:read"])["key"]
+print(json.dumps({"site_key": site["site_key"], "site_id": site["id"], "key": key,
+                  "fresh_key": fresh["site_key"], "fresh_id": fresh["id"], "read": read}))
 """
 COLLECT_LUA = """
 local n = 0
@@ -95,6 +100,29 @@ def _wrk(port: int, script: str, connections: int, seconds: int, path: str = "/"
     lat = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)", out, re.M))
     return {"per_s": round(rate, 1), "non_2xx": int(non2xx.group(1)) if non2xx else 0,
             "p50": lat.get("50"), "p90": lat.get("90"), "p99": lat.get("99")}  # fmt: skip
+
+
+def _freshness(port: int, info: dict[str, Any], stop: threading.Event, out: list[float]) -> None:
+    """Ack → visible: a marker collect on a small site every 0.2 s, then /v1/realtime polled."""
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {info['read']}"}
+    with httpx.Client(base_url=base, timeout=30) as http:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            path = f"/marker/{n}"
+            body = {"site_key": info["fresh_key"], "name": "pageview",
+                    "url": f"https://fresh.example{path}"}  # fmt: skip
+            if http.post("/v1/collect", json=body, headers={"User-Agent": UA}).status_code != 202:
+                continue
+            acked = time.perf_counter()
+            while time.perf_counter() - acked < 30:
+                resp = http.get("/v1/realtime", params={"site_id": info["fresh_id"]}, headers=auth)
+                if path in resp.text:
+                    out.append(time.perf_counter() - acked)
+                    break
+                time.sleep(0.01)
+            stop.wait(0.2)
 
 
 def _import_body(site_id: str, path: Path, size: int = 1000) -> None:
@@ -154,7 +182,20 @@ def measure(code: Path, engine: str, servers: int, seconds: int, pg_url: str | N
         result["floor"] = _wrk(port, lua, 32, seconds)
         lua = COLLECT_LUA % {"site_key": info["site_key"], "ua": UA}
         _wrk(port, lua, 32, 2)
-        result["collect"] = _wrk(port, lua, 32, seconds)
+        stop, visible = threading.Event(), []  # type: ignore[var-annotated]
+        marker = threading.Thread(target=_freshness, args=(port, info, stop, visible))
+        marker.start()
+        try:
+            result["collect"] = _wrk(port, lua, 32, seconds)
+        finally:
+            stop.set()
+            marker.join()
+        visible.sort()
+        result["ack_to_visible_ms"] = {
+            "n": len(visible),
+            "p50": round(visible[len(visible) // 2] * 1000) if visible else None,
+            "max": round(visible[-1] * 1000) if visible else None,
+        }
         log = (
             data / "events.duckdb.ingest-log"
             if engine == "embedded"
