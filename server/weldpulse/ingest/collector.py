@@ -227,6 +227,7 @@ class Applier:
         self._next_roll = 0.0
         self._position = 0
         self._resumed = False  # the store's position read (the store may be down at start)
+        self._next_try = 0.0  # when a process that does not apply next tries to
         self._waiting: list[tuple[int, list[tuple[int, Future[int]]]]] = []
         self._mutex = threading.Lock()
         self._wake = threading.Event()
@@ -264,7 +265,10 @@ class Applier:
 
     def _run(self) -> None:
         while True:
-            if not self._owner:
+            if not self._owner and time.monotonic() >= self._next_try:
+                # At most once a RETRY_APPLY_S: appends wake this loop, and a try may
+                # be a database round trip (StoreApplierLock).
+                self._next_try = time.monotonic() + RETRY_APPLY_S
                 self._owner = self._lock is None or self._lock.acquire()
                 self._resumed = False  # another process may have applied meanwhile
             stopping = self._stop.is_set()
