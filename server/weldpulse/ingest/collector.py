@@ -33,6 +33,7 @@ MAX_BATCH_EVENTS = 20_000  # events per log commit, and per store transaction
 MAX_BACKLOG = 1_000_000  # events logged but not yet stored; beyond, collects get 503
 BACKLOG_CHECK_S = 0.2  # how often submit re-reads the backlog (another process may append)
 IDLE_POLL_S = 0.05  # how often an idle applier looks for records other processes appended
+DISCARD_EVERY_S = 1.0  # under load, applied records are deleted from the log this often
 RETRY_APPLY_S = 1.0  # after a failed apply (store down): the records wait in the log
 ROLL_EVERY_S = 60.0  # how often to look for finished days without a current rollup
 ROLL_BUDGET_S = 0.5  # rolling pauses writes; at most about this long per look
@@ -226,6 +227,8 @@ class Applier:
         self._compacted: date | None = None
         self._next_roll = 0.0
         self._position = 0
+        self._discarded = 0  # records up to here are deleted from the log
+        self._discard_at = 0.0
         self._resumed = False  # the store's position read (the store may be down at start)
         self._next_try = 0.0  # when a process that does not apply next tries to
         self._waiting: list[tuple[int, list[tuple[int, Future[int]]]]] = []
@@ -298,13 +301,14 @@ class Applier:
         """Starts after the store's position; records up to it (a crash after the
         store's commit, before the log's delete) are stale and dropped."""
         self._position = writer.applied_position(self.engine, self.log.log_id)
-        if self._position:
-            self.log.discard(self._position)
+        self._discarded = 0
+        self._discard()
 
     def _apply_some(self) -> bool:
         """Stores the next run of records; False when there were none."""
         records = self.log.read(self._position, MAX_BATCH_EVENTS)
         if not records:
+            self._discard()  # idle: catch up
             return False
         items = decode([body for _, body in records])
         last = records[-1][0]
@@ -315,8 +319,17 @@ class Applier:
             self._position = last
         INGESTED.inc(len(items))
         self._release_waiting(last)
-        self.log.discard(last)
+        if time.monotonic() >= self._discard_at:
+            self._discard()
         return True
+
+    def _discard(self) -> None:
+        """Deletes the applied records from the log: at most once a DISCARD_EVERY_S under
+        load (each delete is a log commit that appends would wait for), and when idle."""
+        if self._position > self._discarded:
+            self.log.discard(self._position)
+            self._discarded = self._position
+        self._discard_at = time.monotonic() + DISCARD_EVERY_S
 
     def _release_waiting(self, upto: int | None) -> None:
         """Resolves the waiters up to `upto`; None: all of them (their events are logged)."""
