@@ -157,7 +157,8 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     metadata, events = engines.open_stores(meta_url, events_url)
     assert events is not None
     ids, keys = seed(metadata, events)
-    geo = IngestOptions(geoip_db=str(write_geoip_db(tmp / "geo.mmdb")))
+    # ack="applied": the tests read what they have just written (read-your-writes).
+    geo = IngestOptions(geoip_db=str(write_geoip_db(tmp / "geo.mmdb")), ack="applied")
     server, port = build_server(metadata, events, limiter=SlidingLogLimiter(), ingest=geo)
     envoy = Envoy(port, log_path=tmp / "envoy.log", limits=OPEN_EDGE).start()
     client = httpx.Client(base_url=f"http://127.0.0.1:{envoy.http_port}", timeout=30)

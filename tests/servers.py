@@ -51,6 +51,8 @@ def spawn(metadata_url: str, events_url: str, log_path: Path, **env: str) -> Ser
         "WELDPULSE_METADATA_URL": metadata_url,
         "WELDPULSE_EVENTS_URL": events_url,
         "WELDPULSE_GRPC_PORT": "0",
+        # The ingest log (beside a DuckDB file, else here): one per test, shared by its servers.
+        "WELDPULSE_DATA_DIR": str(log_path.parent),
         **env,
     }
     with open(log_path, "a") as log:

@@ -257,6 +257,11 @@ def test_prometheus_metrics_on_their_own_port(stack: Stack, tmp_path: Path) -> N
             call = ingest_pb2_grpc.IngestServiceStub(chan).Collect.with_call(hit, timeout=10)
             assert ("x-weldpulse-dropped", "bot") in call[1].initial_metadata()
         samples = _scrape(server.metrics_port)
+        deadline = time.monotonic() + 5  # acknowledged from the log, stored just after
+        while samples.get(("weldpulse_ingested_events_total", ())) != 1:
+            assert time.monotonic() < deadline, "the acknowledged collect was not stored"
+            time.sleep(0.05)
+            samples = _scrape(server.metrics_port)
         method = "/weldpulse.v1.AnalyticsService/ListSites"
         assert samples[("weldpulse_requests_total", (("code", "OK"), ("method", method)))] == 3
         unauth = (("code", "UNAUTHENTICATED"), ("method", method))
@@ -295,11 +300,13 @@ def test_every_authenticated_answer_carries_quota_and_request_id(stack: Stack, p
 
 def test_a_stopped_server_ends_its_writer_so_nothing_rolls_behind_it(stack: Stack) -> None:
     def writers() -> int:
-        return sum(t.name == "collector" and t.is_alive() for t in threading.enumerate())
+        return sum(
+            t.name in ("appender", "applier") and t.is_alive() for t in threading.enumerate()
+        )
 
     before = writers()
     server, _ = build_server(stack.metadata, stack.events)
-    assert writers() == before + 1
+    assert writers() == before + 2  # the log appender and the store applier
     server.stop(grace=None).wait()
     deadline = time.monotonic() + 10
     while writers() > before:

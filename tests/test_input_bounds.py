@@ -27,6 +27,7 @@ from weldpulse.app import build_server
 from weldpulse.config import IngestOptions
 from weldpulse.envoy import Envoy
 from weldpulse.ingest import enrich
+from weldpulse.ingest.log import SqliteLog
 from weldpulse.v1 import ingest_pb2 as pb
 from weldpulse.v1 import ingest_pb2_grpc
 
@@ -307,31 +308,61 @@ def test_commit_timeout_answers_truthfully(
 ) -> None:
     monkeypatch.setattr(ingest, "COMMIT_TIMEOUT", 1.0)
     threads = set(threading.enumerate())
+    append = SqliteLog.append
     with own_server(stack) as http:
-        (writer,) = [t for t in threading.enumerate() if t not in threads and t.name == "collector"]
+        (appender,) = [
+            t for t in threading.enumerate() if t not in threads and t.name == "appender"
+        ]
         assert post_collect(http, hit(tenant, "/warm")).status_code == 202
         opened, entered = threading.Event(), threading.Event()
 
-        def hold(*args) -> None:  # the writer's store stays busy until the test opens it
-            if threading.current_thread() is writer and not opened.is_set():
+        def hold(log: SqliteLog, records: list) -> int:  # the log's fsync stalls until opened
+            if threading.current_thread() is appender and not opened.is_set():
                 entered.set()
                 opened.wait(30)
+            return append(log, records)
 
-        event.listen(stack.events, "before_cursor_execute", hold)
+        monkeypatch.setattr(SqliteLog, "append", hold)
         try:
             with ThreadPoolExecutor(2) as pool:
                 started = pool.submit(post_collect, http, hit(tenant, "/started"))
-                assert entered.wait(10)  # the writer took it and is writing
+                assert entered.wait(10)  # the appender took it and is writing
                 queued = post_collect(http, hit(tenant, "/queued"))
                 opened.set()
                 assert started.result().status_code == 202, started.result().text
         finally:
             opened.set()
-            event.remove(stack.events, "before_cursor_execute", hold)
         assert queued.status_code == 503 and queued.json()["code"] == "SERVICE_UNAVAILABLE"
         assert post_collect(http, hit(tenant, "/after")).status_code == 202
     pages = {r["pathname"]: r["pageviews"] for r in read(stack, tenant, "/v1/pages", **TODAY)}
     assert pages == {"/warm": 1, "/started": 1, "/after": 1}
+
+
+def test_a_stalled_store_does_not_delay_acknowledgements(stack: Stack, tenant: Tenant) -> None:
+    threads = set(threading.enumerate())
+    with own_server(stack) as http:
+        (applier,) = [t for t in threading.enumerate() if t not in threads and t.name == "applier"]
+        opened, entered = threading.Event(), threading.Event()
+
+        def hold(*args) -> None:  # the applier's store stays busy until the test opens it
+            if threading.current_thread() is applier and not opened.is_set():
+                entered.set()
+                opened.wait(30)
+
+        event.listen(stack.events, "before_cursor_execute", hold)
+        try:
+            assert post_collect(http, hit(tenant, "/first")).status_code == 202
+            assert entered.wait(10)  # the applier is stuck storing /first
+            started = time.monotonic()
+            for i in range(3):  # acknowledged from the log, well before the commit timeout
+                assert post_collect(http, hit(tenant, f"/while{i}")).status_code == 202
+            assert time.monotonic() - started < 5
+        finally:
+            opened.set()
+            event.remove(stack.events, "before_cursor_execute", hold)
+    # Stopping the server stored what its log held.
+    pages = {r["pathname"]: r["pageviews"] for r in read(stack, tenant, "/v1/pages", **TODAY)}
+    assert pages == {"/first": 1, "/while0": 1, "/while1": 1, "/while2": 1}
 
 
 def test_a_nul_in_a_campaign_source_is_not_stored(stack: Stack, tenant: Tenant) -> None:

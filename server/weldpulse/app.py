@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import grpc
 import structlog
@@ -28,6 +29,8 @@ from weldpulse.api.redis_limiter import RedisLimiter
 from weldpulse.config import MIB, IngestOptions, ServerOptions, Settings
 from weldpulse.ingest import enrich
 from weldpulse.ingest.collector import Collector
+from weldpulse.ingest.log import ApplierLease, ApplierLock, IngestLog, SqliteLog
+from weldpulse.ingest.nats_log import NatsLog, StoreApplierLock
 from weldpulse.ingest.visitors import Salts, SaltSweeper
 from weldpulse.observability import configure_logging, configure_structlog
 from weldpulse.storage import engines
@@ -79,6 +82,26 @@ def gate(metadata: Engine, limiter: Limiter, options: ServerOptions) -> Gate:
     return Gate(layers, options.max_concurrent_rpcs)
 
 
+def collector_for(events: Engine, options: IngestOptions) -> Collector:
+    """The durable ingest log, its appender and (if this process owns it) applier."""
+    log: IngestLog | None = None
+    lease: ApplierLease | None = None
+    if options.nats_url:
+        log = NatsLog(options.nats_url, options.nats_stream)
+        if events.dialect.name == "postgresql":  # servers on several machines: one applies
+            lease = StoreApplierLock(events, log.log_id)
+    elif options.log_path:
+        log = SqliteLog(Path(options.log_path), options.log_max_bytes)
+        lease = ApplierLock(Path(options.log_path))
+    return Collector(
+        events,
+        log=log,
+        applier_lock=lease,
+        ack="applied" if options.ack == "applied" else "durable",
+        max_backlog=options.max_backlog,
+    )
+
+
 def build_server(
     metadata: Engine,
     events: Engine,
@@ -109,7 +132,7 @@ def build_server(
     analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
         AnalyticsServicer(metadata, events), server
     )
-    collector = Collector(events)
+    collector = collector_for(events, enrichment)
     salts = Salts(metadata)
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(
         IngestServicer(

@@ -55,7 +55,7 @@ class ServerOptions:
 
 @dataclass(frozen=True)
 class IngestOptions:
-    """How ingestion finds a visitor's address and place."""
+    """How ingestion finds a visitor's address and place, and how it logs and acknowledges."""
 
     geoip_db: str | None = None  # MaxMind-format .mmdb for IP → country/region/city
     trusted_hops: int = 0  # proxies in front of Envoy whose X-Forwarded-For is trusted
@@ -64,13 +64,35 @@ class IngestOptions:
     # header on every request (see trusted_hops): otherwise any client chooses
     # its country. Values that are no ISO 3166-1 alpha-2 code store none.
     country_header: str = ""
+    # The durable ingest log (docs/operations.md); None: a temporary one (tests).
+    log_path: str | None = None
+    log_max_bytes: int | None = None  # a cap on the log file: past it, 503 (as on a full disk)
+    # "durable": 202 once the log has fsync'd the event (visible ≤ 1 s later);
+    # "applied": once the events store has it too (read-your-writes, slower).
+    ack: str = "durable"
+    max_backlog: int = 1_000_000  # events logged, not yet stored; beyond, 503 + Retry-After
+    # NATS JetStream as the log instead of the local file (several ingest servers, one store).
+    nats_url: str | None = None
+    nats_stream: str = "WELDPULSE_INGEST"
+
+    def __post_init__(self) -> None:
+        if self.ack not in ("durable", "applied"):
+            raise ValueError("WELDPULSE_INGEST_ACK must be durable or applied")
 
     @classmethod
-    def from_env(cls) -> "IngestOptions":
+    def from_env(cls, default_log: Path | None = None) -> "IngestOptions":
+        env = os.environ.get
+        max_bytes = env("WELDPULSE_INGEST_LOG_MAX_BYTES")
         return cls(
-            geoip_db=os.environ.get("WELDPULSE_GEOIP_DB") or None,
-            trusted_hops=int(os.environ.get("WELDPULSE_TRUSTED_HOPS", "0")),
-            country_header=os.environ.get("WELDPULSE_COUNTRY_HEADER", ""),
+            geoip_db=env("WELDPULSE_GEOIP_DB") or None,
+            trusted_hops=int(env("WELDPULSE_TRUSTED_HOPS", "0")),
+            country_header=env("WELDPULSE_COUNTRY_HEADER", ""),
+            log_path=env("WELDPULSE_INGEST_LOG") or (str(default_log) if default_log else None),
+            log_max_bytes=int(max_bytes) if max_bytes else None,
+            ack=env("WELDPULSE_INGEST_ACK", "durable"),
+            max_backlog=int(env("WELDPULSE_INGEST_MAX_BACKLOG", "1000000")),
+            nats_url=env("WELDPULSE_INGEST_NATS_URL") or None,
+            nats_stream=env("WELDPULSE_INGEST_NATS_STREAM", "WELDPULSE_INGEST"),
         )
 
 
@@ -116,6 +138,14 @@ class EdgeLimits:
         return cls(**values)
 
 
+def default_log_path(data_dir: Path, events_url: str) -> Path:
+    """The ingest log belongs to its store: beside a DuckDB file, else in the data folder."""
+    prefix = "duckdb:///"
+    if events_url.startswith(prefix) and events_url[len(prefix) :] not in ("", ":memory:"):
+        return Path(f"{events_url[len(prefix) :]}.ingest-log")
+    return data_dir / "ingest-log.sqlite3"
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -131,15 +161,17 @@ class Settings:
     @classmethod
     def from_env(cls) -> "Settings":
         data_dir = Path(os.environ.get("WELDPULSE_DATA_DIR", "./var")).resolve()
+        events_url = (
+            os.environ.get("WELDPULSE_EVENTS_URL") or f"duckdb:///{data_dir / 'events.duckdb'}"
+        )
         return cls(
             data_dir=data_dir,
             metadata_url=os.environ.get("WELDPULSE_METADATA_URL")
             or f"sqlite:///{data_dir / 'metadata.sqlite3'}",
-            events_url=os.environ.get("WELDPULSE_EVENTS_URL")
-            or f"duckdb:///{data_dir / 'events.duckdb'}",
+            events_url=events_url,
             grpc_port=int(os.environ.get("WELDPULSE_GRPC_PORT", "50051")),
             http_port=int(os.environ.get("WELDPULSE_HTTP_PORT", "8080")),
             server=ServerOptions.from_env(),
-            ingest=IngestOptions.from_env(),
+            ingest=IngestOptions.from_env(default_log_path(data_dir, events_url)),
             edge=EdgeLimits.from_env(),
         )

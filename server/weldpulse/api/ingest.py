@@ -14,7 +14,7 @@ from weldpulse.api.context import authorize_site, principal_var
 from weldpulse.api.params import iso_instant
 from weldpulse.errors import BadRequest, Unavailable
 from weldpulse.ingest import enrich
-from weldpulse.ingest.collector import Collector
+from weldpulse.ingest.collector import Collector, Overloaded
 from weldpulse.ingest.hits import Enriched, Hit, Site, check, check_ip, enrich_hit
 from weldpulse.ingest.visitors import Salts
 from weldpulse.observability import DROPPED
@@ -31,6 +31,7 @@ SITE_CACHE_SECONDS = 5.0  # a deactivated site stops collecting within this
 # anyone can make up) have their own small cache and cannot evict a site.
 SITE_CACHE_SIZE = 10_000
 MISS_CACHE_SIZE = 1_000
+RETRY_AFTER = (("retry-after", "1"),)  # seconds: a full backlog drains at ~10k+ events/s
 ECHO_CHARS = 40  # how much of a bad value an error message repeats
 
 
@@ -126,14 +127,18 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         return site
 
     def _store(self, items: list[Enriched]) -> None:
-        """Returns once the events are committed; raises Unavailable only if they never will be.
+        """Returns once the events are acknowledged; raises Unavailable only if they never will be.
 
         After COMMIT_TIMEOUT the events are withdrawn if the writer has not
         taken them yet; if it has, its commit is what happened, so we wait
         for it rather than answer "nothing was recorded" for a write that
         may still succeed (a retry would then store it twice).
         """
-        future = self.collector.submit(items)
+        try:
+            future = self.collector.submit(items)
+        except Overloaded as err:
+            DROPPED.labels(reason="overloaded").inc(len(items))
+            raise Unavailable(f"{err}; nothing was recorded, retry", RETRY_AFTER) from None
         try:
             future.result(timeout=COMMIT_TIMEOUT)
             return
@@ -141,6 +146,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             error: BaseException = timeout
             if not future.cancel() and self._committed(future):
                 return
+        except Overloaded as err:  # the log is full: nothing of it was logged
+            DROPPED.labels(reason="overloaded").inc(len(items))
+            raise Unavailable(f"{err}; nothing was recorded, retry", RETRY_AFTER) from None
         except Exception as err:  # the write failed and was rolled back
             error = err
         DROPPED.labels(reason="unavailable").inc(len(items))

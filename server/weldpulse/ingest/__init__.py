@@ -1,1 +1,1 @@
-"""The write path of a hit: limits, enrichment, visitor ids and the group-committing collector."""
+"""The write path of a hit: limits, enrichment, visitor ids, the durable log and its applier."""

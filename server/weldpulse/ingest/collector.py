@@ -1,28 +1,40 @@
-"""Group commit: one writer thread stores whatever accumulated while the last commit ran.
+"""From acknowledged events to the store: group commit into the durable log, one applier.
 
-Many concurrent collects thus become one transaction (a columnar store pays
-~40x more for single-row inserts), and every caller learns only after its
-events are committed, so nothing acknowledged can be lost.
+An `Appender` thread writes whatever submissions accumulated while its last
+fsync ran as one log commit, and acknowledges them at that fsync (or, with
+ack="applied", once they are in the store). The `Applier` thread moves
+large runs of records from the log into the events store, recording the
+log position in the same transaction, and keeps the finished days' rollups.
 """
 
 import dataclasses
+import json
 import logging
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import Engine, select
 from weldpulse.domain import SESSION_GAP, Event
 from weldpulse.ingest.hits import Enriched
+from weldpulse.ingest.log import ApplierLease, ApplierLock, IngestLog, LogFull, SqliteLog
 from weldpulse.observability import INGESTED
 from weldpulse.storage import rollups, writer
 from weldpulse.storage.schema import sessions
 
 log = logging.getLogger(__name__)
-MAX_BATCH_EVENTS = 20_000
+MAX_BATCH_EVENTS = 20_000  # events per log commit, and per store transaction
+MAX_BACKLOG = 1_000_000  # events logged but not yet stored; beyond, collects get 503
+BACKLOG_CHECK_S = 0.2  # how often submit re-reads the backlog (another process may append)
+IDLE_POLL_S = 0.05  # how often an idle applier looks for records other processes appended
+DISCARD_EVERY_S = 1.0  # under load, applied records are deleted from the log this often
+RETRY_APPLY_S = 1.0  # after a failed apply (store down): the records wait in the log
 ROLL_EVERY_S = 60.0  # how often to look for finished days without a current rollup
 ROLL_BUDGET_S = 0.5  # rolling pauses writes; at most about this long per look
 
@@ -30,85 +42,133 @@ ROLL_BUDGET_S = 0.5  # rolling pauses writes; at most about this long per look
 def _continue_sessions(engine: Engine, items: list[Enriched]) -> list[Event]:
     """Keeps yesterday's visitor id for hits that continue a session across midnight.
 
-    The session may be stored already or start earlier in this very batch.
+    A hit continues when its previous-day visitor id had an event at most
+    SESSION_GAP before it, stored already or earlier in this very batch; the
+    stored sessions' ends are compared per hit, so the answer does not
+    depend on how hits were grouped into batches.
     """
     items = sorted(items, key=lambda i: i.event.ts)
     candidates = [i for i in items if i.previous_visitor_id is not None]
-    carried: set[tuple[str, int]] = set()
+    last_seen: dict[tuple[str, int], datetime] = {}
     if candidates:
         since = min(i.event.ts for i in candidates) - SESSION_GAP
-        stmt = select(sessions.c.site_id, sessions.c.visitor_id).where(
+        stmt = select(sessions.c.site_id, sessions.c.visitor_id, sessions.c.ended_at).where(
             sessions.c.visitor_id.in_({i.previous_visitor_id for i in candidates}),
             sessions.c.ended_at >= since,
         )
         with engine.connect() as conn:
-            carried = {(r.site_id, r.visitor_id) for r in conn.execute(stmt)}
-    last_seen: dict[tuple[str, int], datetime] = {}
+            for r in conn.execute(stmt):
+                key = (r.site_id, r.visitor_id)
+                last_seen[key] = max(r.ended_at, last_seen.get(key, r.ended_at))
     out = []
     for item in items:
         event, prev = item.event, item.previous_visitor_id
         if prev is not None:
             seen = last_seen.get((event.site_id, prev))
-            if (event.site_id, prev) in carried or (seen and event.ts - seen <= SESSION_GAP):
+            if seen is not None and event.ts - seen <= SESSION_GAP:
                 event = dataclasses.replace(event, visitor_id=prev)
-        last_seen[(event.site_id, event.visitor_id)] = event.ts
+        key = (event.site_id, event.visitor_id)
+        last_seen[key] = max(event.ts, last_seen.get(key, event.ts))
         out.append(event)
     return out
-
-
-def _take(entry: tuple[list[Enriched], "Future[int]"]) -> bool:
-    """Marks the submission running, so its caller can no longer withdraw it; False if it did."""
-    return entry[1].set_running_or_notify_cancel()
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+class Overloaded(Exception):
+    """The store is too far behind (or the log is full): nothing was accepted, retry later."""
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Event))
+
+
+def encode(items: Sequence[Enriched]) -> bytes:
+    """One log record: the events' fields as JSON arrays, the previous-day visitor id last."""
+    rows = [[*(getattr(i.event, n) for n in _FIELDS), i.previous_visitor_id] for i in items]
+    return json.dumps(rows, default=datetime.isoformat, separators=(",", ":")).encode()
+
+
+def decode(bodies: Sequence[bytes]) -> list[Enriched]:
+    """The events of many log records, parsed as one JSON document (one call, not one each)."""
+    width = len(_FIELDS)
+    out = []
+    for records in json.loads(b"[" + b",".join(bodies) + b"]"):
+        for row in records:
+            ts = datetime.fromisoformat(row[1])
+            out.append(Enriched(Event(row[0], ts, *row[2:width]), row[width]))
+    return out
+
+
+Submission = tuple[int, bytes, "Future[int]"]
+
+
 class Collector:
-    """The single writer of the events store; it also keeps the finished days' rollups."""
+    """Ingestion's write side: `submit` events, learn when they are acknowledged.
+
+    `ack="durable"` resolves a submission once the log has fsync'd it;
+    `ack="applied"` once the store has it too (read-your-writes, slower).
+    With no `log`, a log in a fresh temporary folder (tests, in-memory stores).
+    """
 
     def __init__(
         self,
         events: Engine,
         now: Callable[[], datetime] = _utc_now,
         roll_every_s: float = ROLL_EVERY_S,
+        log: IngestLog | None = None,
+        ack: Literal["durable", "applied"] = "applied",
+        max_backlog: int = MAX_BACKLOG,
+        applier_lock: ApplierLease | None = None,
     ) -> None:
-        self.engine = events
-        self.now = now
-        self.roll_every_s = roll_every_s
-        self._compacted: date | None = None
-        self._next_roll = 0.0
-        self._queue: queue.Queue[tuple[list[Enriched], Future[int]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="collector", daemon=True)
+        if log is None:
+            path = Path(tempfile.mkdtemp(prefix="weldpulse-log-")) / "ingest-log.sqlite3"
+            log, applier_lock = SqliteLog(path), ApplierLock(path)
+        self.log = log
+        self.ack = ack
+        self.max_backlog = max_backlog
+        self._backlog = 0
+        self._backlog_at = 0.0
+        self._queue: queue.Queue[Submission | None] = queue.Queue()
+        self.applier = Applier(events, log, now, roll_every_s, applier_lock)
+        self._thread = threading.Thread(target=self._append_loop, name="appender", daemon=True)
         self._thread.start()
 
     def submit(self, items: Sequence[Enriched]) -> "Future[int]":
-        """A future that resolves to the number stored once they are committed.
+        """A future resolving to the number of events once they are acknowledged.
 
-        Until the writer takes them (the future is then running), the caller
-        may withdraw them with `future.cancel()`: they are never stored.
+        Until the appender takes them (the future is then running), the
+        caller may withdraw them with `future.cancel()`: they are never stored.
+        Raises Overloaded at once when the store is too far behind.
         """
+        if self._over_backlog():
+            raise Overloaded(f"more than {self.max_backlog} events wait to be stored")
         future: Future[int] = Future()
-        self._queue.put((list(items), future))
+        self._queue.put((len(items), encode(items), future))
         return future
 
+    def _over_backlog(self) -> bool:
+        now = time.monotonic()
+        if now - self._backlog_at > BACKLOG_CHECK_S:
+            self._backlog_at = now
+            self._backlog = self.log.backlog()
+        return self._backlog > self.max_backlog
+
     def close(self) -> None:
-        """Stores what is queued, then stops the writer."""
+        """Logs what is queued, stores what is logged (if this process applies), then stops."""
         self._queue.put(None)
         self._thread.join()
+        self.applier.close()
+        self.log.close()
 
-    def _run(self) -> None:
+    def _append_loop(self) -> None:
         while True:
-            self._roll_finished_days()
-            try:
-                first = self._queue.get(timeout=max(0.0, self._next_roll - time.monotonic()))
-            except queue.Empty:
-                continue
+            first = self._queue.get()
             if first is None:
                 return
-            batch = [first] if _take(first) else []
-            size = len(first[0]) if batch else 0
+            batch = [first] if first[2].set_running_or_notify_cancel() else []
+            size = first[0]
             stop = False
             while size < MAX_BATCH_EVENTS:
                 try:
@@ -118,14 +178,167 @@ class Collector:
                 if nxt is None:
                     stop = True
                     break
-                if _take(nxt):
+                if nxt[2].set_running_or_notify_cancel():
                     batch.append(nxt)
-                    size += len(nxt[0])
+                    size += nxt[0]
             if batch:
-                self._compact_finished_day()
-                self._write(batch)
+                self._append(batch)
             if stop:
                 return
+
+    def _append(self, batch: list[Submission]) -> None:
+        try:
+            last = self.log.append([(n, body) for n, body, _ in batch])
+        except Exception as err:
+            if not isinstance(err, LogFull):
+                log.exception("could not log %d submissions", len(batch))
+            error = (
+                Overloaded(f"the ingest log is full: {err}") if isinstance(err, LogFull) else err
+            )
+            for _, _, future in batch:
+                future.set_exception(error)
+            return
+        self._backlog += sum(n for n, _, _ in batch)
+        if self.ack == "applied" and self.applier.owns_log():
+            self.applier.notify(last, [(n, f) for n, _, f in batch])
+            return
+        self.applier.wake()
+        for n, _, future in batch:
+            future.set_result(n)
+
+
+class Applier:
+    """The single writer of the events store: applies the log, keeps the finished days' rollups."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        log: IngestLog,
+        now: Callable[[], datetime],
+        roll_every_s: float,
+        lock: ApplierLease | None,
+    ) -> None:
+        self.engine = engine
+        self.log = log
+        self.now = now
+        self.roll_every_s = roll_every_s
+        self._lock = lock
+        self._owner = lock is None or lock.acquire()
+        self._compacted: date | None = None
+        self._next_roll = 0.0
+        self._position = 0
+        self._discarded = 0  # records up to here are deleted from the log
+        self._discard_at = 0.0
+        self._resumed = False  # the store's position read (the store may be down at start)
+        self._next_try = 0.0  # when a process that does not apply next tries to
+        self._waiting: list[tuple[int, list[tuple[int, Future[int]]]]] = []
+        self._mutex = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="applier", daemon=True)
+        self._thread.start()
+
+    def owns_log(self) -> bool:
+        return self._owner
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def notify(self, position: int, futures: list[tuple[int, "Future[int]"]]) -> None:
+        """Resolves the futures once the store holds everything up to `position`."""
+        with self._mutex:
+            if position <= self._position:
+                done = True
+            else:
+                self._waiting.append((position, futures))
+                done = False
+        if done:
+            for n, future in futures:
+                future.set_result(n)
+        self._wake.set()
+
+    def close(self) -> None:
+        """Applies everything logged so far (if this process applies), then stops."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        self._release_waiting(None)
+        if self._lock is not None:
+            self._lock.release()
+
+    def _run(self) -> None:
+        while True:
+            if not self._owner and time.monotonic() >= self._next_try:
+                # At most once a RETRY_APPLY_S: appends wake this loop, and a try may
+                # be a database round trip (StoreApplierLock).
+                self._next_try = time.monotonic() + RETRY_APPLY_S
+                self._owner = self._lock is None or self._lock.acquire()
+                self._resumed = False  # another process may have applied meanwhile
+            stopping = self._stop.is_set()
+            if self._owner:
+                try:
+                    if not self._resumed:
+                        self._resume()
+                        self._resumed = True
+                    self._roll_finished_days()
+                    applied = self._apply_some()
+                except Exception:  # the records wait in the log; try again shortly
+                    log.exception("could not apply the ingest log")
+                    self._release_waiting(None)
+                    if stopping:
+                        return
+                    self._stop.wait(RETRY_APPLY_S)
+                    continue
+                if applied:
+                    continue
+            if stopping:
+                return
+            timeout = max(0.0, min(self._next_roll - time.monotonic(), IDLE_POLL_S))
+            self._wake.wait(timeout if self._owner else RETRY_APPLY_S)
+            self._wake.clear()
+
+    def _resume(self) -> None:
+        """Starts after the store's position; records up to it (a crash after the
+        store's commit, before the log's delete) are stale and dropped."""
+        self._position = writer.applied_position(self.engine, self.log.log_id)
+        self._discarded = 0
+        self._discard()
+
+    def _apply_some(self) -> bool:
+        """Stores the next run of records; False when there were none."""
+        records = self.log.read(self._position, MAX_BATCH_EVENTS)
+        if not records:
+            self._discard()  # idle: catch up
+            return False
+        items = decode([body for _, body in records])
+        last = records[-1][0]
+        self._compact_finished_day()
+        events = _continue_sessions(self.engine, items)
+        writer.record(self.engine, events, position=(self.log.log_id, last))
+        with self._mutex:
+            self._position = last
+        INGESTED.inc(len(items))
+        self._release_waiting(last)
+        if time.monotonic() >= self._discard_at:
+            self._discard()
+        return True
+
+    def _discard(self) -> None:
+        """Deletes the applied records from the log: at most once a DISCARD_EVERY_S under
+        load (each delete is a log commit that appends would wait for), and when idle."""
+        if self._position > self._discarded:
+            self.log.discard(self._position)
+            self._discarded = self._position
+        self._discard_at = time.monotonic() + DISCARD_EVERY_S
+
+    def _release_waiting(self, upto: int | None) -> None:
+        """Resolves the waiters up to `upto`; None: all of them (their events are logged)."""
+        with self._mutex:
+            done = [w for w in self._waiting if upto is None or w[0] <= upto]
+            self._waiting = [w for w in self._waiting if not (upto is None or w[0] <= upto)]
+        for _, futures in done:
+            for n, future in futures:
+                future.set_result(n)
 
     def _compact_finished_day(self) -> None:
         """Once a day, merges yesterday's per-batch rollup rows (small batches leave many)."""
@@ -149,16 +362,3 @@ class Collector:
             log.exception("could not roll the finished days")
             left = 0
         self._next_roll = time.monotonic() + (0 if left else self.roll_every_s)
-
-    def _write(self, batch: list[tuple[list[Enriched], Future[int]]]) -> None:
-        items = [item for chunk, _ in batch for item in chunk]
-        try:
-            writer.record(self.engine, _continue_sessions(self.engine, items))
-        except Exception as err:
-            log.exception("could not store %d events", len(items))
-            for _, future in batch:
-                future.set_exception(err)
-            return
-        INGESTED.inc(len(items))
-        for chunk, future in batch:
-            future.set_result(len(chunk))

@@ -4,15 +4,12 @@ A (site, day) is read from page_days/source_days only while rolled_days
 marks it. Every write that changes what a day's rows would be removes the
 mark in the same transaction (`unmark`), so a query never combines a stale
 rollup with new raw rows; the collector rolls unmarked finished days again.
-Rolls and writes never interleave: on PostgreSQL writers hold a shared
-advisory lock and a roll an exclusive one, on DuckDB (one process) a mutex.
+Rolls and writes never interleave (storage.locks).
 """
 
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import (
@@ -42,6 +39,7 @@ from weldpulse.stats.queries import (
     page_pairs,
     session_bounce,
 )
+from weldpulse.storage.locks import write_transaction
 from weldpulse.storage.schema import (
     breakdown_days,
     event_days,
@@ -53,22 +51,6 @@ from weldpulse.storage.schema import (
     source_days,
     visitor_days,
 )
-
-LOCK_KEY = 0x77656C64  # PostgreSQL advisory lock id ("weld")
-_duckdb_lock = threading.Lock()
-
-
-@contextmanager
-def transaction(engine: Engine, exclusive: bool = False) -> Iterator[Connection]:
-    """A write transaction; an exclusive one (a roll) runs while no other write does."""
-    if engine.dialect.name == "postgresql":
-        lock = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
-        with engine.begin() as conn:
-            conn.execute(select(lock(LOCK_KEY)))
-            yield conn
-    else:
-        with _duckdb_lock, engine.begin() as conn:
-            yield conn
 
 
 def unmark(conn: Connection, touched: Iterable[tuple[str, date]]) -> None:
@@ -204,7 +186,7 @@ def multi_day_rows(site: str, day: date) -> Select:
 
 def roll_day(engine: Engine, site: str, day: date) -> None:
     """(Re)computes one site's day rollups from raw rows and marks them current."""
-    with transaction(engine, exclusive=True) as conn:
+    with write_transaction(engine, exclusive=True) as conn:
         tables = (page_days, source_days, event_days, breakdown_days, multi_day_visitors)
         for table in (*tables, rolled_days):
             conn.execute(delete(table).where(table.c.site_id == site, table.c.day == day))

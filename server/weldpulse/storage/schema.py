@@ -257,3 +257,12 @@ rolled_days = Table(
     Column("day", Date, primary_key=True),
     Column("rolled_at", DateTime, nullable=False),
 )
+
+# How far each ingest log (weldpulse.ingest.log) is applied: written in the
+# transaction of the batch it applies, so a restart resumes exactly there.
+ingest_positions = Table(
+    "ingest_positions",
+    events_db,
+    Column("log_id", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
