@@ -1,19 +1,20 @@
-"""Planner and row shaping: which statements a query needs, their rows merged, ordered, paged.
+"""Running a query: which statements it needs, their rows merged, ordered, paged.
 
-The planner (_table) is the one place that would choose rollups over raw rows;
-today every statement reads raw events and sessions, exact for any filter.
+_table asks the planner (plan.py) whether a part can read the day rollups
+(rolled.py builds those statements) or reads raw events and sessions (sql.py).
 """
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Executable
 from weldpulse.api.params import Range
-from weldpulse.stats.engine import buckets, paging, runner
+from weldpulse.stats.engine import buckets, paging, plan, rolled, runner
 from weldpulse.stats.engine.registry import POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
 from weldpulse.stats.engine.runner import Budget
@@ -71,10 +72,20 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
     """Raw per-group figures of `dims` over `span`: event and session statements merged."""
     kinds = {m.kind for m in q.metrics}
     time = next((d for d in dims if d.kind == "time"), None)
-    clock = (q.zone, Range(span.start, span.end)) if time else None
+    rng = Range(span.start, span.end)
+    clock = (q.zone, rng) if time else None
+    wants_time = any(m.name == "time_on_page" for m in q.metrics)
+    dims = tuple(dims)
+    event_rollup = plan.event_rollup(q.metrics, dims, q.filters, q.zone, rng)
+    session_rollup = plan.session_rollup(q.metrics, dims, q.filters, q.zone, rng)
+    if (event_rollup and "event" in kinds) or (session_rollup and "session" in kinds):
+        rolled_plan = run.plan(q.sites, rng)
     rows: dict[Key, Values] = {}
-    if "event" in kinds:
-        wants_time = any(m.name == "time_on_page" for m in q.metrics)
+    if "event" in kinds and event_rollup:
+        stmts = rolled.event_statements(event_rollup, rolled_plan, dims, q.filters, clock,
+                                        wants_time)  # fmt: skip
+        _add(run, stmts, len(dims), rows)
+    elif "event" in kinds:
         links = wants_time and by_links(dims, q.filters)
         stmt = event_stmt(q.sites, span, dims, q.filters, clock, wants_time and not links)
         for r in run.execute(stmt):
@@ -88,13 +99,42 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
                 key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
                 if key in rows:  # a pageview in scope: its row has events in scope
                     rows[key].update(time_total=r.time_total or 0, time_count=r.time_count)
-    if "session" in kinds:
+    if "session" in kinds and session_rollup:
+        stmts = rolled.session_statements(session_rollup, rolled_plan, dims, q.filters, clock)
+        _add(run, stmts, len(dims), rows)
+    elif "session" in kinds:
         for r in run.execute(session_stmt(q.sites, span, dims, q.filters, clock)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
                 sessions=r.sessions, bounces=r.bounces, duration=r.duration, views=r.views,
             )  # fmt: skip
     return rows
+
+
+def figures(run: Budget, q: Query) -> dict[Key, Values]:
+    """The raw sums per group of the query's dimensions over its range, for presets to shape."""
+    return _table(run, q, q.span, q.dimensions)
+
+
+def _add(run: Budget, stmts: Sequence[Executable], n: int, rows: dict[Key, Values]) -> None:
+    """Adds up the sums of several statements' rows per group (d0 … d{n-1})."""
+    for stmt in stmts:
+        for r in run.execute(stmt):
+            values = dict(r._mapping)
+            key = tuple(_key(values.pop(f"d{i}")) for i in range(n))
+            into = rows.setdefault(key, {})
+            for name, value in values.items():
+                into[name] = _sum(into.get(name, 0), value or 0)
+
+
+def _sum(a: Any, b: Any) -> Any:
+    """Exact: whole numbers stay ints, others add as the decimals they print as."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    whole = isinstance(b, Decimal) and b == b.to_integral_value()
+    if isinstance(a, int) and whole:
+        return a + int(b)
+    return _exact(a) + _exact(b)
 
 
 def _metrics(raw: Values, metrics: Sequence[Metric], total_visitors: float) -> list[float]:
