@@ -1,8 +1,10 @@
-"""Analytics queries: small functions that each return one SQLAlchemy statement.
+"""Preset statements: the GET routes' own definitions where they differ from the query
+contract (referrers, N-unit timeseries, geo/devices by each event, realtime), and the exact
+visitor counts over day rollups that the engine's rolled plans share.
 
-Every statement starts from the same scope (the caller's sites and the
-inclusive range) and runs unchanged on DuckDB and PostgreSQL. Metric
-definitions: docs/metrics.md.
+Each is a small function returning one SQLAlchemy statement for a planner's Plan (its
+sites, range and rolled days), unchanged on DuckDB and PostgreSQL. Metric definitions:
+docs/metrics.md.
 """
 
 from collections.abc import Callable, Sequence
