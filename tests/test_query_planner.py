@@ -91,6 +91,35 @@ def test_rollup_shapes_equal_reference_fully_rolled(api: Api) -> None:
     run(api)
 
 
+LOCAL_SHAPES: list[dict[str, Any]] = [
+    {"metrics": ["visitors", "pageviews"], "dimensions": ["time:day"]},
+    {"metrics": ["percentage", "visitors"], "dimensions": ["time:week"]},
+    {"metrics": ["pageviews", "visitors"], "dimensions": ["time:month"]},
+]
+# Local midnight late in the UTC day (Berlin), early (New York), half-hour (Kolkata, Lord Howe
+# with its half-hour DST); windows with their DST changes, 29 Feb, a month's and a week's start.
+LOCAL_CASES = [
+    ("Europe/Berlin", date(2026, 10, 24)), ("Europe/Berlin", date(2026, 3, 28)),
+    ("America/New_York", date(2026, 3, 7)), ("America/New_York", date(2026, 10, 31)),
+    ("Asia/Kolkata", date(2024, 2, 28)), ("Australia/Lord_Howe", date(2026, 10, 3)),
+]  # fmt: skip
+
+
+def test_local_day_buckets_equal_reference(api: Api) -> None:
+    """Local days, weeks and months cut UTC days (plan.LocalDays): whole days, partial ends and
+    DST days, against the previous period, must equal the reference."""
+    for i, (zone, first) in enumerate(LOCAL_CASES):
+        last = first + timedelta(days=2)
+        for j, shape in enumerate(LOCAL_SHAPES):
+            rng = (
+                {"start": first.isoformat(), "end": last.isoformat()}
+                if (i + j) % 2 == 0
+                else {"start": f"{first}T07:15:00Z", "end": f"{last}T21:40:00Z"}
+            )
+            req = {**shape, "date_range": rng, "timezone": zone, "limit": 100}
+            check(api, req if j else {**req, "compare": {"mode": "previous_period"}})
+
+
 def test_get_routes_that_are_queries_are_planned_onto_the_rollups() -> None:
     """stats, pages and events ask engine queries; at 10M events their speed rests on the
     planner reading rolled days from the rollups, for any range of UTC instants."""

@@ -5,7 +5,7 @@ _table asks the planner (plan.py) whether a part can read the day rollups
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -78,7 +78,10 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
     dims = tuple(dims)
     event_rollup = plan.event_rollup(q.metrics, dims, q.filters, q.zone, rng)
     session_rollup = plan.session_rollup(q.metrics, dims, q.filters, q.zone, rng)
-    if (event_rollup and "event" in kinds) or (session_rollup and "session" in kinds):
+    rolled_plan = plan.raw(q.sites, rng)  # "local" reads no rolled days
+    if (event_rollup not in (None, "local") and "event" in kinds) or (
+        session_rollup and "session" in kinds
+    ):
         rolled_plan = run.plan(q.sites, rng)
     rows: dict[Key, Values] = {}
     if "event" in kinds and event_rollup:
@@ -138,28 +141,35 @@ def _sum(a: Any, b: Any) -> Any:
 
 
 def _metrics(raw: Values, metrics: Sequence[Metric], total_visitors: float) -> list[float]:
+    """The requested metrics only (exact fractions cost; a page of rows needs few)."""
     g = raw.get
     n = g("sessions", 0)
-    values = {
-        "visitors": g("visitors", 0), "pageviews": g("pageviews", 0), "events": g("events", 0),
-        "time_on_page": _ratio(g("time_total", 0), g("time_count", 0), 1),
-        "percentage": _ratio(g("visitors", 0), total_visitors, 4),
-        "sessions": n, "bounce_rate": _ratio(g("bounces", 0), n, 4),
-        "avg_duration": _ratio(g("duration", 0), n, 1),
-        "views_per_session": _ratio(g("views", 0), n, 2),
+    values: dict[str, Callable[[], Any]] = {
+        "visitors": lambda: g("visitors", 0), "pageviews": lambda: g("pageviews", 0),
+        "events": lambda: g("events", 0),
+        "time_on_page": lambda: _ratio(g("time_total", 0), g("time_count", 0), 1),
+        "percentage": lambda: _ratio(g("visitors", 0), total_visitors, 4),
+        "sessions": lambda: n, "bounce_rate": lambda: _ratio(g("bounces", 0), n, 4),
+        "avg_duration": lambda: _ratio(g("duration", 0), n, 1),
+        "views_per_session": lambda: _ratio(g("views", 0), n, 2),
     }  # fmt: skip
-    return [float(values[m.name]) for m in metrics]
+    return [float(values[m.name]()) for m in metrics]
+
+
+def _figures(run: Budget, q: Query, span: Span) -> tuple[dict[Key, Values], Values]:
+    """The raw figures of every group of `span` (none without dimensions) and of its total."""
+    needs_total = q.include_totals or any(m.name == "percentage" for m in q.metrics)
+    total_raw = _table(run, q, span, ())[()] if needs_total or not q.dimensions else {}
+    return (_table(run, q, span, q.dimensions) if q.dimensions else {}), total_raw
 
 
 def _rows(run: Budget, q: Query, span: Span) -> tuple[list[Row], Row]:
     """Every row of `span` (unordered) and its totals row."""
-    needs_total = q.include_totals or any(m.name == "percentage" for m in q.metrics)
-    total_raw = _table(run, q, span, ())[()] if needs_total or not q.dimensions else {}
+    table, total_raw = _figures(run, q, span)
     total_visitors = total_raw.get("visitors", 0)
     totals = Row((), _metrics(total_raw, q.metrics, total_visitors))
     if not q.dimensions:
         return [totals], totals
-    table = _table(run, q, span, q.dimensions)
     if q.time and len(q.dimensions) == 1:  # every bucket, empty ones as zeros
         for label in buckets.labels(span, q.time.column, q.zone):
             table.setdefault((label,), {})
@@ -195,10 +205,12 @@ def _change(now: list[float], then: list[float], metrics: Sequence[Metric]) -> l
 
 
 def _compare(run: Budget, q: Query, page: list[Row], totals: Row | None) -> None:
+    """Comparison rows for the page's rows only: their metrics are computed, no others."""
     assert q.compare is not None
-    rows, comp_totals = _rows(run, q, q.compare)
-    by_key = {r.dimensions: r for r in rows}
-    zeros = [0.0] * len(q.metrics)
+    table, total_raw = _figures(run, q, q.compare)
+    if not q.dimensions:
+        table = {(): total_raw}
+    total_visitors = total_raw.get("visitors", 0)
     t = next((i for i, d in enumerate(q.dimensions) if d.kind == "time"), None)
     if t is not None:
         assert q.time is not None
@@ -209,12 +221,12 @@ def _compare(run: Budget, q: Query, page: list[Row], totals: Row | None) -> None
         if t is not None:
             pos = mine.get(key[t], len(theirs))
             key = (*key[:t], theirs[pos] if pos < len(theirs) else "", *key[t + 1 :])
-        match = by_key.get(key)
-        row.comparison = Row(key, match.metrics if match else zeros)
+        row.comparison = Row(key, _metrics(table.get(key, {}), q.metrics, total_visitors))
         row.change = _change(row.metrics, row.comparison.metrics, q.metrics)
     if totals is not None:
-        totals.comparison = Row((), comp_totals.metrics)
-        totals.change = _change(totals.metrics, comp_totals.metrics, q.metrics)
+        then = _metrics(total_raw, q.metrics, total_visitors)
+        totals.comparison = Row((), then)
+        totals.change = _change(totals.metrics, then, q.metrics)
 
 
 def answer(conn: Connection, q: Query) -> Answer:
