@@ -25,6 +25,9 @@ SHAPES: list[dict[str, Any]] = [
     {"metrics": ["visitors", "sessions", "bounce_rate"], "dimensions": ["time:month"]},
     {"metrics": ["visitors", "pageviews", "events", "time_on_page"], "dimensions": ["page"],
      "filters": {"dimension": "event_name", "op": "is", "values": ["pageview"]}},
+    {"metrics": ["time_on_page", "visitors"], "dimensions": ["page"],
+     "filters": {"and": [{"dimension": "page", "op": "starts_with", "values": ["/docs", "/B"]},
+                         {"dimension": "event_name", "op": "is", "values": ["pageview"]}]}},
     {"metrics": ["events", "visitors", "pageviews"], "dimensions": ["event_name"],
      "filters": {"dimension": "event_name", "op": "is_not", "values": ["pageview"]}},
     {"metrics": ["sessions", "bounce_rate", "avg_duration", "views_per_session"]},
@@ -128,13 +131,15 @@ def test_get_routes_that_are_queries_are_planned_onto_the_rollups() -> None:
     planned = {}
     for name, q in [("stats", presets.stats_query(sites, rng)),
                     ("pages", presets.pages_query(sites, rng)),
-                    ("entries", presets.entries_query(sites, rng)),
+                    ("times", presets.times_query(sites, rng, ["/", "/a"])),
+                    ("entries", presets.entries_query(sites, rng, ["/", "/a"])),
                     ("events", presets.events_query(sites, rng))]:  # fmt: skip
         args = (q.metrics, q.dimensions, q.filters, q.zone, rng)
         planned[name] = (plan.event_rollup(*args), plan.session_rollup(*args))
     assert planned == {
         "stats": ("totals", "sources"),
         "pages": ("pages", None),
+        "times": ("pages", None),
         "entries": (None, "entries"),
         "events": ("custom", None),
     }

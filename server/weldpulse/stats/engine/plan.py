@@ -10,17 +10,16 @@ any query; so the planner may always say "raw" and only speed is lost.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Executable
 from weldpulse.api.params import Range
-from weldpulse.domain import ONE_MICROSECOND
 from weldpulse.stats.engine.filters import Node
 from weldpulse.stats.engine.registry import Dimension, Metric
-from weldpulse.stats.exact import Split, rolled_days_of, split, whole_days
-from weldpulse.timezones import is_utc, offsets
+from weldpulse.stats.exact import Split, rolled_days_of, split
+from weldpulse.timezones import is_utc
 
 
 @dataclass(frozen=True)
@@ -50,60 +49,8 @@ def rolled(execute: Callable[[Executable], Any], sites: tuple[str, ...], rng: Ra
     return Plan(sites, rng, split(rng, days))
 
 
-@dataclass(frozen=True)
-class LocalDays:
-    """A range cut for a zone's day, week or month buckets along UTC days.
-
-    Each whole UTC day of `days` (read from visitor_days, current at every
-    write) goes to the bucket holding its 12:00 UTC, less its `minor` piece:
-    the part lying in another bucket (before or after the local midnight
-    inside the day, e.g. 23:00-24:00 UTC for Berlin's winter days), read raw
-    with the `raw` pieces (the partial days at the ends, and days with an
-    offset change, which may hold two local midnights).
-    """
-
-    days: tuple[date, ...]
-    minor: tuple[Range, ...]
-    raw: tuple[Range, ...]
-
-
-def _starts_bucket(day: date, unit: str) -> bool:
-    return unit == "day" or (unit == "week" and day.weekday() == 0) or (
-        unit == "month" and day.day == 1
-    )  # fmt: skip
-
-
-def local_days(rng: Range, zone: ZoneInfo, unit: str) -> LocalDays:
-    whole = whole_days(rng)
-    if whole is None:
-        return LocalDays((), (), (rng,))
-    first, last = whole
-    days: list[date] = []
-    minor: list[Range] = []
-    raw = [Range(rng.start, datetime.combine(first, time.min) - ONE_MICROSECOND)]
-    day = first
-    while day <= last:
-        start = datetime.combine(day, time.min)
-        after = start + timedelta(days=1)
-        pieces = offsets(zone, start, after - ONE_MICROSECOND)
-        if len(pieces) > 1:
-            raw.append(Range(start, after - ONE_MICROSECOND))
-        else:
-            days.append(day)
-            offset = pieces[0].offset
-            midnight = start + (-offset) % timedelta(days=1)  # the local midnight in this day
-            if midnight != start and _starts_bucket((midnight + offset).date(), unit):
-                noon = start + timedelta(hours=12)
-                minor.append(Range(start, midnight - ONE_MICROSECOND) if midnight <= noon
-                             else Range(midnight, after - ONE_MICROSECOND))  # fmt: skip
-        day += timedelta(days=1)
-    raw.append(Range(datetime.combine(last + timedelta(days=1), time.min), rng.end))
-    return LocalDays(tuple(days), tuple(minor), tuple(r for r in raw if r.start <= r.end))
-
-
 # Metrics each rollup holds the sums of; any other (or a new) metric reads raw rows.
 TOTAL_METRICS = {"visitors", "pageviews", "time_on_page", "percentage"}
-LOCAL_METRICS = {"visitors", "pageviews", "percentage"}
 PAGE_METRICS = {"visitors", "pageviews", "events", "time_on_page", "percentage"}
 CUSTOM_METRICS = {"visitors", "events", "pageviews", "percentage"}
 SOURCE_METRICS = {"sessions", "bounce_rate", "avg_duration", "views_per_session"}
@@ -117,13 +64,15 @@ def _conditions(node: Node) -> list[tuple[str, str, tuple[str, ...], bool]]:
     return own + [c for child in node.children for c in _conditions(child)]
 
 
-def _only(node: Node | None, name: str, op: str) -> bool:
-    """Whether the filter is exactly one case-sensitive `name op pageview` condition."""
-    return (
-        node is not None
-        and node.cond is not None
-        and _conditions(node) == [(name, op, ("pageview",), True)]
-    )
+def _scoped(node: Node | None, op: str, names: set[str]) -> bool:
+    """Whether the filter is the case-sensitive `event_name <op> pageview`, alone or and-ed
+    with expressions on the dimensions `names` only (which the rollup has columns for)."""
+    scope = [("event_name", op, ("pageview",), True)]
+    if node is None or (node.cond is None and node.kind != "and"):
+        return False
+    children = [node] if node.cond is not None else list(node.children)
+    at = next((i for i, c in enumerate(children) if c.cond and _conditions(c) == scope), None)
+    return at is not None and all(_on(c, names) for i, c in enumerate(children) if i != at)
 
 
 def _on(node: Node | None, names: set[str]) -> bool:
@@ -144,18 +93,15 @@ def event_rollup(
     zone: ZoneInfo, rng: Range,
 ) -> str | None:  # fmt: skip
     """The rollup the event statements of a query part can read: "totals" (visitor_days,
-    breakdown_days, page_days times), "local" (visitor_days cut at local midnights), "pages"
-    (page_days), "custom" (event_days), or None."""
+    breakdown_days, page_days times), "pages" (page_days), "custom" (event_days), or None."""
     wanted = {m.name for m in metrics if m.kind == "event"}
     names = [d.name for d in dims]
     if filters is None and all(d.kind == "time" for d in dims) and wanted <= TOTAL_METRICS:
-        if _whole_days(dims, zone, rng):
-            return "totals"
-        whole = len(dims) == 1 and dims[0].column in ("day", "week", "month")
-        return "local" if whole and wanted <= LOCAL_METRICS else None
-    if names == ["page"] and _only(filters, "event_name", "is") and wanted <= PAGE_METRICS:
+        # Local days split UTC days: visitors per local day cannot come from day rollups.
+        return "totals" if _whole_days(dims, zone, rng) else None
+    if names == ["page"] and _scoped(filters, "is", {"page"}) and wanted <= PAGE_METRICS:
         return "pages"
-    if names == ["event_name"] and _only(filters, "event_name", "is_not"):
+    if names == ["event_name"] and _scoped(filters, "is_not", set()):
         return "custom" if wanted <= CUSTOM_METRICS else None
     return None
 

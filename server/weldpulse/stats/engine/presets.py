@@ -58,12 +58,21 @@ def stats_query(sites: tuple[str, ...], rng: Range) -> Query:
 
 
 def pages_query(sites: tuple[str, ...], rng: Range) -> Query:
-    metrics = ("visitors", "pageviews", "time_on_page")
-    return _query(sites, rng, metrics, ("page",), _event_name("is"))
+    return _query(sites, rng, ("visitors", "pageviews"), ("page",), _event_name("is"))
 
 
-def entries_query(sites: tuple[str, ...], rng: Range) -> Query:
-    return _query(sites, rng, ("sessions", "bounce_rate"), ("entry_page",))
+def _these(dimension: str, values: Sequence[str]) -> Node:
+    return Node("cond", cond=Condition(DIMENSIONS[dimension], "is", tuple(values), True))
+
+
+def times_query(sites: tuple[str, ...], rng: Range, paths: Sequence[str]) -> Query:
+    scope = Node("and", (_event_name("is"), _these("page", paths)))
+    return _query(sites, rng, ("time_on_page",), ("page",), scope)
+
+
+def entries_query(sites: tuple[str, ...], rng: Range, paths: Sequence[str]) -> Query:
+    metrics = ("sessions", "bounce_rate")
+    return _query(sites, rng, metrics, ("entry_page",), _these("entry_page", paths))
 
 
 def events_query(sites: tuple[str, ...], rng: Range) -> Query:
@@ -83,12 +92,17 @@ class Page:
 
 
 def pages(conn: Connection, sites: tuple[str, ...], rng: Range, limit: int) -> list[Page]:
-    """Top pages over pageviews (visitors, pageviews, time on page), and their entries'
-    bounces: two queries, as the route's visitors count pageviews only."""
+    """Top pages over pageviews (visitors, pageviews), then the top pages' time on page and
+    their entries' bounces: three queries, as the route's visitors count pageviews only."""
     budget = _budget(conn)
     top = _top(run.figures(budget, pages_query(sites, rng)), "visitors", "pageviews", limit)
-    entries = run.figures(budget, entries_query(sites, rng))
-    return [Page(path, values, entries.get((path,), {})) for path, values in top]
+    if not top:
+        return []
+    paths = [path for path, _ in top]
+    times = run.figures(budget, times_query(sites, rng, paths))
+    entries = run.figures(budget, entries_query(sites, rng, paths))
+    return [Page(path, values | times.get((path,), {}), entries.get((path,), {}))
+            for path, values in top]  # fmt: skip
 
 
 def events(conn: Connection, sites: tuple[str, ...], rng: Range) -> list[tuple[str, Values]]:

@@ -6,17 +6,14 @@ multi-day correction); every other figure is a sum, one statement per rollup or 
 """
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import (
     ColumnElement,
-    Date,
     DateTime,
     FromClause,
-    Interval,
     Select,
-    and_,
-    case,
+    Text,
     cast,
     func,
     literal,
@@ -26,7 +23,7 @@ from sqlalchemy import (
 from weldpulse.api.params import Range
 from weldpulse.domain import PAGEVIEW
 from weldpulse.stats.engine.filters import Node
-from weldpulse.stats.engine.plan import LocalDays, Plan, local_days
+from weldpulse.stats.engine.plan import Plan
 from weldpulse.stats.engine.registry import Dimension
 from weldpulse.stats.engine.sql import (
     Clock,
@@ -37,9 +34,9 @@ from weldpulse.stats.engine.sql import (
     where,
 )
 from weldpulse.stats.engine.zones import Span
-from weldpulse.stats.exact import distinct_parts, part, total, within
+from weldpulse.stats.exact import distinct_parts, part, total
 from weldpulse.stats.queries import exact_visitors
-from weldpulse.storage.schema import event_days, events, page_days, source_days, visitor_days
+from weldpulse.storage.schema import event_days, events, page_days, source_days
 
 
 def _span(r: Range) -> Span:
@@ -65,10 +62,6 @@ def event_statements(
     time_on_page: bool,
 ) -> list[Select]:  # fmt: skip
     """visitors, pageviews, events (and time_total, time_count) per group: see plan.event_rollup."""
-    if rollup == "local":
-        assert clock is not None
-        return [_local_visitors(p.sites, local_days(p.rng, clock[0], dims[0].column), dims[0],
-                                clock)]  # fmt: skip
     if rollup == "totals":
         time = next((d for d in dims if d.kind == "time"), None)
         by = (lambda t: bucket(t, time.column, clock)) if time else None
@@ -76,82 +69,18 @@ def event_statements(
         keys = [x.bucket.label("d0")] if time else []
         out = [select(x.visitors, x.pageviews, literal(0).label("events"), *keys)]
     elif rollup == "pages":
-        out = [_page_visitors(p)]
+        out = [_page_visitors(p, filters)]
     else:
         out = [_custom_visitors(p)]
     if time_on_page:
-        out += _page_times(p, dims, clock)
+        out += _page_times(p, dims, clock, filters)
         out += [time_on_page_stmt(p.sites, _span(r), dims, filters, clock) for r in p.raw]
     return out
 
 
-def _local_visitors(sites: tuple[str, ...], ld: LocalDays, dim: Dimension, clock: Clock) -> Select:
-    """Distinct visitors and pageviews per local day, week or month: see plan.LocalDays.
-
-    An id is in the bucket of a day's noon when it has events outside the day's minor piece:
-    its events that day (visitor_days) outnumber those in the piece (raw).
-    """
-    v, e = visitor_days.c, events.c
-    vd = (
-        select(
-            v.site_id,
-            v.day,
-            v.visitor_id,
-            func.sum(v.pageviews).label("views"),
-            func.sum(v.events).label("events"),
-        )
-        .where(v.site_id.in_(sites), v.day.in_(ld.days))
-        .group_by(v.site_id, v.day, v.visitor_id)
-        .subquery("vd")
-    )
-    noon = cast(vd.c.day, DateTime) + literal(timedelta(hours=12), Interval())
-    parts = []
-    if ld.minor:
-        day = cast(e.ts, Date)
-        m = (
-            select(
-                e.site_id,
-                day.label("day"),
-                e.visitor_id,
-                func.count().filter(e.name == PAGEVIEW).label("views"),
-                func.count().label("events"),
-            )
-            .where(e.site_id.in_(sites), within(e.ts, ld.minor))
-            .group_by(e.site_id, day, e.visitor_id)
-            .subquery("m")
-        )
-        same = and_(m.c.site_id == vd.c.site_id, m.c.day == vd.c.day,
-                    m.c.visitor_id == vd.c.visitor_id)  # fmt: skip
-        parts.append(
-            select(
-                vd.c.visitor_id,
-                (vd.c.views - func.coalesce(m.c.views, 0)).label("views"),
-                noon.label("t"),
-            )
-            .select_from(vd.outerjoin(m, same))
-            .where(vd.c.events > func.coalesce(m.c.events, 0))
-        )
-    elif ld.days:
-        parts.append(select(vd.c.visitor_id, vd.c.views, noon.label("t")))
-    if ld.minor or ld.raw:
-        views = case((e.name == PAGEVIEW, 1), else_=0).label("views")
-        parts.append(
-            select(e.visitor_id, views, e.ts.label("t")).where(
-                e.site_id.in_(sites), within(e.ts, (*ld.minor, *ld.raw))
-            )
-        )
-    u = union_all(*parts).subquery("local_rows").c
-    key = bucket(u.t, dim.column, clock).label("d0")
-    return select(
-        func.count(func.distinct(u.visitor_id)).label("visitors"),
-        total(u.views).label("pageviews"),
-        literal(0).label("events"),
-        key,
-    ).group_by(key)
-
-
-def _page_visitors(p: Plan) -> Select:
-    """Per pathname: distinct visitors and pageviews over pageviews (page_days' rolled days)."""
+def _page_visitors(p: Plan, filters: Node | None) -> Select:
+    """Per pathname: distinct visitors and pageviews over pageviews (page_days' rolled days);
+    conditions on the page filter whole groups, so they apply after the union."""
     e, d, names = events.c, page_days.c, ("visitors", "pageviews")
     # Rows with no pageview carry only entries or times of their day.
     rolled = part(d.pathname, names, visitors=d.visitors, pageviews=d.pageviews).where(
@@ -161,9 +90,16 @@ def _page_visitors(p: Plan) -> Select:
     parts = distinct_parts(p.sites, p.rng, p.split, rolled, e.pathname, e.site_id, e.visitor_id,
                            e.ts, scope, names, pageviews=func.count())  # fmt: skip
     c = union_all(*parts).subquery("page_rows").c
-    views = total(c.pageviews)
-    return select(total(c.visitors).label("visitors"), views.label("pageviews"),
-                  views.label("events"), c.key.label("d0")).group_by(c.key)  # fmt: skip
+    rows = select(c.key.label("pathname"), literal(PAGEVIEW, Text).label("name"), c.visitors,
+                  c.pageviews).subquery("pages")  # fmt: skip
+    views = total(rows.c.pageviews)
+    stmt = select(
+        total(rows.c.visitors).label("visitors"),
+        views.label("pageviews"),
+        views.label("events"),
+        rows.c.pathname.label("d0"),
+    ).group_by(rows.c.pathname)
+    return stmt.where(where(filters, rows, rows)) if filters is not None else stmt
 
 
 def _custom_visitors(p: Plan) -> Select:
@@ -180,18 +116,28 @@ def _custom_visitors(p: Plan) -> Select:
                   total(c.events).label("events"), c.key.label("d0")).group_by(c.key)  # fmt: skip
 
 
-def _page_times(p: Plan, dims: Sequence[Dimension], clock: Clock | None) -> list[Select]:
+def _page_times(
+    p: Plan, dims: Sequence[Dimension], clock: Clock | None, filters: Node | None
+) -> list[Select]:
     """Seconds to the next pageview of the rolled days' pageviews (page_days), per group."""
     if not p.days:
         return []
     d = page_days.c
     rows = (
-        select(d.pathname, cast(d.day, DateTime).label("ts"), d.time_total, d.time_count)
+        select(
+            d.pathname,
+            literal(PAGEVIEW, Text).label("name"),
+            cast(d.day, DateTime).label("ts"),
+            d.time_total,
+            d.time_count,
+        )
         .where(d.site_id.in_(p.sites), d.day.in_(p.days), d.time_count > 0)
         .subquery("p")
     )
     stmt = select(func.sum(rows.c.time_total).label("time_total"),
                   total(rows.c.time_count).label("time_count"))  # fmt: skip
+    if filters is not None:
+        stmt = stmt.where(where(filters, rows, rows))
     return [_grouped(stmt, _keys(dims, rows.c.ts, clock, rows))]
 
 

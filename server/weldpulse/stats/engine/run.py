@@ -78,10 +78,7 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
     dims = tuple(dims)
     event_rollup = plan.event_rollup(q.metrics, dims, q.filters, q.zone, rng)
     session_rollup = plan.session_rollup(q.metrics, dims, q.filters, q.zone, rng)
-    rolled_plan = plan.raw(q.sites, rng)  # "local" reads no rolled days
-    if (event_rollup not in (None, "local") and "event" in kinds) or (
-        session_rollup and "session" in kinds
-    ):
+    if (event_rollup and "event" in kinds) or (session_rollup and "session" in kinds):
         rolled_plan = run.plan(q.sites, rng)
     rows: dict[Key, Values] = {}
     if "event" in kinds and event_rollup:
@@ -127,7 +124,7 @@ def _add(run: Budget, stmts: Sequence[Executable], n: int, rows: dict[Key, Value
             key = tuple(_key(values.pop(f"d{i}")) for i in range(n))
             into = rows.setdefault(key, {})
             for name, value in values.items():
-                into[name] = _sum(into.get(name, 0), value or 0)
+                into[name] = _sum(into[name], value or 0) if name in into else value or 0
 
 
 def _sum(a: Any, b: Any) -> Any:
