@@ -45,8 +45,10 @@ def _budget(conn: Connection) -> Budget:
     return Budget(conn, BUDGET_SECONDS)
 
 
-def _top(table: dict[tuple[str, ...], Values], first: str, second: str, limit: int) -> list:
-    """(label, figures) by `first` and `second` descending, then label ascending."""
+def _top(budget: Budget, q: Query, first: str, second: str, limit: int) -> list:
+    """(label, figures) of the query's first `limit` groups by `first` and `second`
+    descending, then label ascending (in code-point order, as the engine's ties)."""
+    table = run.figures(budget, q, ((first, second), limit))
     rows = sorted(table.items(), key=lambda kv: (-kv[1].get(first, 0), -kv[1].get(second, 0),
                                                   kv[0]))  # fmt: skip
     return [(key[0], values) for key, values in rows[:limit]]
@@ -95,7 +97,7 @@ def pages(conn: Connection, sites: tuple[str, ...], rng: Range, limit: int) -> l
     """Top pages over pageviews (visitors, pageviews), then the top pages' time on page and
     their entries' bounces: three queries, as the route's visitors count pageviews only."""
     budget = _budget(conn)
-    top = _top(run.figures(budget, pages_query(sites, rng)), "visitors", "pageviews", limit)
+    top = _top(budget, pages_query(sites, rng), "visitors", "pageviews", limit)
     if not top:
         return []
     paths = [path for path, _ in top]
@@ -107,8 +109,7 @@ def pages(conn: Connection, sites: tuple[str, ...], rng: Range, limit: int) -> l
 
 def events(conn: Connection, sites: tuple[str, ...], rng: Range) -> list[tuple[str, Values]]:
     """Custom events (all but pageviews) by events, visitors, name."""
-    q = events_query(sites, rng)
-    return _top(run.figures(_budget(conn), q), "events", "visitors", MAX_ROWS)
+    return _top(_budget(conn), events_query(sites, rng), "events", "visitors", MAX_ROWS)
 
 
 def _rows(budget: Budget, stmt: Select) -> Sequence[Row]:

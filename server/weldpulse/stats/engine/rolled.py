@@ -59,9 +59,13 @@ def _grouped(stmt: Select, keys: list[ColumnElement]) -> Select:
 
 def event_statements(
     rollup: str, p: Plan, dims: Sequence[Dimension], filters: Node | None, clock: Clock | None,
-    time_on_page: bool,
+    time_on_page: bool, top: tuple[Sequence[str], int] | None = None,
 ) -> list[Select]:  # fmt: skip
-    """visitors, pageviews, events (and time_total, time_count) per group: see plan.event_rollup."""
+    """visitors, pageviews, events (and time_total, time_count) per group: see plan.event_rollup.
+
+    `top` (metrics, n): only the first n groups by those metrics descending, then by group,
+    where one statement holds every figure (pages, custom events), so the engine sorts them.
+    """
     if rollup == "totals":
         time = next((d for d in dims if d.kind == "time"), None)
         by = (lambda t: bucket(t, time.column, clock)) if time else None
@@ -72,6 +76,10 @@ def event_statements(
         out = [_page_visitors(p, filters)]
     else:
         out = [_custom_visitors(p)]
+    if top is not None and rollup in ("pages", "custom") and not time_on_page:
+        ranked, n = top
+        c = out[0].selected_columns
+        return [out[0].order_by(*(c[m].desc() for m in ranked), c.d0).limit(n)]
     if time_on_page:
         out += _page_times(p, dims, clock, filters)
         out += [time_on_page_stmt(p.sites, _span(r), dims, filters, clock) for r in p.raw]

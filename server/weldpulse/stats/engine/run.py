@@ -68,8 +68,12 @@ def _ratio(part: Any, whole: Any, places: int) -> float:
     return _round(_exact(part) / _exact(whole), places) if whole else 0.0
 
 
-def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict[Key, Values]:
-    """Raw per-group figures of `dims` over `span`: event and session statements merged."""
+def _table(
+    run: Budget, q: Query, span: Span, dims: Sequence[Dimension],
+    top: tuple[Sequence[str], int] | None = None,
+) -> dict[Key, Values]:  # fmt: skip
+    """Raw per-group figures of `dims` over `span`: event and session statements merged
+    (`top`: at least the first groups by those metrics; see rolled.event_statements)."""
     kinds = {m.kind for m in q.metrics}
     time = next((d for d in dims if d.kind == "time"), None)
     rng = Range(span.start, span.end)
@@ -83,7 +87,7 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
     rows: dict[Key, Values] = {}
     if "event" in kinds and event_rollup:
         stmts = rolled.event_statements(event_rollup, rolled_plan, dims, q.filters, clock,
-                                        wants_time)  # fmt: skip
+                                        wants_time, top)  # fmt: skip
         _add(run, stmts, len(dims), rows)
     elif "event" in kinds:
         links = wants_time and by_links(dims, q.filters)
@@ -111,9 +115,12 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
     return rows
 
 
-def figures(run: Budget, q: Query) -> dict[Key, Values]:
-    """The raw sums per group of the query's dimensions over its range, for presets to shape."""
-    return _table(run, q, q.span, q.dimensions)
+def figures(
+    run: Budget, q: Query, top: tuple[Sequence[str], int] | None = None
+) -> dict[Key, Values]:
+    """The raw sums per group of the query's dimensions over its range, for presets to shape;
+    with `top` (metrics, n) at least the first n groups by those metrics descending."""
+    return _table(run, q, q.span, q.dimensions, top)
 
 
 def _add(run: Budget, stmts: Sequence[Executable], n: int, rows: dict[Key, Values]) -> None:
