@@ -25,7 +25,7 @@ SHAPES: list[dict[str, Any]] = [
     {"metrics": ["visitors", "sessions", "bounce_rate"], "dimensions": ["time:month"]},
     {"metrics": ["visitors", "pageviews", "events", "time_on_page"], "dimensions": ["page"],
      "filters": {"dimension": "event_name", "op": "is", "values": ["pageview"]}},
-    {"metrics": ["time_on_page", "visitors"], "dimensions": ["page"],
+    {"metrics": ["time_on_page"], "dimensions": ["page"],
      "filters": {"and": [{"dimension": "page", "op": "starts_with", "values": ["/docs", "/B"]},
                          {"dimension": "event_name", "op": "is", "values": ["pageview"]}]}},
     {"metrics": ["events", "visitors", "pageviews"], "dimensions": ["event_name"],

@@ -103,8 +103,12 @@ def pages(conn: Connection, sites: tuple[str, ...], rng: Range, limit: int) -> l
     paths = [path for path, _ in top]
     times = run.figures(budget, times_query(sites, rng, paths))
     entries = run.figures(budget, entries_query(sites, rng, paths))
-    return [Page(path, values | times.get((path,), {}), entries.get((path,), {}))
-            for path, values in top]  # fmt: skip
+    out = []
+    for path, values in top:
+        time = times.get((path,), {})
+        seconds = {k: time[k] for k in ("time_total", "time_count") if k in time}
+        out.append(Page(path, values | seconds, entries.get((path,), {})))
+    return out
 
 
 def events(conn: Connection, sites: tuple[str, ...], rng: Range) -> list[tuple[str, Values]]:

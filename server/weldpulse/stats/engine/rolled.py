@@ -34,7 +34,7 @@ from weldpulse.stats.engine.sql import (
     where,
 )
 from weldpulse.stats.engine.zones import Span
-from weldpulse.stats.exact import distinct_parts, part, total
+from weldpulse.stats.exact import distinct_parts, part, total, within
 from weldpulse.stats.queries import exact_visitors
 from weldpulse.storage.schema import event_days, events, page_days, source_days
 
@@ -59,7 +59,7 @@ def _grouped(stmt: Select, keys: list[ColumnElement]) -> Select:
 
 def event_statements(
     rollup: str, p: Plan, dims: Sequence[Dimension], filters: Node | None, clock: Clock | None,
-    time_on_page: bool, top: tuple[Sequence[str], int] | None = None,
+    time_on_page: bool, visitors: bool = True, top: tuple[Sequence[str], int] | None = None,
 ) -> list[Select]:  # fmt: skip
     """visitors, pageviews, events (and time_total, time_count) per group: see plan.event_rollup.
 
@@ -73,7 +73,8 @@ def event_statements(
         keys = [x.bucket.label("d0")] if time else []
         out = [select(x.visitors, x.pageviews, literal(0).label("events"), *keys)]
     elif rollup == "pages":
-        out = [_page_visitors(p, filters)]
+        # Without visitors asked, the rows with pageviews in scope come from additive counts.
+        out = [_page_visitors(p, filters, distinct=visitors)]
     else:
         out = [_custom_visitors(p)]
     if top is not None and rollup in ("pages", "custom") and not time_on_page:
@@ -86,17 +87,26 @@ def event_statements(
     return out
 
 
-def _page_visitors(p: Plan, filters: Node | None) -> Select:
-    """Per pathname: distinct visitors and pageviews over pageviews (page_days' rolled days);
-    conditions on the page filter whole groups, so they apply after the union."""
+def _page_visitors(p: Plan, filters: Node | None, distinct: bool) -> Select:
+    """Per pathname: distinct visitors (if `distinct`, else 0) and pageviews over pageviews
+    (page_days' rolled days); conditions on the page filter whole groups, so they may apply
+    after the union, and prune the raw rows before it."""
     e, d, names = events.c, page_days.c, ("visitors", "pageviews")
     # Rows with no pageview carry only entries or times of their day.
-    rolled = part(d.pathname, names, visitors=d.visitors, pageviews=d.pageviews).where(
+    rolled = part(d.pathname, names, visitors=d.visitors if distinct else literal(0),
+                  pageviews=d.pageviews).where(
         d.site_id.in_(p.sites), d.day.in_(p.days), d.pageviews > 0
-    )
-    scope = (e.site_id.in_(p.sites), e.name == PAGEVIEW)
-    parts = distinct_parts(p.sites, p.rng, p.split, rolled, e.pathname, e.site_id, e.visitor_id,
-                           e.ts, scope, names, pageviews=func.count())  # fmt: skip
+    )  # fmt: skip
+    scope = (e.site_id.in_(p.sites), e.name == PAGEVIEW,
+             *([where(filters, events, None)] if filters is not None else []))  # fmt: skip
+    if distinct:
+        count = func.count()
+        parts = distinct_parts(p.sites, p.rng, p.split, rolled, e.pathname, e.site_id,
+                               e.visitor_id, e.ts, scope, names, pageviews=count)  # fmt: skip
+    else:  # pageviews add up across days: no multi-day correction
+        raw = part(e.pathname, names, pageviews=func.count()).where(*scope)
+        parts = [rolled, *([raw.where(within(e.ts, p.raw)).group_by(e.pathname)] if p.raw
+                           else [])]  # fmt: skip
     c = union_all(*parts).subquery("page_rows").c
     rows = select(c.key.label("pathname"), literal(PAGEVIEW, Text).label("name"), c.visitors,
                   c.pageviews).subquery("pages")  # fmt: skip

@@ -86,8 +86,9 @@ def _table(
         rolled_plan = run.plan(q.sites, rng)
     rows: dict[Key, Values] = {}
     if "event" in kinds and event_rollup:
+        visitors = any(m.name in ("visitors", "percentage") for m in q.metrics)
         stmts = rolled.event_statements(event_rollup, rolled_plan, dims, q.filters, clock,
-                                        wants_time, top)  # fmt: skip
+                                        wants_time, visitors, top)  # fmt: skip
         _add(run, stmts, len(dims), rows)
     elif "event" in kinds:
         links = wants_time and by_links(dims, q.filters)
