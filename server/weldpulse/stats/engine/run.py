@@ -6,7 +6,7 @@ _table asks the planner (plan.py) whether a part can read the day rollups
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Executable
 from weldpulse.api.params import Range
 from weldpulse.stats.engine import buckets, paging, plan, rolled, runner
+from weldpulse.stats.engine.filters import Condition, Node
 from weldpulse.stats.engine.registry import POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
 from weldpulse.stats.engine.runner import Budget
@@ -209,12 +210,35 @@ def _change(now: list[float], then: list[float], metrics: Sequence[Metric]) -> l
     return out
 
 
+MAX_KEYS = 100
+
+
+def _on_keys(q: Query, page: list[Row]) -> Query:
+    """The query for the comparison's groups: where no rollup serves it, narrowed to the
+    page's values of each non-time dimension (a superset of the page's keys, so exact)."""
+    rng = Range(q.span.start, q.span.end)
+    args = (q.metrics, q.dimensions, q.filters, q.zone, rng)
+    if plan.event_rollup(*args) or plan.session_rollup(*args) or not page:
+        return q
+    conds = []
+    for i, d in enumerate(q.dimensions):
+        values = tuple(sorted({r.dimensions[i] for r in page}))
+        if d.kind != "time" and len(values) <= MAX_KEYS:
+            conds.append(Node("cond", cond=Condition(d, "is", values, True)))
+    if not conds:
+        return q
+    narrowed = Node("and", (*conds, *([q.filters] if q.filters else [])))
+    return replace(q, filters=narrowed)
+
+
 def _compare(run: Budget, q: Query, page: list[Row], totals: Row | None) -> None:
     """Comparison rows for the page's rows only: their metrics are computed, no others."""
     assert q.compare is not None
-    table, total_raw = _figures(run, q, q.compare)
-    if not q.dimensions:
-        table = {(): total_raw}
+    needs_total = q.include_totals or any(m.name == "percentage" for m in q.metrics)
+    total_raw = _table(run, q, q.compare, ())[()] if needs_total or not q.dimensions else {}
+    table: dict[Key, Values] = {(): total_raw}
+    if q.dimensions:
+        table = _table(run, _on_keys(q, page), q.compare, q.dimensions)
     total_visitors = total_raw.get("visitors", 0)
     t = next((i for i, d in enumerate(q.dimensions) if d.kind == "time"), None)
     if t is not None:
