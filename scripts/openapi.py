@@ -61,6 +61,7 @@ def descriptor_set() -> descriptor_pb2.FileDescriptorSet:
 
 
 def _comment(text: str) -> str:
+    text = re.sub(r"(?m)^\s*buf:lint:ignore .*$", "", text)  # buf's directives, not docs
     return re.sub(r"\s*\n\s*", " ", text.strip())
 
 
