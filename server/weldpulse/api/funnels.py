@@ -66,7 +66,7 @@ def _saved(definition: str) -> stats.Definition:
 def _funnel(row: object) -> pb.Funnel:
     d = _saved(row.definition)  # type: ignore[attr-defined]
     window = pb.FunnelWindow(mode="session" if d.minutes is None else "minutes",
-                             minutes=d.minutes or 0)  # fmt: skip
+                             minutes=d.minutes)  # fmt: skip
     return pb.Funnel(
         id=row.id,  # type: ignore[attr-defined]
         site_id=row.site_id,  # type: ignore[attr-defined]

@@ -20,10 +20,11 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file weldpulse/v1/funnels.proto.
  */
 export const file_weldpulse_v1_funnels: GenFile = /*@__PURE__*/
-  fileDesc("Chp3ZWxkcHVsc2UvdjEvZnVubmVscy5wcm90bxIMd2VsZHB1bHNlLnYxIkEKCkZ1bm5lbFN0ZXASDAoEZ29hbBgBIAEoCRISCgpldmVudF9uYW1lGAIgASgJEhEKCXBhZ2VfcGF0aBgDIAEoCSItCgxGdW5uZWxXaW5kb3cSDAoEbW9kZRgBIAEoCRIPCgdtaW51dGVzGAIgASgFIvsBChBSdW5GdW5uZWxSZXF1ZXN0Eg8KB3NpdGVfaWQYASABKAkSMAoKZGF0ZV9yYW5nZRgCIAEoCzIcLndlbGRwdWxzZS52MS5RdWVyeURhdGVSYW5nZRIQCgh0aW1lem9uZRgDIAEoCRInCgVzdGVwcxgEIAMoCzIYLndlbGRwdWxzZS52MS5GdW5uZWxTdGVwEioKBndpbmRvdxgFIAEoCzIaLndlbGRwdWxzZS52MS5GdW5uZWxXaW5kb3cSKgoHZmlsdGVycxgGIAEoCzIZLndlbGRwdWxzZS52MS5RdWVyeUZpbHRlchIRCglmdW5uZWxfaWQYByABKAkiewoQRnVubmVsU3RlcFJlc3VsdBINCgVsYWJlbBgBIAEoCRIQCgh2aXNpdG9ycxgCIAEoDRIXCg9jb252ZXJzaW9uX3JhdGUYAyABKAESHAoUc3RlcF9jb252ZXJzaW9uX3JhdGUYBCABKAESDwoHZHJvcG9mZhgFIAEoDSJQCgpGdW5uZWxNZXRhEhAKCHRpbWV6b25lGAEgASgJEjAKCmRhdGVfcmFuZ2UYAiABKAsyHC53ZWxkcHVsc2UudjEuUXVlcnlEYXRlUmFuZ2UiagoRUnVuRnVubmVsUmVzcG9uc2USLQoFc3RlcHMYASADKAsyHi53ZWxkcHVsc2UudjEuRnVubmVsU3RlcFJlc3VsdBImCgRtZXRhGAIgASgLMhgud2VsZHB1bHNlLnYxLkZ1bm5lbE1ldGEiiQEKE0NyZWF0ZUZ1bm5lbFJlcXVlc3QSDwoHc2l0ZV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEicKBXN0ZXBzGAMgAygLMhgud2VsZHB1bHNlLnYxLkZ1bm5lbFN0ZXASKgoGd2luZG93GAQgASgLMhoud2VsZHB1bHNlLnYxLkZ1bm5lbFdpbmRvdyKcAQoGRnVubmVsEgoKAmlkGAEgASgJEg8KB3NpdGVfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRInCgVzdGVwcxgEIAMoCzIYLndlbGRwdWxzZS52MS5GdW5uZWxTdGVwEioKBndpbmRvdxgFIAEoCzIaLndlbGRwdWxzZS52MS5GdW5uZWxXaW5kb3cSEgoKY3JlYXRlZF9hdBgGIAEoCSIlChJMaXN0RnVubmVsc1JlcXVlc3QSDwoHc2l0ZV9pZBgBIAEoCSI5ChNMaXN0RnVubmVsc1Jlc3BvbnNlEiIKBGRhdGEYASADKAsyFC53ZWxkcHVsc2UudjEuRnVubmVsIjkKE0RlbGV0ZUZ1bm5lbFJlcXVlc3QSDwoHc2l0ZV9pZBgBIAEoCRIRCglmdW5uZWxfaWQYAiABKAkiFgoURGVsZXRlRnVubmVsUmVzcG9uc2Uy5wMKDUZ1bm5lbFNlcnZpY2USYwoJUnVuRnVubmVsEh4ud2VsZHB1bHNlLnYxLlJ1bkZ1bm5lbFJlcXVlc3QaHy53ZWxkcHVsc2UudjEuUnVuRnVubmVsUmVzcG9uc2UiFYLT5JMCDyIKL3YxL2Z1bm5lbDoBKhJvCgxDcmVhdGVGdW5uZWwSIS53ZWxkcHVsc2UudjEuQ3JlYXRlRnVubmVsUmVxdWVzdBoULndlbGRwdWxzZS52MS5GdW5uZWwiJoLT5JMCICIbL3YxL3NpdGVzL3tzaXRlX2lkfS9mdW5uZWxzOgEqEncKC0xpc3RGdW5uZWxzEiAud2VsZHB1bHNlLnYxLkxpc3RGdW5uZWxzUmVxdWVzdBohLndlbGRwdWxzZS52MS5MaXN0RnVubmVsc1Jlc3BvbnNlIiOC0+STAh0SGy92MS9zaXRlcy97c2l0ZV9pZH0vZnVubmVscxKGAQoMRGVsZXRlRnVubmVsEiEud2VsZHB1bHNlLnYxLkRlbGV0ZUZ1bm5lbFJlcXVlc3QaIi53ZWxkcHVsc2UudjEuRGVsZXRlRnVubmVsUmVzcG9uc2UiL4LT5JMCKSonL3YxL3NpdGVzL3tzaXRlX2lkfS9mdW5uZWxzL3tmdW5uZWxfaWR9YgZwcm90bzM", [file_google_api_annotations, file_weldpulse_v1_analytics]);
+  fileDesc("Chp3ZWxkcHVsc2UvdjEvZnVubmVscy5wcm90bxIMd2VsZHB1bHNlLnYxInYKCkZ1bm5lbFN0ZXASEQoEZ29hbBgBIAEoCUgAiAEBEhcKCmV2ZW50X25hbWUYAiABKAlIAYgBARIWCglwYWdlX3BhdGgYAyABKAlIAogBAUIHCgVfZ29hbEINCgtfZXZlbnRfbmFtZUIMCgpfcGFnZV9wYXRoIj4KDEZ1bm5lbFdpbmRvdxIMCgRtb2RlGAEgASgJEhQKB21pbnV0ZXMYAiABKAVIAIgBAUIKCghfbWludXRlcyL7AQoQUnVuRnVubmVsUmVxdWVzdBIPCgdzaXRlX2lkGAEgASgJEjAKCmRhdGVfcmFuZ2UYAiABKAsyHC53ZWxkcHVsc2UudjEuUXVlcnlEYXRlUmFuZ2USEAoIdGltZXpvbmUYAyABKAkSJwoFc3RlcHMYBCADKAsyGC53ZWxkcHVsc2UudjEuRnVubmVsU3RlcBIqCgZ3aW5kb3cYBSABKAsyGi53ZWxkcHVsc2UudjEuRnVubmVsV2luZG93EioKB2ZpbHRlcnMYBiABKAsyGS53ZWxkcHVsc2UudjEuUXVlcnlGaWx0ZXISEQoJZnVubmVsX2lkGAcgASgJInsKEEZ1bm5lbFN0ZXBSZXN1bHQSDQoFbGFiZWwYASABKAkSEAoIdmlzaXRvcnMYAiABKA0SFwoPY29udmVyc2lvbl9yYXRlGAMgASgBEhwKFHN0ZXBfY29udmVyc2lvbl9yYXRlGAQgASgBEg8KB2Ryb3BvZmYYBSABKA0iUAoKRnVubmVsTWV0YRIQCgh0aW1lem9uZRgBIAEoCRIwCgpkYXRlX3JhbmdlGAIgASgLMhwud2VsZHB1bHNlLnYxLlF1ZXJ5RGF0ZVJhbmdlImoKEVJ1bkZ1bm5lbFJlc3BvbnNlEi0KBXN0ZXBzGAEgAygLMh4ud2VsZHB1bHNlLnYxLkZ1bm5lbFN0ZXBSZXN1bHQSJgoEbWV0YRgCIAEoCzIYLndlbGRwdWxzZS52MS5GdW5uZWxNZXRhIokBChNDcmVhdGVGdW5uZWxSZXF1ZXN0Eg8KB3NpdGVfaWQYASABKAkSDAoEbmFtZRgCIAEoCRInCgVzdGVwcxgDIAMoCzIYLndlbGRwdWxzZS52MS5GdW5uZWxTdGVwEioKBndpbmRvdxgEIAEoCzIaLndlbGRwdWxzZS52MS5GdW5uZWxXaW5kb3cinAEKBkZ1bm5lbBIKCgJpZBgBIAEoCRIPCgdzaXRlX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSJwoFc3RlcHMYBCADKAsyGC53ZWxkcHVsc2UudjEuRnVubmVsU3RlcBIqCgZ3aW5kb3cYBSABKAsyGi53ZWxkcHVsc2UudjEuRnVubmVsV2luZG93EhIKCmNyZWF0ZWRfYXQYBiABKAkiJQoSTGlzdEZ1bm5lbHNSZXF1ZXN0Eg8KB3NpdGVfaWQYASABKAkiOQoTTGlzdEZ1bm5lbHNSZXNwb25zZRIiCgRkYXRhGAEgAygLMhQud2VsZHB1bHNlLnYxLkZ1bm5lbCI5ChNEZWxldGVGdW5uZWxSZXF1ZXN0Eg8KB3NpdGVfaWQYASABKAkSEQoJZnVubmVsX2lkGAIgASgJIhYKFERlbGV0ZUZ1bm5lbFJlc3BvbnNlMucDCg1GdW5uZWxTZXJ2aWNlEmMKCVJ1bkZ1bm5lbBIeLndlbGRwdWxzZS52MS5SdW5GdW5uZWxSZXF1ZXN0Gh8ud2VsZHB1bHNlLnYxLlJ1bkZ1bm5lbFJlc3BvbnNlIhWC0+STAg8iCi92MS9mdW5uZWw6ASoSbwoMQ3JlYXRlRnVubmVsEiEud2VsZHB1bHNlLnYxLkNyZWF0ZUZ1bm5lbFJlcXVlc3QaFC53ZWxkcHVsc2UudjEuRnVubmVsIiaC0+STAiAiGy92MS9zaXRlcy97c2l0ZV9pZH0vZnVubmVsczoBKhJ3CgtMaXN0RnVubmVscxIgLndlbGRwdWxzZS52MS5MaXN0RnVubmVsc1JlcXVlc3QaIS53ZWxkcHVsc2UudjEuTGlzdEZ1bm5lbHNSZXNwb25zZSIjgtPkkwIdEhsvdjEvc2l0ZXMve3NpdGVfaWR9L2Z1bm5lbHMShgEKDERlbGV0ZUZ1bm5lbBIhLndlbGRwdWxzZS52MS5EZWxldGVGdW5uZWxSZXF1ZXN0GiIud2VsZHB1bHNlLnYxLkRlbGV0ZUZ1bm5lbFJlc3BvbnNlIi+C0+STAikqJy92MS9zaXRlcy97c2l0ZV9pZH0vZnVubmVscy97ZnVubmVsX2lkfWIGcHJvdG8z", [file_google_api_annotations, file_weldpulse_v1_analytics]);
 
 /**
- * One step of a funnel: exactly one of `goal`, `event_name`, `page_path`.
+ * One step of a funnel: exactly one of `goal`, `event_name`, `page_path`
+ * (answers show only the one given).
  *
  * @generated from message weldpulse.v1.FunnelStep
  */
@@ -32,25 +33,25 @@ export type FunnelStep = Message<"weldpulse.v1.FunnelStep"> & {
    * The name of a goal of the site (1 to 120 characters); the step is the
    * goal's condition. An unknown goal is rejected.
    *
-   * @generated from field: string goal = 1;
+   * @generated from field: optional string goal = 1;
    */
-  goal: string;
+  goal?: string | undefined;
 
   /**
    * A custom event name (1 to 120 characters): events with that name.
    *
-   * @generated from field: string event_name = 2;
+   * @generated from field: optional string event_name = 2;
    */
-  eventName: string;
+  eventName?: string | undefined;
 
   /**
    * A pathname pattern (1 to 2000 bytes): pageviews whose pathname matches;
    * `*` matches any run of characters but `/`, `**` any run including `/`
    * (either possibly empty), everything else literally.
    *
-   * @generated from field: string page_path = 3;
+   * @generated from field: optional string page_path = 3;
    */
-  pagePath: string;
+  pagePath?: string | undefined;
 };
 
 /**
@@ -78,9 +79,9 @@ export type FunnelWindow = Message<"weldpulse.v1.FunnelWindow"> & {
   /**
    * For `minutes` only: 1 to 10080 (a week). Required with `minutes`.
    *
-   * @generated from field: int32 minutes = 2;
+   * @generated from field: optional int32 minutes = 2;
    */
-  minutes: number;
+  minutes?: number | undefined;
 };
 
 /**

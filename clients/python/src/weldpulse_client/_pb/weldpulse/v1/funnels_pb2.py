@@ -26,7 +26,7 @@ from weldpulse_client._pb.google.api import annotations_pb2 as google_dot_api_do
 from weldpulse_client._pb.weldpulse.v1 import analytics_pb2 as weldpulse_dot_v1_dot_analytics__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aweldpulse/v1/funnels.proto\x12\x0cweldpulse.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cweldpulse/v1/analytics.proto\"A\n\nFunnelStep\x12\x0c\n\x04goal\x18\x01 \x01(\t\x12\x12\n\nevent_name\x18\x02 \x01(\t\x12\x11\n\tpage_path\x18\x03 \x01(\t\"-\n\x0c\x46unnelWindow\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x0f\n\x07minutes\x18\x02 \x01(\x05\"\xfb\x01\n\x10RunFunnelRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x30\n\ndate_range\x18\x02 \x01(\x0b\x32\x1c.weldpulse.v1.QueryDateRange\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12\'\n\x05steps\x18\x04 \x03(\x0b\x32\x18.weldpulse.v1.FunnelStep\x12*\n\x06window\x18\x05 \x01(\x0b\x32\x1a.weldpulse.v1.FunnelWindow\x12*\n\x07\x66ilters\x18\x06 \x01(\x0b\x32\x19.weldpulse.v1.QueryFilter\x12\x11\n\tfunnel_id\x18\x07 \x01(\t\"{\n\x10\x46unnelStepResult\x12\r\n\x05label\x18\x01 \x01(\t\x12\x10\n\x08visitors\x18\x02 \x01(\r\x12\x17\n\x0f\x63onversion_rate\x18\x03 \x01(\x01\x12\x1c\n\x14step_conversion_rate\x18\x04 \x01(\x01\x12\x0f\n\x07\x64ropoff\x18\x05 \x01(\r\"P\n\nFunnelMeta\x12\x10\n\x08timezone\x18\x01 \x01(\t\x12\x30\n\ndate_range\x18\x02 \x01(\x0b\x32\x1c.weldpulse.v1.QueryDateRange\"j\n\x11RunFunnelResponse\x12-\n\x05steps\x18\x01 \x03(\x0b\x32\x1e.weldpulse.v1.FunnelStepResult\x12&\n\x04meta\x18\x02 \x01(\x0b\x32\x18.weldpulse.v1.FunnelMeta\"\x89\x01\n\x13\x43reateFunnelRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x05steps\x18\x03 \x03(\x0b\x32\x18.weldpulse.v1.FunnelStep\x12*\n\x06window\x18\x04 \x01(\x0b\x32\x1a.weldpulse.v1.FunnelWindow\"\x9c\x01\n\x06\x46unnel\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07site_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\'\n\x05steps\x18\x04 \x03(\x0b\x32\x18.weldpulse.v1.FunnelStep\x12*\n\x06window\x18\x05 \x01(\x0b\x32\x1a.weldpulse.v1.FunnelWindow\x12\x12\n\ncreated_at\x18\x06 \x01(\t\"%\n\x12ListFunnelsRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"9\n\x13ListFunnelsResponse\x12\"\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x14.weldpulse.v1.Funnel\"9\n\x13\x44\x65leteFunnelRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x11\n\tfunnel_id\x18\x02 \x01(\t\"\x16\n\x14\x44\x65leteFunnelResponse2\xe7\x03\n\rFunnelService\x12\x63\n\tRunFunnel\x12\x1e.weldpulse.v1.RunFunnelRequest\x1a\x1f.weldpulse.v1.RunFunnelResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\"\n/v1/funnel:\x01*\x12o\n\x0c\x43reateFunnel\x12!.weldpulse.v1.CreateFunnelRequest\x1a\x14.weldpulse.v1.Funnel\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/sites/{site_id}/funnels:\x01*\x12w\n\x0bListFunnels\x12 .weldpulse.v1.ListFunnelsRequest\x1a!.weldpulse.v1.ListFunnelsResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/sites/{site_id}/funnels\x12\x86\x01\n\x0c\x44\x65leteFunnel\x12!.weldpulse.v1.DeleteFunnelRequest\x1a\".weldpulse.v1.DeleteFunnelResponse\"/\x82\xd3\xe4\x93\x02)*\'/v1/sites/{site_id}/funnels/{funnel_id}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aweldpulse/v1/funnels.proto\x12\x0cweldpulse.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cweldpulse/v1/analytics.proto\"v\n\nFunnelStep\x12\x11\n\x04goal\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x17\n\nevent_name\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tpage_path\x18\x03 \x01(\tH\x02\x88\x01\x01\x42\x07\n\x05_goalB\r\n\x0b_event_nameB\x0c\n\n_page_path\">\n\x0c\x46unnelWindow\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x14\n\x07minutes\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\n\n\x08_minutes\"\xfb\x01\n\x10RunFunnelRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x30\n\ndate_range\x18\x02 \x01(\x0b\x32\x1c.weldpulse.v1.QueryDateRange\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12\'\n\x05steps\x18\x04 \x03(\x0b\x32\x18.weldpulse.v1.FunnelStep\x12*\n\x06window\x18\x05 \x01(\x0b\x32\x1a.weldpulse.v1.FunnelWindow\x12*\n\x07\x66ilters\x18\x06 \x01(\x0b\x32\x19.weldpulse.v1.QueryFilter\x12\x11\n\tfunnel_id\x18\x07 \x01(\t\"{\n\x10\x46unnelStepResult\x12\r\n\x05label\x18\x01 \x01(\t\x12\x10\n\x08visitors\x18\x02 \x01(\r\x12\x17\n\x0f\x63onversion_rate\x18\x03 \x01(\x01\x12\x1c\n\x14step_conversion_rate\x18\x04 \x01(\x01\x12\x0f\n\x07\x64ropoff\x18\x05 \x01(\r\"P\n\nFunnelMeta\x12\x10\n\x08timezone\x18\x01 \x01(\t\x12\x30\n\ndate_range\x18\x02 \x01(\x0b\x32\x1c.weldpulse.v1.QueryDateRange\"j\n\x11RunFunnelResponse\x12-\n\x05steps\x18\x01 \x03(\x0b\x32\x1e.weldpulse.v1.FunnelStepResult\x12&\n\x04meta\x18\x02 \x01(\x0b\x32\x18.weldpulse.v1.FunnelMeta\"\x89\x01\n\x13\x43reateFunnelRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\'\n\x05steps\x18\x03 \x03(\x0b\x32\x18.weldpulse.v1.FunnelStep\x12*\n\x06window\x18\x04 \x01(\x0b\x32\x1a.weldpulse.v1.FunnelWindow\"\x9c\x01\n\x06\x46unnel\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07site_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\'\n\x05steps\x18\x04 \x03(\x0b\x32\x18.weldpulse.v1.FunnelStep\x12*\n\x06window\x18\x05 \x01(\x0b\x32\x1a.weldpulse.v1.FunnelWindow\x12\x12\n\ncreated_at\x18\x06 \x01(\t\"%\n\x12ListFunnelsRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\"9\n\x13ListFunnelsResponse\x12\"\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x14.weldpulse.v1.Funnel\"9\n\x13\x44\x65leteFunnelRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x11\n\tfunnel_id\x18\x02 \x01(\t\"\x16\n\x14\x44\x65leteFunnelResponse2\xe7\x03\n\rFunnelService\x12\x63\n\tRunFunnel\x12\x1e.weldpulse.v1.RunFunnelRequest\x1a\x1f.weldpulse.v1.RunFunnelResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\"\n/v1/funnel:\x01*\x12o\n\x0c\x43reateFunnel\x12!.weldpulse.v1.CreateFunnelRequest\x1a\x14.weldpulse.v1.Funnel\"&\x82\xd3\xe4\x93\x02 \"\x1b/v1/sites/{site_id}/funnels:\x01*\x12w\n\x0bListFunnels\x12 .weldpulse.v1.ListFunnelsRequest\x1a!.weldpulse.v1.ListFunnelsResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/sites/{site_id}/funnels\x12\x86\x01\n\x0c\x44\x65leteFunnel\x12!.weldpulse.v1.DeleteFunnelRequest\x1a\".weldpulse.v1.DeleteFunnelResponse\"/\x82\xd3\xe4\x93\x02)*\'/v1/sites/{site_id}/funnels/{funnel_id}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,29 +42,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FUNNELSERVICE'].methods_by_name['DeleteFunnel']._loaded_options = None
   _globals['_FUNNELSERVICE'].methods_by_name['DeleteFunnel']._serialized_options = b'\202\323\344\223\002)*\'/v1/sites/{site_id}/funnels/{funnel_id}'
   _globals['_FUNNELSTEP']._serialized_start=104
-  _globals['_FUNNELSTEP']._serialized_end=169
-  _globals['_FUNNELWINDOW']._serialized_start=171
-  _globals['_FUNNELWINDOW']._serialized_end=216
-  _globals['_RUNFUNNELREQUEST']._serialized_start=219
-  _globals['_RUNFUNNELREQUEST']._serialized_end=470
-  _globals['_FUNNELSTEPRESULT']._serialized_start=472
-  _globals['_FUNNELSTEPRESULT']._serialized_end=595
-  _globals['_FUNNELMETA']._serialized_start=597
-  _globals['_FUNNELMETA']._serialized_end=677
-  _globals['_RUNFUNNELRESPONSE']._serialized_start=679
-  _globals['_RUNFUNNELRESPONSE']._serialized_end=785
-  _globals['_CREATEFUNNELREQUEST']._serialized_start=788
-  _globals['_CREATEFUNNELREQUEST']._serialized_end=925
-  _globals['_FUNNEL']._serialized_start=928
-  _globals['_FUNNEL']._serialized_end=1084
-  _globals['_LISTFUNNELSREQUEST']._serialized_start=1086
-  _globals['_LISTFUNNELSREQUEST']._serialized_end=1123
-  _globals['_LISTFUNNELSRESPONSE']._serialized_start=1125
-  _globals['_LISTFUNNELSRESPONSE']._serialized_end=1182
-  _globals['_DELETEFUNNELREQUEST']._serialized_start=1184
-  _globals['_DELETEFUNNELREQUEST']._serialized_end=1241
-  _globals['_DELETEFUNNELRESPONSE']._serialized_start=1243
-  _globals['_DELETEFUNNELRESPONSE']._serialized_end=1265
-  _globals['_FUNNELSERVICE']._serialized_start=1268
-  _globals['_FUNNELSERVICE']._serialized_end=1755
+  _globals['_FUNNELSTEP']._serialized_end=222
+  _globals['_FUNNELWINDOW']._serialized_start=224
+  _globals['_FUNNELWINDOW']._serialized_end=286
+  _globals['_RUNFUNNELREQUEST']._serialized_start=289
+  _globals['_RUNFUNNELREQUEST']._serialized_end=540
+  _globals['_FUNNELSTEPRESULT']._serialized_start=542
+  _globals['_FUNNELSTEPRESULT']._serialized_end=665
+  _globals['_FUNNELMETA']._serialized_start=667
+  _globals['_FUNNELMETA']._serialized_end=747
+  _globals['_RUNFUNNELRESPONSE']._serialized_start=749
+  _globals['_RUNFUNNELRESPONSE']._serialized_end=855
+  _globals['_CREATEFUNNELREQUEST']._serialized_start=858
+  _globals['_CREATEFUNNELREQUEST']._serialized_end=995
+  _globals['_FUNNEL']._serialized_start=998
+  _globals['_FUNNEL']._serialized_end=1154
+  _globals['_LISTFUNNELSREQUEST']._serialized_start=1156
+  _globals['_LISTFUNNELSREQUEST']._serialized_end=1193
+  _globals['_LISTFUNNELSRESPONSE']._serialized_start=1195
+  _globals['_LISTFUNNELSRESPONSE']._serialized_end=1252
+  _globals['_DELETEFUNNELREQUEST']._serialized_start=1254
+  _globals['_DELETEFUNNELREQUEST']._serialized_end=1311
+  _globals['_DELETEFUNNELRESPONSE']._serialized_start=1313
+  _globals['_DELETEFUNNELRESPONSE']._serialized_end=1335
+  _globals['_FUNNELSERVICE']._serialized_start=1338
+  _globals['_FUNNELSERVICE']._serialized_end=1825
 # @@protoc_insertion_point(module_scope)
