@@ -24,6 +24,7 @@ import grpc
 import httpx
 import psutil
 from floor import SQL, executor, floor_params, time_statement
+from funnel_shapes import time_funnels
 from generate import DAYS, END, generate
 from ingest_probe import probe_ingestion
 from queries import SHAPES
@@ -355,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         api = time_api(info, server, args.warmup, args.requests)
         query = time_queries(info, server, args.warmup, args.requests)
+        funnel = time_funnels(info, server.http_port, WINDOWS, args.warmup, args.requests, summary)
         ingestion = probe_ingestion(server.http_port, info)
         server.sample_rss()
     finally:
@@ -362,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "events": args.events, "engine": args.engine, "requests": args.requests,
         "warmup": args.warmup, "machine": machine(), "load": info, "roll": rolled, "floor": floor,
-        "api": api, "query": query, "ingestion": ingestion,
+        "api": api, "query": query, "funnel": funnel, "ingestion": ingestion,
         "server_max_rss_mib": round(server.max_rss / 2**20, 1),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
