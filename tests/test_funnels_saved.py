@@ -125,6 +125,7 @@ def test_another_project_can_neither_see_nor_change(stack: Stack, keys: Keys) ->
         ({"window": {"mode": "weeks"}}, "window.mode"),
         ({"name": ""}, "name"),
         ({"name": "x" * 121}, "name"),
+        ({"name": "a\x00b"}, "name"),
         ({"steps": [{"page_path": "/" * 2001}, *STEPS[1:]]}, "steps[0].page_path"),
         ({"steps": [{"event_name": "e" * 121}, *STEPS[1:]]}, "steps[0].event_name"),
     ],

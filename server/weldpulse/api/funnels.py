@@ -155,6 +155,8 @@ class FunnelServicer(funnels_pb2_grpc.FunnelServiceServicer):
             raise BadRequest("Missing required field: name")
         if len(name) > stats.MAX_NAME:
             raise BadRequest(f"Invalid name: longer than {stats.MAX_NAME} characters")
+        if "\x00" in name:
+            raise BadRequest("Invalid name: contains a NUL character")
         window = request.window if request.HasField("window") else None
         definition = _definition(request.steps, window)
         with self.metadata.begin() as conn:

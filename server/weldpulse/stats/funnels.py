@@ -90,6 +90,8 @@ def parse_definition(
                 f"({len(given)} given)"
             )
         kind, value = given[0]
+        if "\x00" in value:  # text columns and PostgreSQL parameters refuse NUL
+            raise BadRequest(f"Invalid {field}[{i}].{kind}: contains a NUL character")
         if kind == "page_path":
             if len(value.encode()) > MAX_PATH_BYTES:
                 raise BadRequest(
