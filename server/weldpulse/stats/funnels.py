@@ -173,7 +173,7 @@ def funnel_stmt(
             .label(f"n{k}")
             for k in range(1, len(steps))
         ),
-    ).subquery("n")
+    ).cte("n")  # one CTE: every step's join reads it, neither engine recomputes it
     a0 = nexts.alias("a0")
     times = [a0.c.ts, a0.c.n1]
     chain: FromClause = a0
