@@ -18,10 +18,8 @@ from datetime import timedelta
 from sqlalchemy import (
     ColumnElement,
     FromClause,
-    Integer,
     Select,
     and_,
-    case,
     func,
     literal,
     or_,
@@ -127,86 +125,65 @@ def _matches(step: Step, e: FromClause) -> ColumnElement[bool]:
 def funnel_stmt(
     site_id: str, span: Span, steps: Sequence[Step], minutes: int | None, filters: Node | None
 ) -> Select:
-    """One row: `reached0` … `reached{n-1}`, the distinct visitors reaching each step."""
-    e, s = events.alias("e"), sessions.alias("s")
-    source: FromClause = e
+    """One row: `reached0` … `reached{n-1}`, the distinct visitors reaching each step.
+
+    A chain of CTEs: `e`, the events in scope matching some step, with one flag
+    per distinct step condition; `s0`, the starts (per session its earliest
+    step-1 event, or with a minute window every step-1 event of the visitor);
+    `s{k}`, per start the earliest step-k event strictly after the chain's
+    previous instant (and inside the window). A strict `>` join: events at the
+    same instant are never consecutive steps.
+    """
+    ev, ss = events.alias("ev"), sessions.alias("ss")
+    source: FromClause = ev
     if filters is not None and "session" in filters.dimensions():
-        source = e.join(s, s.c.session_id == e.c.session_id)
-    part = e.c.session_id if minutes is None else e.c.visitor_id
-    # One flag per distinct step condition (repeated steps share theirs).
-    conds: list[Step] = []
-    for step in steps:
-        if (step.event_name, step.page_path) not in [(c.event_name, c.page_path) for c in conds]:
-            conds.append(step)
-    flag_of = [
-        next(i for i, c in enumerate(conds) if (c.event_name, c.page_path) ==
-             (st.event_name, st.page_path)) for st in steps
-    ]  # fmt: skip
-    hits = [_matches(c, e) for c in conds]
-    scope = [e.c.site_id == site_id, e.c.ts >= span.start, e.c.ts <= span.end, or_(*hits)]
+        source = ev.join(ss, ss.c.session_id == ev.c.session_id)
+    keys = list(dict.fromkeys((st.event_name, st.page_path) for st in steps))
+    flag_of = [keys.index((st.event_name, st.page_path)) for st in steps]
+    hits = [_matches(Step("", name, path), ev) for name, path in keys]
+    scope = [ev.c.site_id == site_id, ev.c.ts >= span.start, ev.c.ts <= span.end, or_(*hits)]
     if filters is not None:
-        scope.append(where(filters, e, s))
-    # One row per (partition, instant): events at the same instant are never consecutive steps.
-    h = (
-        select(
-            part.label("part"),
-            e.c.visitor_id,
-            e.c.ts,
-            *(func.max(case((hit, 1), else_=0)).label(f"f{i}") for i, hit in enumerate(hits)),
-        )
+        scope.append(where(filters, ev, ss))
+    part = ev.c.session_id if minutes is None else ev.c.visitor_id
+    e = (
+        select(part.label("part"), ev.c.visitor_id, ev.c.ts,
+               *(hit.label(f"f{i}") for i, hit in enumerate(hits)))
         .select_from(source)
         .where(*scope)
-        .group_by(part, e.c.visitor_id, e.c.ts)
-        .subquery("h")
-    )
-    first = h.c[f"f{flag_of[0]}"] == 1
-    nexts = select(
-        h.c.part,
-        h.c.visitor_id,
-        h.c.ts,
-        first.label("start"),
-        func.min(case((first, h.c.ts))).over(partition_by=h.c.part).label("first_start"),
-        # n{k}: the earliest instant strictly after this row's at which step k matches.
-        *(
-            func.min(case((h.c[f"f{flag_of[k]}"] == 1, h.c.ts)))
-            .over(partition_by=h.c.part, order_by=h.c.ts, rows=(1, None))
-            .label(f"n{k}")
-            for k in range(1, len(steps))
-        ),
-    ).cte("n")  # one CTE: every step's join reads it, neither engine recomputes it
-    a0 = nexts.alias("a0")
-    times = [a0.c.ts, a0.c.n1]
-    chain: FromClause = a0
-    for k in range(2, len(steps)):
-        ak = nexts.alias(f"a{k - 1}")
-        chain = chain.outerjoin(ak, and_(ak.c.part == a0.c.part, ak.c.ts == times[-1]))
-        times.append(ak.c[f"n{k}"])
-    starts: list[ColumnElement[bool]] = [a0.c.start]
-    inside: list[ColumnElement[bool]]
-    if minutes is None:  # the session's earliest start reaches as far as any
-        starts.append(a0.c.ts == a0.c.first_start)
-        inside = [t.is_not(None) for t in times[1:]]
-    else:
-        deadline = a0.c.ts + literal(timedelta(minutes=minutes))
-        inside = [t <= deadline for t in times[1:]]
-    # The chain's instants increase, so the steps inside the window are a prefix.
-    level = literal(1, Integer) + sum(
-        (case((ok, 1), else_=0) for ok in inside), literal(0, Integer)
-    )
-    per_start = (
-        select(a0.c.visitor_id, level.label("level"))
-        .select_from(chain)
-        .where(*starts)
-        .subquery("per_start")
-    )
-    best = (
-        select(per_start.c.visitor_id, func.max(per_start.c.level).label("level"))
-        .group_by(per_start.c.visitor_id)
-        .subquery("best")
-    )
+        .cte("e")
+    )  # fmt: skip
+    first = e.c[f"f{flag_of[0]}"]
+    if minutes is None:  # a session's earliest start reaches as far as any later one
+        start = func.min(e.c.ts)
+        reached = (
+            select(e.c.part, e.c.visitor_id, start.label("s"), start.label("t"))
+            .where(first)
+            .group_by(e.c.part, e.c.visitor_id)
+            .cte("s0")
+        )
+    else:  # a later start may fit a chain into the window that an earlier one cannot
+        reached = (
+            select(e.c.part, e.c.visitor_id, e.c.ts.label("s"), e.c.ts.label("t"))
+            .where(first)
+            .distinct()
+            .cte("s0")
+        )
+    chain = [reached]
+    for k in range(1, len(steps)):
+        prev = chain[-1]
+        on = [e.c.part == prev.c.part, e.c.ts > prev.c.t]
+        if minutes is not None:
+            on.append(e.c.ts <= prev.c.s + literal(timedelta(minutes=minutes)))
+        chain.append(
+            select(prev.c.part, prev.c.visitor_id, prev.c.s, func.min(e.c.ts).label("t"))
+            .select_from(prev.join(e, and_(*on)))
+            .where(e.c[f"f{flag_of[k]}"])
+            .group_by(prev.c.part, prev.c.visitor_id, prev.c.s)
+            .cte(f"s{k}")
+        )
     return select(
         *(
-            func.count().filter(best.c.level >= k + 1).label(f"reached{k}")
-            for k in range(len(steps))
+            select(func.count(func.distinct(c.c.visitor_id))).scalar_subquery().label(f"reached{k}")
+            for k, c in enumerate(chain)
         )
-    ).select_from(best)
+    )
