@@ -1,8 +1,8 @@
 """FunnelService: run funnels (inline or saved) and keep a site's saved funnels."""
 
 import json
-from collections.abc import Sequence
-from typing import TypeAlias
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeAlias
 
 import grpc
 from sqlalchemy import Engine
@@ -63,17 +63,18 @@ def _saved(definition: str) -> stats.Definition:
     )
 
 
-def _funnel(row: object) -> pb.Funnel:
-    d = _saved(row.definition)  # type: ignore[attr-defined]
+def _funnel(row: Mapping[Any, Any]) -> pb.Funnel:
+    """A stored funnel (a row's mapping) as the API shows it."""
+    d = _saved(row["definition"])
     window = pb.FunnelWindow(mode="session" if d.minutes is None else "minutes",
                              minutes=d.minutes)  # fmt: skip
     return pb.Funnel(
-        id=row.id,  # type: ignore[attr-defined]
-        site_id=row.site_id,  # type: ignore[attr-defined]
-        name=row.name,  # type: ignore[attr-defined]
+        id=row["id"],
+        site_id=row["site_id"],
+        name=row["name"],
         steps=[pb.FunnelStep(**{s.kind: s.value}) for s in d.steps],
         window=window,
-        created_at=row.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),  # type: ignore[attr-defined]
+        created_at=row["created_at"].strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
 
 
@@ -161,13 +162,13 @@ class FunnelServicer(funnels_pb2_grpc.FunnelServiceServicer):
         definition = _definition(request.steps, window)
         with self.metadata.begin() as conn:
             row = store.create_funnel(conn, site_id, name, definition.as_json())
-        return _funnel(_Row(row))
+        return _funnel(row)
 
     def ListFunnels(self, request: pb.ListFunnelsRequest, context: Ctx) -> pb.ListFunnelsResponse:
         site_id = _site(request.site_id)
         with self.metadata.connect() as conn:
             rows = conn.execute(store.site_funnels_stmt(site_id)).all()
-        return pb.ListFunnelsResponse(data=[_funnel(r) for r in rows])
+        return pb.ListFunnelsResponse(data=[_funnel(r._mapping) for r in rows])
 
     def DeleteFunnel(
         self, request: pb.DeleteFunnelRequest, context: Ctx
@@ -178,10 +179,3 @@ class FunnelServicer(funnels_pb2_grpc.FunnelServiceServicer):
         if gone.rowcount == 0:
             raise NotFound(f"No funnel {request.funnel_id[:MAX_ID]!r} in this site")
         return pb.DeleteFunnelResponse()
-
-
-class _Row:
-    """A dict with attribute access, shaped like a selected row."""
-
-    def __init__(self, values: dict) -> None:
-        self.__dict__.update(values)
