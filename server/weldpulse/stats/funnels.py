@@ -119,6 +119,8 @@ def _matches(step: Step, e: FromClause) -> ColumnElement[bool]:
     if step.event_name is not None:
         return e.c.name == step.event_name
     assert step.page_path is not None
+    if "*" not in step.page_path:  # a literal pattern: equality, which PostgreSQL does not
+        return and_(e.c.name == PAGEVIEW, e.c.pathname == step.page_path)  # infer from a regex
     return and_(e.c.name == PAGEVIEW, path_condition(e.c.pathname, step.page_path))
 
 
