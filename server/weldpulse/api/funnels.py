@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from weldpulse.api.context import principal_var
 from weldpulse.errors import ApiError, BadRequest
 from weldpulse.stats import funnels as stats
+from weldpulse.stats.engine.dialect import custom_plans
 from weldpulse.stats.engine.filters import parse_filters
 from weldpulse.stats.engine.request import parse_span
 from weldpulse.stats.engine.zones import aware
@@ -129,6 +130,7 @@ class FunnelServicer(funnels_pb2_grpc.FunnelServiceServicer):
         steps = self._resolve(site_id, definition)
         stmt = stats.funnel_stmt(site_id, span, steps, definition.minutes, filters)
         with snapshot(self.events) as conn:
+            custom_plans(conn)
             row = conn.execute(stmt).one()
         counts = [int(row[i]) for i in range(len(steps))]
         results = []
