@@ -340,8 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--reuse", action="store_true", help="keep the loaded data of a prior run")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--funnels-only", action="store_true",
+        help="with --reuse: time only the funnel shapes (bench/funnel_shapes.py), print JSON",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     data_dir = args.out / f"data-{args.engine}-{args.events}"
+    if args.funnels_only:
+        return funnels_only(data_dir, args.warmup, args.requests)
     if args.reuse and (data_dir / "load.json").exists():
         info = json.loads((data_dir / "load.json").read_text())
     else:
@@ -369,6 +375,18 @@ def main(argv: list[str] | None = None) -> int:
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
     print(write_reports(result, args.out))
+    return 0
+
+
+def funnels_only(data_dir: Path, warmup: int, requests: int) -> int:
+    """The funnel series alone on a prior run's data: the same harness, in minutes."""
+    info = json.loads((data_dir / "load.json").read_text())
+    server = Server(info, data_dir)
+    try:
+        funnel = time_funnels(info, server.http_port, WINDOWS, warmup, requests, summary)
+    finally:
+        server.stop()
+    print(json.dumps(funnel, indent=1))
     return 0
 
 
