@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from funnel_shapes import funnel_lines
 from queries import RATIOS, SHAPES
 
 # Targets of issue 4, in ms of p50/p95 through Envoy, per engine and window.
@@ -110,6 +111,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {verdict(result['engine'], endpoint, window, envoy['p50'], envoy['p95'])} |"
         )
     lines += query_lines(result)
+    lines += funnel_lines(result)
     collect, imports = ing["collect"], ing["import"]
     lines += [
         "",

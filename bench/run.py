@@ -24,6 +24,7 @@ import grpc
 import httpx
 import psutil
 from floor import SQL, executor, floor_params, time_statement
+from funnel_shapes import time_funnels
 from generate import DAYS, END, generate
 from ingest_probe import probe_ingestion
 from queries import SHAPES
@@ -339,8 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--reuse", action="store_true", help="keep the loaded data of a prior run")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--funnels-only", action="store_true",
+        help="with --reuse: time only the funnel shapes (bench/funnel_shapes.py), print JSON",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     data_dir = args.out / f"data-{args.engine}-{args.events}"
+    if args.funnels_only:
+        return funnels_only(data_dir, args.warmup, args.requests)
     if args.reuse and (data_dir / "load.json").exists():
         info = json.loads((data_dir / "load.json").read_text())
     else:
@@ -355,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         api = time_api(info, server, args.warmup, args.requests)
         query = time_queries(info, server, args.warmup, args.requests)
+        funnel = time_funnels(info, server.http_port, WINDOWS, args.warmup, args.requests, summary)
         ingestion = probe_ingestion(server.http_port, info)
         server.sample_rss()
     finally:
@@ -362,11 +370,23 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "events": args.events, "engine": args.engine, "requests": args.requests,
         "warmup": args.warmup, "machine": machine(), "load": info, "roll": rolled, "floor": floor,
-        "api": api, "query": query, "ingestion": ingestion,
+        "api": api, "query": query, "funnel": funnel, "ingestion": ingestion,
         "server_max_rss_mib": round(server.max_rss / 2**20, 1),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
     print(write_reports(result, args.out))
+    return 0
+
+
+def funnels_only(data_dir: Path, warmup: int, requests: int) -> int:
+    """The funnel series alone on a prior run's data: the same harness, in minutes."""
+    info = json.loads((data_dir / "load.json").read_text())
+    server = Server(info, data_dir)
+    try:
+        funnel = time_funnels(info, server.http_port, WINDOWS, warmup, requests, summary)
+    finally:
+        server.stop()
+    print(json.dumps(funnel, indent=1))
     return 0
 
 

@@ -112,7 +112,8 @@ def comments(file: d.FileDescriptorProto) -> dict[tuple[int, ...], str]:
     """Leading comments by source path, each joined into one paragraph per blank line."""
     found = {}
     for loc in file.source_code_info.location:
-        text = loc.leading_comments.strip()
+        # buf's lint directives are for buf, not readers.
+        text = re.sub(r"(?m)^\s*buf:lint:ignore .*$", "", loc.leading_comments).strip()
         if text:
             paras = [" ".join(line.strip() for line in p.splitlines()) for p in text.split("\n\n")]
             found[tuple(loc.path)] = "\n\n".join(paras)

@@ -61,6 +61,7 @@ def descriptor_set() -> descriptor_pb2.FileDescriptorSet:
 
 
 def _comment(text: str) -> str:
+    text = re.sub(r"(?m)^\s*buf:lint:ignore .*$", "", text)  # buf's directives, not docs
     return re.sub(r"\s*\n\s*", " ", text.strip())
 
 
@@ -146,7 +147,8 @@ class Builder:
         in_path = set(re.findall(r"{([^}=]+)", path))
         params = []
         for i, field in enumerate(request.field):
-            if rule.body == "*" or field.name == rule.body:
+            # With body "*" every field is in the body but those the path names.
+            if (rule.body == "*" and field.name not in in_path) or field.name == rule.body:
                 continue
             if field.type == FDP.TYPE_MESSAGE and field.type_name not in WELL_KNOWN:
                 continue  # nested messages are not query parameters here

@@ -11,6 +11,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
+from funnel_shapes import FUNNELS  # noqa: E402
 from queries import SHAPES  # noqa: E402
 
 
@@ -31,6 +32,12 @@ def test_bench_smoke_run_reports_every_endpoint(tmp_path: Path) -> None:
         for window in ("30d", "90d"):
             assert result["query"][f"{shape}/{window}"]["status"] == 200, shape
             assert result["query"][f"{shape}/{window}"]["n"] == 2
+    for name in FUNNELS:  # every funnel shape answered 200 through Envoy, for both windows
+        for window in ("30d", "90d"):
+            assert result["funnel"][f"{name}/{window}"]["status"] == 200, name
+            assert result["funnel"][f"{name}/{window}"]["n"] == 2
+    assert result["funnel"]["session4/90d"]["visitors"][0] > 0  # step 1 has visitors to follow
+    assert "| session4 | 30d |" in (tmp_path / "embedded-10000.md").read_text()
     # The generator gives the dimensions the shapes group by something to group.
     assert result["query"]["q_utm_campaign/30d"]["rows"] > 1
     assert result["query"]["prop_plan/30d"]["rows"] > 1

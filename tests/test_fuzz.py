@@ -60,18 +60,20 @@ class Target:
     base_url: str
     read_key: str
     write_key: str
+    admin_key: str  # stats:read and sites:write, for the site routes
     site_id: str
     site_key: str
     domain: str
     stored: int = 0  # events the answers say were stored
 
 
-def _fuzz_project(stack: Stack) -> tuple[str, str, dict]:
+def _fuzz_project(stack: Stack) -> tuple[str, str, str, dict]:
     with stack.metadata.begin() as conn:
         project = accounts.create_project(conn, "Fuzz", "pro")
         site = accounts.create_site(conn, project, f"fuzz-{stack.engine}.example")
         write = accounts.create_api_key(conn, project, ["events:write"])["key"]
-    return stack.keys["a"], write, site
+        admin = accounts.create_api_key(conn, project, ["stats:read", "sites:write"])["key"]
+    return stack.keys["a"], write, admin, site
 
 
 def _stored(stack: Stack, site_id: str) -> int:
@@ -88,11 +90,12 @@ def fuzz_target(stack: Stack) -> Iterator[Target]:
     )
     envoy = Envoy(port, limits=OPEN_EDGE).start()
     TALLY[stack.engine] = Counter()
-    read_key, write_key, site = _fuzz_project(stack)
+    read_key, write_key, admin_key, site = _fuzz_project(stack)
     target = Target(
         f"http://127.0.0.1:{envoy.http_port}",
         read_key,
         write_key,
+        admin_key,
         site["id"],
         site["site_key"],
         site["domain"],
@@ -136,8 +139,17 @@ def with_valid_keys(case: schemathesis.Case, target: Target, turn: int) -> str:
     """Two ingestion cases in three use the target's real site (one of those a plausible event).
 
     Returns the API key to send: the write key for import, a read key otherwise.
+    Funnel and site routes name the target's site two cases in three, with a key
+    that may read and change it, so they get past the site check.
     """
     body, path = case.body, case.operation.path
+    if path == "/v1/funnel" or path.startswith("/v1/sites/{site_id}"):
+        if turn % 3:
+            if case.path_parameters and "site_id" in case.path_parameters:
+                case.path_parameters["site_id"] = target.site_id
+            elif isinstance(body, dict):
+                body["site_id"] = target.site_id
+        return target.admin_key
     if path == "/v1/collect" and isinstance(body, dict) and turn % 3:
         body["site_key"] = target.site_key
         if turn % 3 == 2:

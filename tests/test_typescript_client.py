@@ -46,6 +46,7 @@ def test_typescript_client_calls_every_rpc(
     fixture = {
         "key": stack.new_key("a"),
         "siteIds": [stack.ids["a_site1"], stack.ids["a_site2"]],
+        "funnelKey": stack.new_key("a", ["stats:read", "sites:write"]),
         "liveKey": live_project.key,
         "tenant": {
             "siteId": tenant.site_id,
@@ -67,6 +68,6 @@ def test_typescript_client_calls_every_rpc(
     )  # fmt: skip
     summary = dict(re.findall(r"^# (pass|fail|skipped|cancelled) (\d+)$", run.stdout, re.M))
     assert run.returncode == 0 and summary.get("fail") == "0", run.stdout[-6000:] + run.stderr
-    # 11 RPCs + the enumeration check + 2 error cases, over each of gRPC and JSON.
-    assert int(summary["pass"]) >= 2 * (11 + 1 + 2), summary
+    # 15 RPCs + the enumeration check + 2 error cases, over each of gRPC and JSON.
+    assert int(summary["pass"]) >= 2 * (15 + 1 + 2), summary
     assert summary.get("skipped") == "0" and summary.get("cancelled") == "0", summary

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 from sqlalchemy import Engine
 from weldpulse.api.analytics import AnalyticsServicer
+from weldpulse.api.funnels import FunnelServicer
 from weldpulse.api.ingest import IngestServicer
 from weldpulse.api.interceptors import (
     AuthLayer,
@@ -34,11 +35,19 @@ from weldpulse.ingest.nats_log import NatsLog, StoreApplierLock
 from weldpulse.ingest.visitors import Salts, SaltSweeper
 from weldpulse.observability import configure_logging, configure_structlog
 from weldpulse.storage import engines
-from weldpulse.v1 import analytics_pb2, analytics_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from weldpulse.v1 import (
+    analytics_pb2,
+    analytics_pb2_grpc,
+    funnels_pb2,
+    funnels_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+)
 
 log = structlog.get_logger(__name__)
 SERVICE_NAME = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 INGEST_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
+FUNNEL_NAME = funnels_pb2.DESCRIPTOR.services_by_name["FunnelService"].full_name
 
 
 def limiter_for(options: ServerOptions) -> Limiter:
@@ -132,6 +141,7 @@ def build_server(
     analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
         AnalyticsServicer(metadata, events), server
     )
+    funnels_pb2_grpc.add_FunnelServiceServicer_to_server(FunnelServicer(metadata, events), server)
     collector = collector_for(events, enrichment)
     salts = Salts(metadata)
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(
@@ -150,7 +160,8 @@ def build_server(
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, INGEST_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, INGEST_NAME, FUNNEL_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        server,
     )
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
@@ -164,7 +175,7 @@ def build_server(
         collector.close()
 
     threading.Thread(target=close_writer, name="collector-stop", daemon=True).start()
-    for name in (SERVICE_NAME, INGEST_NAME, ""):
+    for name in (SERVICE_NAME, INGEST_NAME, FUNNEL_NAME, ""):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("grpc server listening", host=host, port=bound)
     return server, bound

@@ -5,10 +5,12 @@
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AnalyticsService } from "./gen/weldpulse/v1/analytics_pb.js";
+import { FunnelService } from "./gen/weldpulse/v1/funnels_pb.js";
 import { IngestService } from "./gen/weldpulse/v1/ingest_pb.js";
 import { createJsonTransport } from "./json.js";
 
 export * from "./gen/weldpulse/v1/analytics_pb.js";
+export * from "./gen/weldpulse/v1/funnels_pb.js";
 export * from "./gen/weldpulse/v1/ingest_pb.js";
 export { createJsonTransport, httpRoute, type JsonTransportOptions } from "./json.js";
 export { Code, ConnectError } from "@connectrpc/connect";
@@ -42,4 +44,12 @@ export function createIngestClient(options: WeldpulseOptions): Client<typeof Ing
 /** A typed client of AnalyticsService: `await client.getStats({ start, end })`. */
 export function createWeldpulseClient(options: WeldpulseOptions): Client<typeof AnalyticsService> {
   return createClient(AnalyticsService, createWeldpulseTransport(options));
+}
+
+/**
+ * A typed client of FunnelService: `runFunnel` and `listFunnels` (scope `stats:read`),
+ * `createFunnel` and `deleteFunnel` (scope `sites:write`).
+ */
+export function createFunnelClient(options: WeldpulseOptions): Client<typeof FunnelService> {
+  return createClient(FunnelService, createWeldpulseTransport(options));
 }

@@ -10,6 +10,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
+  createFunnelClient,
   createIngestClient,
   createWeldpulseClient,
   httpRoute,
@@ -19,6 +20,7 @@ import {
 interface Fixture {
   key: string; // a fresh key of project A (tests/dataset.py)
   siteIds: [string, string]; // project A's two sites
+  funnelKey: string; // a key of project A with stats:read and sites:write
   liveKey: string; // a project whose site has 2 visitors on /now (tests/conftest.py live_project)
   tenant: { siteId: string; siteKey: string; domain: string; readKey: string; writeKey: string };
 }
@@ -41,6 +43,11 @@ function options(protocol: Protocol, apiKey: string): WeldpulseOptions {
 function rows<T extends object>(data: T[]): Record<string, unknown>[] {
   return data.map((row) => Object.fromEntries(Object.entries(row).filter(([k]) => k !== "$typeName")));
 }
+
+// Funnel steps over tests/dataset.py's 2024-01-15 (tests/test_python_client.py has the same).
+const day15 = { start: "2024-01-15", end: "2024-01-15" };
+const steps = [{ pagePath: "/" }, { pagePath: "/pricing" }, { eventName: "signup_click" }];
+const unique = (o: WeldpulseOptions) => `ts-${o.protocol}-${Date.now()}-${Math.random()}`;
 
 // Figures computed by hand in tests/test_metrics.py from tests/dataset.py.
 const CASES: Record<string, Case> = {
@@ -138,6 +145,38 @@ const CASES: Record<string, Case> = {
     } while (pageToken);
     assert.deepEqual(paged, all.results.map((r) => [r.dimensions, r.metrics]));
     assert.ok(paged.length > 1 && paged.length === all.meta?.totalRows);
+  },
+  "weldpulse.v1.FunnelService.RunFunnel": async (o, f) => {
+    const reply = await createFunnelClient(o).runFunnel({ siteId: f.siteIds[0], dateRange: day15, steps });
+    assert.deepEqual(reply.steps.map((s) => [s.label, s.visitors, s.dropoff]), [
+      ["/", 4, 0],
+      ["/pricing", 2, 2],
+      ["signup_click", 1, 1],
+    ]);
+    assert.equal(reply.steps[2].conversionRate, 0.25);
+  },
+  "weldpulse.v1.FunnelService.CreateFunnel": async (o, f) => {
+    const writer = createFunnelClient({ ...o, apiKey: f.funnelKey });
+    const window = { mode: "minutes", minutes: 10 };
+    const saved = await writer.createFunnel({ siteId: f.siteIds[0], name: unique(o), steps: steps.slice(0, 2), window });
+    assert.deepEqual([saved.window?.mode, saved.window?.minutes, saved.steps.length], ["minutes", 10, 2]);
+    const run = await createFunnelClient(o).runFunnel({ siteId: f.siteIds[0], dateRange: day15, funnelId: saved.id });
+    assert.deepEqual(run.steps.map((s) => s.visitors), [4, 1]);
+    await writer.deleteFunnel({ siteId: f.siteIds[0], funnelId: saved.id });
+  },
+  "weldpulse.v1.FunnelService.ListFunnels": async (o, f) => {
+    const writer = createFunnelClient({ ...o, apiKey: f.funnelKey });
+    const saved = await writer.createFunnel({ siteId: f.siteIds[0], name: unique(o), steps });
+    const { data } = await createFunnelClient(o).listFunnels({ siteId: f.siteIds[0] });
+    assert.ok(data.some((x) => x.id === saved.id && x.window?.mode === "session"));
+    await writer.deleteFunnel({ siteId: f.siteIds[0], funnelId: saved.id });
+  },
+  "weldpulse.v1.FunnelService.DeleteFunnel": async (o, f) => {
+    const writer = createFunnelClient({ ...o, apiKey: f.funnelKey });
+    const saved = await writer.createFunnel({ siteId: f.siteIds[0], name: unique(o), steps });
+    await writer.deleteFunnel({ siteId: f.siteIds[0], funnelId: saved.id });
+    const { data } = await createFunnelClient(o).listFunnels({ siteId: f.siteIds[0] });
+    assert.ok(!data.some((x) => x.id === saved.id));
   },
   "weldpulse.v1.IngestService.Collect": async (o, f) => {
     const day = new Date().toISOString().slice(0, 10);

@@ -49,7 +49,11 @@ log = structlog.get_logger(__name__)
 OPEN_SERVICES = frozenset({HEALTH_SERVICE, REFLECTION_SERVICE})
 # Methods anyone may call (the tracker's collect), and the scope the others need.
 PUBLIC_METHODS = frozenset({"/weldpulse.v1.IngestService/Collect"})
-SCOPES = {"/weldpulse.v1.IngestService/Import": "events:write"}
+SCOPES = {
+    "/weldpulse.v1.IngestService/Import": "events:write",
+    "/weldpulse.v1.FunnelService/CreateFunnel": "sites:write",
+    "/weldpulse.v1.FunnelService/DeleteFunnel": "sites:write",
+}
 DEFAULT_SCOPE = "stats:read"
 TOUCH_EVERY = timedelta(seconds=60)  # last_used_at precision: one write per key a minute
 WARN_EVERY = 10.0  # seconds between two "calls refused" warnings

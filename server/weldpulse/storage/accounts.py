@@ -11,7 +11,7 @@ from weldpulse.storage.schema import api_keys, projects, sites
 from weldpulse.timezones import parse_timezone
 
 PLANS = ("free", "pro", "enterprise")
-SCOPES = ("stats:read", "events:write")
+SCOPES = ("stats:read", "events:write", "sites:write")
 
 
 def _now() -> datetime:

@@ -13,6 +13,7 @@ from google.protobuf import descriptor, json_format, message, message_factory
 
 import weldpulse_client._pb.weldpulse as _generated
 from weldpulse_client._pb.weldpulse.v1 import analytics_pb2 as pb
+from weldpulse_client._pb.weldpulse.v1 import funnels_pb2 as funnel_pb
 from weldpulse_client._pb.weldpulse.v1 import ingest_pb2 as ingest_pb
 
 
@@ -282,3 +283,58 @@ class Client:
         """Imports up to 1,000 events (scope `events:write`); `rejected` lists invalid ones."""
         req = ingest_pb.ImportRequest(site_id=site_id, events=events)
         return cast(ingest_pb.ImportResponse, self.call("Import", req, timeout))
+
+    # One typed method per RPC of FunnelService. A step is a dict with exactly one
+    # of "goal", "event_name", "page_path" (or a funnel_pb.FunnelStep); `window` is
+    # "session" or a number of minutes (1-10,080).
+
+    def run_funnel(
+        self, site_id: str, start: str, end: str, *,
+        steps: Iterable[Mapping[str, str] | funnel_pb.FunnelStep] = (),
+        window: str | int = "session", funnel_id: str = "", filters: pb.QueryFilter | None = None,
+        timezone: str = "", timeout: float | None = None,
+    ) -> funnel_pb.RunFunnelResponse:  # fmt: skip
+        """Visitors per step of `steps`, or of the saved funnel `funnel_id` (its window)."""
+        req = funnel_pb.RunFunnelRequest(
+            site_id=site_id,
+            date_range=pb.QueryDateRange(start=start, end=end),
+            steps=_steps(steps),
+            filters=filters,
+            timezone=timezone,
+            funnel_id=funnel_id,
+        )
+        if not funnel_id:
+            req.window.CopyFrom(_window(window))
+        return cast(funnel_pb.RunFunnelResponse, self.call("RunFunnel", req, timeout))
+
+    def create_funnel(
+        self, site_id: str, name: str, steps: Iterable[Mapping[str, str] | funnel_pb.FunnelStep],
+        *, window: str | int = "session", timeout: float | None = None,
+    ) -> funnel_pb.Funnel:  # fmt: skip
+        """Saves a funnel (scope `sites:write`); at most 50 per site."""
+        req = funnel_pb.CreateFunnelRequest(
+            site_id=site_id, name=name, steps=_steps(steps), window=_window(window)
+        )
+        return cast(funnel_pb.Funnel, self.call("CreateFunnel", req, timeout))
+
+    def list_funnels(self, site_id: str, *, timeout: float | None = None) -> list[funnel_pb.Funnel]:
+        req = funnel_pb.ListFunnelsRequest(site_id=site_id)
+        reply = cast(funnel_pb.ListFunnelsResponse, self.call("ListFunnels", req, timeout))
+        return list(reply.data)
+
+    def delete_funnel(self, site_id: str, funnel_id: str, *, timeout: float | None = None) -> None:
+        """Deletes a saved funnel (scope `sites:write`); NOT_FOUND when there is none."""
+        req = funnel_pb.DeleteFunnelRequest(site_id=site_id, funnel_id=funnel_id)
+        self.call("DeleteFunnel", req, timeout)
+
+
+def _steps(
+    steps: Iterable[Mapping[str, str] | funnel_pb.FunnelStep],
+) -> list[funnel_pb.FunnelStep]:
+    return [s if isinstance(s, funnel_pb.FunnelStep) else funnel_pb.FunnelStep(**s) for s in steps]
+
+
+def _window(window: str | int) -> funnel_pb.FunnelWindow:
+    if isinstance(window, int):
+        return funnel_pb.FunnelWindow(mode="minutes", minutes=window)
+    return funnel_pb.FunnelWindow(mode=window)

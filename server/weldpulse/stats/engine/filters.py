@@ -72,6 +72,8 @@ def _node(expr: pb.QueryFilter, path: str, depth: int, count: list[int]) -> Node
 
 def _condition(expr: pb.QueryFilter, path: str) -> Condition:
     name = expr.dimension
+    if "\x00" in name:  # a prop key reaches PostgreSQL as a text parameter, which refuses NUL
+        raise BadRequest(f"Invalid {path}.dimension: contains a NUL character")
     dim = dimension(name)
     if dim is None or dim.kind == "time":
         what = "time dimensions cannot be filtered" if dim else "unknown dimension"
@@ -85,6 +87,8 @@ def _condition(expr: pb.QueryFilter, path: str) -> Condition:
     for i, v in enumerate(values):
         if len(v.encode()) > MAX_VALUE_BYTES:
             raise BadRequest(f"Invalid {path}.values[{i}]: longer than {MAX_VALUE_BYTES} bytes")
+        if "\x00" in v:  # PostgreSQL refuses NUL in text parameters (a 500 otherwise)
+            raise BadRequest(f"Invalid {path}.values[{i}]: contains a NUL character")
     sensitive = expr.case_sensitive if expr.HasField("case_sensitive") else True
     postgres: tuple[str, ...] = ()
     if expr.op in ("matches", "not_matches"):
