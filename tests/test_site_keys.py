@@ -152,3 +152,17 @@ def test_key_for_a_site_of_another_project_cannot_be_made(stack: Stack, shared: 
         accounts.create_api_key(
             conn, stack.ids["a"], ["stats:read"], site_id=shared.other_project_site
         )
+
+
+FUNNEL = {"date_range": RANGE, "steps": [{"page_path": "/"}, {"event_name": "download"}]}
+
+
+def test_funnel_routes_answer_for_the_keys_site_only(stack: Stack, shared: Shared) -> None:
+    def run(key: str, site: str) -> httpx.Response:
+        return stack.http.post("/v1/funnel", json={**FUNNEL, "site_id": site}, headers=auth(key))
+
+    assert data(run(shared.site_key, shared.site1)) == data(run(shared.project_key, shared.site1))
+    data(stack.http.get(f"/v1/sites/{shared.site1}/funnels", headers=auth(shared.site_key)))
+    for site in (shared.site2, shared.other_project_site, "no-such-site"):
+        forbidden(run(shared.site_key, site))
+        forbidden(stack.http.get(f"/v1/sites/{site}/funnels", headers=auth(shared.site_key)))
