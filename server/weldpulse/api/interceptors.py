@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import grpc
@@ -113,7 +112,14 @@ class Gate(aio.ServerInterceptor):
         if handler is None:
             return None
         if _service(method) in OPEN_SERVICES:
-            return serving.bridge(handler, self.pool)
+            # No layers, but a sync call holds a pool thread: it takes a slot too.
+            if serving.is_async(handler):
+                return handler
+            if not self.saturation.admit(method):
+                return serving.refusal(
+                    handler, grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
+                )
+            return serving.bridge(handler, self.pool, self.saturation)
         layers = [layer for layer in self.layers if layer.applies_to(method)]
         kind = {"request_deserializer": _lenient(handler.request_deserializer)}
         kind["response_serializer"] = handler.response_serializer
@@ -166,7 +172,7 @@ class Gate(aio.ServerInterceptor):
             held = _held(layers, method, serving.SyncContext(context, loop, pool))
 
             def step(fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
-                return loop.run_in_executor(pool, partial(scope.run, fn, *args))
+                return serving.in_pool(pool, context, scope.run, fn, *args)
 
             call, principal = await step(next, held)
             call_var.set(call)  # this call's task has its own context: no reset needed

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any, TypeVar
 
 import grpc
@@ -28,6 +29,29 @@ T = TypeVar("T")
 
 class Ended(Exception):
     """Raised in a pool thread that aborts a call which has already ended (deadline, cancel)."""
+
+
+class Aborted(Exception):
+    """Raised by `SyncContext.abort`; the loop sends the status once the pool's work unwound.
+
+    As with grpcio's sync server, the caller gets the status only after the
+    handler's own cleanup ran (its access-log line is written first).
+    """
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code, self.details = code, details
+
+
+async def in_pool(
+    pool: ThreadPoolExecutor, context: aio.ServicerContext, fn: Callable[..., T], *args: Any
+) -> T:
+    """`fn(*args)` in `pool`; an abort there becomes the call's status."""
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, *args))
+    except Aborted as aborted:
+        await context.abort(aborted.code, aborted.details)  # raises grpc.aio's AbortError
+        raise
 
 
 class Pool(ThreadPoolExecutor):
@@ -92,9 +116,9 @@ class SyncContext:
     def abort(self, code: grpc.StatusCode, details: str = "") -> None:
         if not self.is_active():
             raise Ended(details)
-        # Sends the status, then raises grpc.aio's AbortError here, as grpcio's sync abort raises.
-        self._await(self._context.abort(code, details))
-        raise Ended(details)  # not reached
+        self._context.set_code(code)
+        self._context.set_details(details)
+        raise Aborted(code, details)
 
     def abort_with_status(self, status: Any) -> None:
         self._context.set_trailing_metadata(status.trailing_metadata)
@@ -159,12 +183,11 @@ def bridge(
     fn = _behaviour(handler)
     streaming_in = handler.request_streaming
 
-    async def run(target: Callable[[], T]) -> T:
-        loop = asyncio.get_running_loop()
+    async def run(target: Callable[[], T], context: aio.ServicerContext) -> T:
         if slots is None:
-            return await loop.run_in_executor(pool, target)
+            return await in_pool(pool, context, target)
         with slots:
-            return await loop.run_in_executor(pool, target)
+            return await in_pool(pool, context, target)
 
     def arguments(request: Any, context: aio.ServicerContext) -> tuple[Any, SyncContext]:
         loop = asyncio.get_running_loop()
@@ -179,7 +202,7 @@ def bridge(
 
         async def unary(request: Any, context: aio.ServicerContext) -> Any:
             given, sync = arguments(request, context)
-            return await run(lambda: fn(given, sync))
+            return await run(lambda: fn(given, sync), context)
 
         make = (
             grpc.stream_unary_rpc_method_handler
@@ -202,7 +225,7 @@ def bridge(
                 if close is not None:
                     close()
 
-        await run(pump)
+        await run(pump, context)
 
     make = (
         grpc.stream_stream_rpc_method_handler

@@ -14,6 +14,7 @@ from google.protobuf import descriptor, json_format, message, message_factory
 import weldpulse_client._pb.weldpulse as _generated
 from weldpulse_client._pb.weldpulse.v1 import analytics_pb2 as pb
 from weldpulse_client._pb.weldpulse.v1 import ingest_pb2 as ingest_pb
+from weldpulse_client._pb.weldpulse.v1 import live_pb2 as live_pb
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,26 @@ class Client:
         req = pb.GetRealtimeRequest(site_id=site_id)
         return list(cast(pb.GetRealtimeResponse, self.call("GetRealtime", req, timeout)).data)
 
+    def stream_realtime(
+        self, *, site_id: str = "", interval_seconds: int = 0, timeout: float | None = None
+    ) -> "LiveStream":
+        """Live visitors: an iterator of updates, the first at once, then one per interval.
+
+        `interval_seconds` 1-60 (0: the server's default, 5). The stream has
+        no deadline unless `timeout` is given (the client's default does not
+        apply) and is not retried: iterate it for as long as you want
+        updates, then `close()` it (or use it in a `with` block). A revoked
+        key ends it with UNAUTHENTICATED, a server shutting down with
+        UNAVAILABLE (open a new one).
+        """
+        stream = self._channel.unary_stream(
+            "/weldpulse.v1.LiveService/StreamRealtime",
+            request_serializer=live_pb.StreamRealtimeRequest.SerializeToString,
+            response_deserializer=live_pb.RealtimeUpdate.FromString,
+        )
+        req = live_pb.StreamRealtimeRequest(site_id=site_id, interval_seconds=interval_seconds)
+        return LiveStream(stream(req, metadata=self._metadata, timeout=timeout))
+
     def list_events(
         self, start: str, end: str, *, site_id: str = "", timeout: float | None = None
     ) -> list[pb.EventRow]:
@@ -282,3 +303,25 @@ class Client:
         """Imports up to 1,000 events (scope `events:write`); `rejected` lists invalid ones."""
         req = ingest_pb.ImportRequest(site_id=site_id, events=events)
         return cast(ingest_pb.ImportResponse, self.call("Import", req, timeout))
+
+
+class LiveStream:
+    """The updates of one live stream (`live_pb.RealtimeUpdate`); `close()` ends it."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __iter__(self) -> Iterator[live_pb.RealtimeUpdate]:
+        return cast(Iterator[live_pb.RealtimeUpdate], self._call)
+
+    def __next__(self) -> live_pb.RealtimeUpdate:
+        return cast(live_pb.RealtimeUpdate, next(self._call))
+
+    def close(self) -> None:
+        self._call.cancel()
+
+    def __enter__(self) -> "LiveStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
