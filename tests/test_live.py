@@ -47,7 +47,7 @@ def _realtime(stack: Stack, key: str) -> list[dict[str, Any]]:
     return resp.json()["data"]
 
 
-def _rows(update: live_pb2.RealtimeUpdate) -> list[dict[str, Any]]:
+def _rows(update: live_pb2.StreamRealtimeResponse) -> list[dict[str, Any]]:
     fields = ("pathname", "country", "device_type", "referrer_source", "current_visitors")
     return [{f: getattr(row, f) for f in fields} for row in update.data]
 

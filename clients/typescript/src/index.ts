@@ -9,7 +9,7 @@ import { IngestService } from "./gen/weldpulse/v1/ingest_pb.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   LiveService,
-  type RealtimeUpdate,
+  type StreamRealtimeResponse,
   type StreamRealtimeRequestSchema,
 } from "./gen/weldpulse/v1/live_pb.js";
 import { createJsonTransport } from "./json.js";
@@ -65,7 +65,7 @@ export async function* streamRealtime(
   options: WeldpulseOptions,
   request: MessageInitShape<typeof StreamRealtimeRequestSchema> = {},
   signal?: AbortSignal,
-): AsyncGenerator<RealtimeUpdate> {
+): AsyncGenerator<StreamRealtimeResponse> {
   const controller = new AbortController();
   const abort = () => controller.abort();
   signal?.addEventListener("abort", abort);

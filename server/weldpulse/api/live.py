@@ -68,11 +68,11 @@ class _Subscriber:
 
     def __init__(self, key_id: str) -> None:
         self.key_id = key_id
-        self.latest: live_pb2.RealtimeUpdate | None = None
+        self.latest: live_pb2.StreamRealtimeResponse | None = None
         self.error: Exception | None = None
         self.ready = asyncio.Event()
 
-    def offer(self, update: live_pb2.RealtimeUpdate) -> None:
+    def offer(self, update: live_pb2.StreamRealtimeResponse) -> None:
         self.latest = update
         self.ready.set()
 
@@ -80,7 +80,7 @@ class _Subscriber:
         self.error = error
         self.ready.set()
 
-    async def next(self) -> live_pb2.RealtimeUpdate:
+    async def next(self) -> live_pb2.StreamRealtimeResponse:
         await self.ready.wait()
         self.ready.clear()
         if self.error is not None:
@@ -95,7 +95,7 @@ class _Ticker:
     def __init__(self, hub: "Hub", sites: tuple[str, ...], interval: int) -> None:
         self.hub, self.sites, self.interval = hub, sites, interval
         self.subscribers: set[_Subscriber] = set()
-        self.latest: live_pb2.RealtimeUpdate | None = None
+        self.latest: live_pb2.StreamRealtimeResponse | None = None
         self.latest_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # a subscriber joined: compute now, for everyone
@@ -119,14 +119,17 @@ class _Ticker:
         loop = asyncio.get_running_loop()
         while self.subscribers:
             started = time.monotonic()
-            key_ids = sorted({s.key_id for s in self.subscribers})
-            update, valid = await loop.run_in_executor(self.hub.pool, self._compute, key_ids)
+            key_ids = {s.key_id for s in self.subscribers}
+            update, valid = await loop.run_in_executor(
+                self.hub.pool, self._compute, sorted(key_ids)
+            )
             self.latest, self.latest_at = update, time.monotonic()
             for subscriber in list(self.subscribers):
-                if subscriber.key_id in valid:
-                    subscriber.offer(update)
-                else:
+                # Only keys checked in this tick: a subscriber may have joined meanwhile.
+                if subscriber.key_id in key_ids and subscriber.key_id not in valid:
                     subscriber.end(Unauthorized("Invalid API key: revoked or expired"))
+                else:
+                    subscriber.offer(update)
             self._wake.clear()
             try:
                 wait = self.interval - (time.monotonic() - started)
@@ -134,13 +137,13 @@ class _Ticker:
             except TimeoutError:
                 pass
 
-    def _compute(self, key_ids: list[str]) -> tuple[live_pb2.RealtimeUpdate, set[str]]:
+    def _compute(self, key_ids: list[str]) -> tuple[live_pb2.StreamRealtimeResponse, set[str]]:
         now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         rows = realtime_rows(self.hub.events, self.sites, now)
         with self.hub.metadata.connect() as conn:
             valid = set(conn.execute(valid_keys_stmt(key_ids, now)).scalars())
         SNAPSHOTS.inc()
-        update = live_pb2.RealtimeUpdate(
+        update = live_pb2.StreamRealtimeResponse(
             t=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             current_visitors=sum(r.current_visitors for r in rows),
             data=rows,
@@ -160,7 +163,7 @@ class Hub:
 
     async def updates(
         self, key_id: str, sites: tuple[str, ...], interval: int
-    ) -> AsyncIterator[live_pb2.RealtimeUpdate]:
+    ) -> AsyncIterator[live_pb2.StreamRealtimeResponse]:
         """The updates of one stream, until the client leaves, its key goes or the server stops."""
         if self.closing:
             raise Unavailable("Server shutting down, reconnect shortly")
@@ -222,7 +225,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
 
     async def StreamRealtime(
         self, request: live_pb2.StreamRealtimeRequest, context: aio.ServicerContext
-    ) -> AsyncIterator[live_pb2.RealtimeUpdate]:
+    ) -> AsyncIterator[live_pb2.StreamRealtimeResponse]:
         principal = principal_var.get()
         sites = parse_site(request.site_id, principal.site_ids)
         interval = parse_interval(request.interval_seconds)

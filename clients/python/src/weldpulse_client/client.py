@@ -209,7 +209,7 @@ class Client:
         stream = self._channel.unary_stream(
             "/weldpulse.v1.LiveService/StreamRealtime",
             request_serializer=live_pb.StreamRealtimeRequest.SerializeToString,
-            response_deserializer=live_pb.RealtimeUpdate.FromString,
+            response_deserializer=live_pb.StreamRealtimeResponse.FromString,
         )
         req = live_pb.StreamRealtimeRequest(site_id=site_id, interval_seconds=interval_seconds)
         return LiveStream(stream(req, metadata=self._metadata, timeout=timeout))
@@ -306,16 +306,16 @@ class Client:
 
 
 class LiveStream:
-    """The updates of one live stream (`live_pb.RealtimeUpdate`); `close()` ends it."""
+    """The updates of one live stream (`live_pb.StreamRealtimeResponse`); `close()` ends it."""
 
     def __init__(self, call: Any) -> None:
         self._call = call
 
-    def __iter__(self) -> Iterator[live_pb.RealtimeUpdate]:
-        return cast(Iterator[live_pb.RealtimeUpdate], self._call)
+    def __iter__(self) -> Iterator[live_pb.StreamRealtimeResponse]:
+        return cast(Iterator[live_pb.StreamRealtimeResponse], self._call)
 
-    def __next__(self) -> live_pb.RealtimeUpdate:
-        return cast(live_pb.RealtimeUpdate, next(self._call))
+    def __next__(self) -> live_pb.StreamRealtimeResponse:
+        return cast(live_pb.StreamRealtimeResponse, next(self._call))
 
     def close(self) -> None:
         self._call.cancel()

@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from weldpulse.v1 import analytics_pb2 as weldpulse_dot_v1_dot_analytics__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17weldpulse/v1/live.proto\x12\x0cweldpulse.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cweldpulse/v1/analytics.proto\"B\n\x15StreamRealtimeRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x18\n\x10interval_seconds\x18\x02 \x01(\r\"^\n\x0eRealtimeUpdate\x12\t\n\x01t\x18\x01 \x01(\t\x12\x18\n\x10\x63urrent_visitors\x18\x02 \x01(\r\x12\'\n\x04\x64\x61ta\x18\x03 \x03(\x0b\x32\x19.weldpulse.v1.RealtimeRow2\x81\x01\n\x0bLiveService\x12r\n\x0eStreamRealtime\x12#.weldpulse.v1.StreamRealtimeRequest\x1a\x1c.weldpulse.v1.RealtimeUpdate\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/realtime/stream0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17weldpulse/v1/live.proto\x12\x0cweldpulse.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cweldpulse/v1/analytics.proto\"B\n\x15StreamRealtimeRequest\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x18\n\x10interval_seconds\x18\x02 \x01(\r\"f\n\x16StreamRealtimeResponse\x12\t\n\x01t\x18\x01 \x01(\t\x12\x18\n\x10\x63urrent_visitors\x18\x02 \x01(\r\x12\'\n\x04\x64\x61ta\x18\x03 \x03(\x0b\x32\x19.weldpulse.v1.RealtimeRow2\x89\x01\n\x0bLiveService\x12z\n\x0eStreamRealtime\x12#.weldpulse.v1.StreamRealtimeRequest\x1a$.weldpulse.v1.StreamRealtimeResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/v1/realtime/stream0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LIVESERVICE'].methods_by_name['StreamRealtime']._serialized_options = b'\202\323\344\223\002\025\022\023/v1/realtime/stream'
   _globals['_STREAMREALTIMEREQUEST']._serialized_start=101
   _globals['_STREAMREALTIMEREQUEST']._serialized_end=167
-  _globals['_REALTIMEUPDATE']._serialized_start=169
-  _globals['_REALTIMEUPDATE']._serialized_end=263
-  _globals['_LIVESERVICE']._serialized_start=266
-  _globals['_LIVESERVICE']._serialized_end=395
+  _globals['_STREAMREALTIMERESPONSE']._serialized_start=169
+  _globals['_STREAMREALTIMERESPONSE']._serialized_end=271
+  _globals['_LIVESERVICE']._serialized_start=274
+  _globals['_LIVESERVICE']._serialized_end=411
 # @@protoc_insertion_point(module_scope)

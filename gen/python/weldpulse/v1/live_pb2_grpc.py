@@ -38,7 +38,7 @@ class LiveServiceStub:
         self.StreamRealtime = channel.unary_stream(
                 '/weldpulse.v1.LiveService/StreamRealtime',
                 request_serializer=weldpulse_dot_v1_dot_live__pb2.StreamRealtimeRequest.SerializeToString,
-                response_deserializer=weldpulse_dot_v1_dot_live__pb2.RealtimeUpdate.FromString,
+                response_deserializer=weldpulse_dot_v1_dot_live__pb2.StreamRealtimeResponse.FromString,
                 _registered_method=True)
 
 
@@ -64,7 +64,7 @@ def add_LiveServiceServicer_to_server(servicer, server):
             'StreamRealtime': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamRealtime,
                     request_deserializer=weldpulse_dot_v1_dot_live__pb2.StreamRealtimeRequest.FromString,
-                    response_serializer=weldpulse_dot_v1_dot_live__pb2.RealtimeUpdate.SerializeToString,
+                    response_serializer=weldpulse_dot_v1_dot_live__pb2.StreamRealtimeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -94,7 +94,7 @@ class LiveService:
             target,
             '/weldpulse.v1.LiveService/StreamRealtime',
             weldpulse_dot_v1_dot_live__pb2.StreamRealtimeRequest.SerializeToString,
-            weldpulse_dot_v1_dot_live__pb2.RealtimeUpdate.FromString,
+            weldpulse_dot_v1_dot_live__pb2.StreamRealtimeResponse.FromString,
             options,
             channel_credentials,
             insecure,

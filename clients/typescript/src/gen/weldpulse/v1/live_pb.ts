@@ -22,7 +22,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file weldpulse/v1/live.proto.
  */
 export const file_weldpulse_v1_live: GenFile = /*@__PURE__*/
-  fileDesc("Chd3ZWxkcHVsc2UvdjEvbGl2ZS5wcm90bxIMd2VsZHB1bHNlLnYxIkIKFVN0cmVhbVJlYWx0aW1lUmVxdWVzdBIPCgdzaXRlX2lkGAEgASgJEhgKEGludGVydmFsX3NlY29uZHMYAiABKA0iXgoOUmVhbHRpbWVVcGRhdGUSCQoBdBgBIAEoCRIYChBjdXJyZW50X3Zpc2l0b3JzGAIgASgNEicKBGRhdGEYAyADKAsyGS53ZWxkcHVsc2UudjEuUmVhbHRpbWVSb3cygQEKC0xpdmVTZXJ2aWNlEnIKDlN0cmVhbVJlYWx0aW1lEiMud2VsZHB1bHNlLnYxLlN0cmVhbVJlYWx0aW1lUmVxdWVzdBocLndlbGRwdWxzZS52MS5SZWFsdGltZVVwZGF0ZSIbgtPkkwIVEhMvdjEvcmVhbHRpbWUvc3RyZWFtMAFiBnByb3RvMw", [file_google_api_annotations, file_weldpulse_v1_analytics]);
+  fileDesc("Chd3ZWxkcHVsc2UvdjEvbGl2ZS5wcm90bxIMd2VsZHB1bHNlLnYxIkIKFVN0cmVhbVJlYWx0aW1lUmVxdWVzdBIPCgdzaXRlX2lkGAEgASgJEhgKEGludGVydmFsX3NlY29uZHMYAiABKA0iZgoWU3RyZWFtUmVhbHRpbWVSZXNwb25zZRIJCgF0GAEgASgJEhgKEGN1cnJlbnRfdmlzaXRvcnMYAiABKA0SJwoEZGF0YRgDIAMoCzIZLndlbGRwdWxzZS52MS5SZWFsdGltZVJvdzKJAQoLTGl2ZVNlcnZpY2USegoOU3RyZWFtUmVhbHRpbWUSIy53ZWxkcHVsc2UudjEuU3RyZWFtUmVhbHRpbWVSZXF1ZXN0GiQud2VsZHB1bHNlLnYxLlN0cmVhbVJlYWx0aW1lUmVzcG9uc2UiG4LT5JMCFRITL3YxL3JlYWx0aW1lL3N0cmVhbTABYgZwcm90bzM", [file_google_api_annotations, file_weldpulse_v1_analytics]);
 
 /**
  * Request of StreamRealtime.
@@ -55,9 +55,9 @@ export const StreamRealtimeRequestSchema: GenMessage<StreamRealtimeRequest> = /*
 /**
  * One update of StreamRealtime.
  *
- * @generated from message weldpulse.v1.RealtimeUpdate
+ * @generated from message weldpulse.v1.StreamRealtimeResponse
  */
-export type RealtimeUpdate = Message<"weldpulse.v1.RealtimeUpdate"> & {
+export type StreamRealtimeResponse = Message<"weldpulse.v1.StreamRealtimeResponse"> & {
   /**
    * The update's instant in UTC, `YYYY-MM-DDTHH:MM:SSZ`.
    *
@@ -84,10 +84,10 @@ export type RealtimeUpdate = Message<"weldpulse.v1.RealtimeUpdate"> & {
 };
 
 /**
- * Describes the message weldpulse.v1.RealtimeUpdate.
- * Use `create(RealtimeUpdateSchema)` to create a new message.
+ * Describes the message weldpulse.v1.StreamRealtimeResponse.
+ * Use `create(StreamRealtimeResponseSchema)` to create a new message.
  */
-export const RealtimeUpdateSchema: GenMessage<RealtimeUpdate> = /*@__PURE__*/
+export const StreamRealtimeResponseSchema: GenMessage<StreamRealtimeResponse> = /*@__PURE__*/
   messageDesc(file_weldpulse_v1_live, 1);
 
 /**
@@ -109,7 +109,7 @@ export const LiveService: GenService<{
   streamRealtime: {
     methodKind: "server_streaming";
     input: typeof StreamRealtimeRequestSchema;
-    output: typeof RealtimeUpdateSchema;
+    output: typeof StreamRealtimeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_weldpulse_v1_live, 0);

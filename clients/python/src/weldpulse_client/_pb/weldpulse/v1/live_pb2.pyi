@@ -16,7 +16,7 @@ class StreamRealtimeRequest(_message.Message):
     interval_seconds: int
     def __init__(self, site_id: _Optional[str] = ..., interval_seconds: _Optional[int] = ...) -> None: ...
 
-class RealtimeUpdate(_message.Message):
+class StreamRealtimeResponse(_message.Message):
     __slots__ = ("t", "current_visitors", "data")
     T_FIELD_NUMBER: _ClassVar[int]
     CURRENT_VISITORS_FIELD_NUMBER: _ClassVar[int]
