@@ -8,6 +8,7 @@ import grpc
 from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.engine import Row
 from weldpulse.api.context import principal_var
+from weldpulse.api.live import realtime_rows
 from weldpulse.api.params import (
     Range,
     bucket_start,
@@ -161,21 +162,8 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
 
     def GetRealtime(self, request: pb.GetRealtimeRequest, context: Ctx) -> pb.GetRealtimeResponse:
         now = datetime.now(UTC).replace(tzinfo=None)
-        sites = _sites(request.site_id)
-        with snapshot(self.events) as conn:
-            rows = _rows(conn, queries.realtime(sites, now))
-        return pb.GetRealtimeResponse(
-            data=[
-                pb.RealtimeRow(
-                    pathname=r.exit_page,
-                    country=r.country,
-                    device_type=r.device_type,
-                    referrer_source=r.referrer_source,
-                    current_visitors=r.current_visitors,
-                )
-                for r in rows
-            ]
-        )
+        # The live stream's updates carry these same rows (api.live).
+        return pb.GetRealtimeResponse(data=realtime_rows(self.events, _sites(request.site_id), now))
 
     def ListEvents(self, request: pb.ListEventsRequest, context: Ctx) -> pb.ListEventsResponse:
         rng = parse_range(request.start, request.end)
