@@ -21,6 +21,7 @@ SCALARS = {
 }  # fmt: skip
 # Example values for request fields by name; any other field gets a placeholder.
 EXAMPLES = {"start": "2024-01-15", "end": "2024-01-15", "limit": 5, "interval": "1 day"}
+EXAMPLES["interval_seconds"] = 5  # the live stream
 # Fields of the POST /v1/query body (its filter tree is recursive: no generic example).
 EXAMPLES |= {
     "date_range": {"start": "2024-01-01", "end": "2024-01-31"},
@@ -212,12 +213,19 @@ def examples(
         curl = [f"curl -s -X {verb.upper()} '{url}' \\", "  -H 'Content-Type: application/json' \\",
                 f"{auth} \\", f"  -d '{body}'"]  # fmt: skip
         python = f'client.call("{method.name}", {body.replace("false", "False")})'
+    ts = f"await client.{camel(snake(method.name))}({ts_literal(values)});"
+    if method.server_streaming:
+        # Server-Sent Events: curl -N prints each update as it comes.
+        curl[0] = curl[0].replace("curl -s ", "curl -sN ", 1)
+        python = f"for update in {python}:\n    print(update)"
+        ts = (f"for await (const update of {camel(snake(method.name))}(options, "
+              f"{ts_literal(values)})) console.log(update);")  # fmt: skip
     return [
         "```sh", *curl,
         f"grpcurl -plaintext -H 'authorization: Bearer ak_live_...' -d '{json.dumps(values)}' \\",
         f"  127.0.0.1:50051 {service}/{method.name}", "```", "",
         "```python", python, "```", "",
-        "```ts", f"await client.{camel(snake(method.name))}({ts_literal(values)});", "```", "",
+        "```ts", ts, "```", "",
     ]  # fmt: skip
 
 

@@ -94,6 +94,24 @@ def _realtime(client: Client, stack: Stack, request: pytest.FixtureRequest) -> N
     assert client.get_realtime() == []  # nobody on project A's sites now
 
 
+@case("StreamRealtime", service="weldpulse.v1.LiveService")
+def _stream_realtime(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    live: LiveProject = request.getfixturevalue("live_project")
+    with (
+        Client(f"127.0.0.1:{stack.grpc_port}", live.key) as live_client,
+        live_client.stream_realtime(interval_seconds=1) as stream,
+    ):
+        first, second = next(stream), next(stream)
+    for update in (first, second):
+        assert [values(r) for r in update.data] == [("/now", "CA", "desktop", "Google", 2)]
+        assert update.current_visitors == 2 and update.t.endswith("Z")
+    assert first.t <= second.t
+    with pytest.raises(grpc.RpcError) as bad:
+        next(client.stream_realtime(interval_seconds=61))
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "interval_seconds" in str(bad.value.details())
+
+
 @case("ListEvents")
 def _events(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
     rows = client.list_events(DAY_START, DAY_END)

@@ -166,3 +166,11 @@ def test_funnel_routes_answer_for_the_keys_site_only(stack: Stack, shared: Share
     for site in (shared.site2, shared.other_project_site, "no-such-site"):
         forbidden(run(shared.site_key, site))
         forbidden(stack.http.get(f"/v1/sites/{site}/funnels", headers=auth(shared.site_key)))
+
+
+def test_live_stream_refuses_another_site(stack: Stack, shared: Shared) -> None:
+    for site in (shared.site2, shared.other_project_site, "no-such-site"):
+        resp = stack.http.get(
+            "/v1/realtime/stream", params={"site_id": site}, headers=auth(shared.site_key)
+        )
+        forbidden(resp)

@@ -25,8 +25,10 @@ from weldpulse.api.interceptors import (
     Gate,
     RateLimitLayer,
 )
+from weldpulse.api.live import Hub, LiveServicer
 from weldpulse.api.ratelimit import Limiter, SlidingLogLimiter
 from weldpulse.api.redis_limiter import RedisLimiter
+from weldpulse.api.serving import Pool, Server
 from weldpulse.config import MIB, IngestOptions, ServerOptions, Settings
 from weldpulse.ingest import enrich
 from weldpulse.ingest.collector import Collector
@@ -42,12 +44,15 @@ from weldpulse.v1 import (
     funnels_pb2_grpc,
     ingest_pb2,
     ingest_pb2_grpc,
+    live_pb2,
+    live_pb2_grpc,
 )
 
 log = structlog.get_logger(__name__)
 SERVICE_NAME = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 INGEST_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
 FUNNEL_NAME = funnels_pb2.DESCRIPTOR.services_by_name["FunnelService"].full_name
+LIVE_NAME = live_pb2.DESCRIPTOR.services_by_name["LiveService"].full_name
 
 
 def limiter_for(options: ServerOptions) -> Limiter:
@@ -77,7 +82,9 @@ def channel_options(options: ServerOptions) -> list[tuple[str, int]]:
     ]
 
 
-def gate(metadata: Engine, limiter: Limiter, options: ServerOptions) -> Gate:
+def gate(
+    metadata: Engine, limiter: Limiter, options: ServerOptions, pool: ThreadPoolExecutor
+) -> Gate:
     """The one interceptor: its layers run in this order, before each call's message."""
     layers = [
         CallLayer(),
@@ -88,7 +95,7 @@ def gate(metadata: Engine, limiter: Limiter, options: ServerOptions) -> Gate:
         RateLimitLayer(limiter),
         ConcurrencyLayer(options.max_calls_per_key, options.max_keyless_calls),
     ]
-    return Gate(layers, options.max_concurrent_rpcs)
+    return Gate(layers, options.max_concurrent_rpcs, pool)
 
 
 def collector_for(events: Engine, options: IngestOptions) -> Collector:
@@ -122,7 +129,7 @@ def build_server(
     health_servicer: health.HealthServicer | None = None,
     ingest: IngestOptions | None = None,
     extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
-) -> tuple[grpc.Server, int]:
+) -> tuple[Server, int]:
     """A started server and the port it listens on (`port=0` picks a free one).
 
     The ingestion writer is a thread that ends after the server stops: a
@@ -132,11 +139,12 @@ def build_server(
     enrichment = ingest or IngestOptions()
     configure_structlog()
     options = options or ServerOptions()
-    server = grpc.server(
-        ThreadPoolExecutor(max_workers=workers or options.workers, thread_name_prefix="rpc"),
-        interceptors=[gate(metadata, limiter or limiter_for(options), options)],
+    # grpc.aio: unary calls run in this bounded pool, live streams on the event loop.
+    pool = Pool(workers or options.workers)
+    server = Server(
+        pool,
+        interceptors=[gate(metadata, limiter or limiter_for(options), options, pool)],
         options=channel_options(options),
-        maximum_concurrent_rpcs=options.max_concurrent_rpcs,
     )
     analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
         AnalyticsServicer(metadata, events), server
@@ -155,12 +163,23 @@ def build_server(
         ),
         server,
     )
+    hub = Hub(metadata, events, pool)
+    live_pb2_grpc.add_LiveServiceServicer_to_server(LiveServicer(hub), server)
+    # A stopping server ends its live streams first (UNAVAILABLE); unary calls get the grace.
+    server.before_stop(hub.close)
     # Further services (tests add streaming ones); they go through the same interceptors.
     server.add_generic_rpc_handlers(tuple(extra_handlers))
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, INGEST_NAME, FUNNEL_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        (
+            SERVICE_NAME,
+            INGEST_NAME,
+            FUNNEL_NAME,
+            LIVE_NAME,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ),
         server,
     )
     bound = server.add_insecure_port(f"{host}:{port}")
@@ -175,7 +194,7 @@ def build_server(
         collector.close()
 
     threading.Thread(target=close_writer, name="collector-stop", daemon=True).start()
-    for name in (SERVICE_NAME, INGEST_NAME, FUNNEL_NAME, ""):
+    for name in (SERVICE_NAME, INGEST_NAME, FUNNEL_NAME, LIVE_NAME, ""):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("grpc server listening", host=host, port=bound)
     return server, bound

@@ -7,11 +7,18 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AnalyticsService } from "./gen/weldpulse/v1/analytics_pb.js";
 import { FunnelService } from "./gen/weldpulse/v1/funnels_pb.js";
 import { IngestService } from "./gen/weldpulse/v1/ingest_pb.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import {
+  LiveService,
+  type StreamRealtimeResponse,
+  type StreamRealtimeRequestSchema,
+} from "./gen/weldpulse/v1/live_pb.js";
 import { createJsonTransport } from "./json.js";
 
 export * from "./gen/weldpulse/v1/analytics_pb.js";
 export * from "./gen/weldpulse/v1/funnels_pb.js";
 export * from "./gen/weldpulse/v1/ingest_pb.js";
+export * from "./gen/weldpulse/v1/live_pb.js";
 export { createJsonTransport, httpRoute, type JsonTransportOptions } from "./json.js";
 export { Code, ConnectError } from "@connectrpc/connect";
 
@@ -52,4 +59,31 @@ export function createWeldpulseClient(options: WeldpulseOptions): Client<typeof 
  */
 export function createFunnelClient(options: WeldpulseOptions): Client<typeof FunnelService> {
   return createClient(FunnelService, createWeldpulseTransport(options));
+}
+
+/**
+ * Live visitors as an async iterator of updates (the first at once, then one
+ * every `intervalSeconds`, 1-60, default 5), over gRPC or as Server-Sent
+ * Events through the JSON routes. Leaving the loop, or aborting `signal`,
+ * closes the stream (connect's own iterators need the signal for that). The
+ * stream has no timeout. A revoked key ends it with Unauthenticated over
+ * gRPC; through the JSON routes the iteration simply ends.
+ *
+ * `for await (const update of streamRealtime(options, { intervalSeconds: 5 })) ...`
+ */
+export async function* streamRealtime(
+  options: WeldpulseOptions,
+  request: MessageInitShape<typeof StreamRealtimeRequestSchema> = {},
+  signal?: AbortSignal,
+): AsyncGenerator<StreamRealtimeResponse> {
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  signal?.addEventListener("abort", abort);
+  const client = createClient(LiveService, createWeldpulseTransport({ ...options, timeoutMs: undefined }));
+  try {
+    yield* client.streamRealtime(request, { signal: controller.signal });
+  } finally {
+    signal?.removeEventListener("abort", abort);
+    controller.abort();
+  }
 }

@@ -15,7 +15,7 @@ import {
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createContextValues } from "@connectrpc/connect";
-import { runUnaryCall } from "@connectrpc/connect/protocol";
+import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
 import { http } from "./gen/google/api/annotations_pb.js";
 
 export interface JsonTransportOptions {
@@ -93,7 +93,33 @@ async function errorFrom(response: Response): Promise<ConnectError> {
   return new ConnectError(message, code, response.headers);
 }
 
-/** A Transport over the JSON routes; streaming RPCs are not served there. */
+/**
+ * The messages of a Server-Sent Events body: each event's `data:` lines, as
+ * JSON of `output`. Ends when the server ends the response (a stream the
+ * server ended with an error status also ends cleanly through Envoy).
+ */
+async function* sseMessages<O extends DescMessage>(output: O, body: ReadableStream<Uint8Array>) {
+  const decoder = new TextDecoder();
+  let buffered = "";
+  let data: string[] = [];
+  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    buffered += decoder.decode(chunk, { stream: true });
+    let newline: number;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, newline).replace(/\r$/, "");
+      buffered = buffered.slice(newline + 1);
+      if (line === "") {
+        if (data.length) yield fromJson(output, JSON.parse(data.join("\n")) as JsonValue, { ignoreUnknownFields: true });
+        data = [];
+      } else if (line.startsWith("data:")) {
+        data.push(line.slice(5).replace(/^ /, ""));
+      }
+    }
+  }
+  if (data.length) yield fromJson(output, JSON.parse(data.join("\n")) as JsonValue, { ignoreUnknownFields: true });
+}
+
+/** A Transport over the JSON routes; server-streaming RPCs are read as Server-Sent Events. */
 export function createJsonTransport(options: JsonTransportOptions): Transport {
   const doFetch = options.fetch ?? globalThis.fetch;
   return {
@@ -136,8 +162,42 @@ export function createJsonTransport(options: JsonTransportOptions): Transport {
         },
       });
     },
-    async stream(method) {
-      throw new ConnectError(`${method.name}: streaming is not served as JSON`, Code.Unimplemented);
+    async stream(method, signal, timeoutMs, header, input, contextValues) {
+      if (method.methodKind !== "server_streaming") {
+        throw new ConnectError(`${method.name}: client streaming is not served as JSON`, Code.Unimplemented);
+      }
+      return await runStreamingCall({
+        interceptors: options.interceptors,
+        signal,
+        timeoutMs: timeoutMs ?? options.defaultTimeoutMs,
+        req: {
+          stream: true,
+          service: method.parent,
+          method,
+          requestMethod: "GET",
+          url: "",
+          header: new Headers(header),
+          contextValues: contextValues ?? createContextValues(),
+          message: input,
+        },
+        next: async (req) => {
+          let request: unknown;
+          for await (const message of req.message) request = message;
+          const { verb, url } = buildRequest(method, method.input, request, options.baseUrl);
+          const headers = new Headers(req.header);
+          headers.set("accept", "text/event-stream");
+          const response = await doFetch(url, { method: verb, headers, signal: req.signal });
+          if (!response.ok || response.body === null) throw await errorFrom(response);
+          return {
+            stream: true,
+            service: method.parent,
+            method,
+            header: response.headers,
+            message: sseMessages(method.output, response.body),
+            trailer: new Headers(),
+          };
+        },
+      });
     },
   };
 }

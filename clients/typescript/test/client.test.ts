@@ -12,6 +12,7 @@ import {
   ConnectError,
   createFunnelClient,
   createIngestClient,
+  streamRealtime,
   createWeldpulseClient,
   httpRoute,
   type WeldpulseOptions,
@@ -93,6 +94,27 @@ const CASES: Record<string, Case> = {
       { pathname: "/now", country: "CA", deviceType: "desktop", referrerSource: "Google", currentVisitors: 2 },
     ]);
     assert.deepEqual((await createWeldpulseClient(o).getRealtime({})).data, []);
+  },
+  "weldpulse.v1.LiveService.StreamRealtime": async (o, f) => {
+    const updates = [];
+    for await (const update of streamRealtime({ ...o, apiKey: f.liveKey }, { intervalSeconds: 1 })) {
+      updates.push(update);
+      if (updates.length === 2) break; // leaving the loop closes the stream
+    }
+    for (const update of updates) {
+      assert.match(update.t, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      assert.equal(update.currentVisitors, 2);
+      assert.deepEqual(rows(update.data), [
+        { pathname: "/now", country: "CA", deviceType: "desktop", referrerSource: "Google", currentVisitors: 2 },
+      ]);
+    }
+    const bad = streamRealtime(o, { intervalSeconds: 61 });
+    await assert.rejects(
+      (async () => {
+        for await (const _ of bad) break;
+      })(),
+      (err: unknown) => ConnectError.from(err).code === Code.InvalidArgument && ConnectError.from(err).rawMessage.includes("interval_seconds"),
+    );
   },
   "weldpulse.v1.AnalyticsService.ListEvents": async (o) => {
     const { data } = await createWeldpulseClient(o).listEvents({ start, end });

@@ -1,10 +1,12 @@
 """AnalyticsService: thin servicers that parse, authorize, query and shape each /v1 call."""
 
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import grpc
 from sqlalchemy import Engine
 from weldpulse.api.context import authorize_site, principal_var
+from weldpulse.api.live import realtime_rows
 from weldpulse.api.params import (
     bucket_start,
     buckets,
@@ -141,21 +143,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         return pb.GetTimeseriesResponse(data=data)
 
     def GetRealtime(self, request: pb.GetRealtimeRequest, context: Ctx) -> pb.GetRealtimeResponse:
-        sites = _sites(request.site_id)
-        with snapshot(self.events) as conn:
-            rows = presets.realtime(conn, sites)
-        return pb.GetRealtimeResponse(
-            data=[
-                pb.RealtimeRow(
-                    pathname=r.exit_page,
-                    country=r.country,
-                    device_type=r.device_type,
-                    referrer_source=r.referrer_source,
-                    current_visitors=r.current_visitors,
-                )
-                for r in rows
-            ]
-        )
+        now = datetime.now(UTC).replace(tzinfo=None)
+        # The live stream's updates carry these same rows (api.live).
+        return pb.GetRealtimeResponse(data=realtime_rows(self.events, _sites(request.site_id), now))
 
     def ListEvents(self, request: pb.ListEventsRequest, context: Ctx) -> pb.ListEventsResponse:
         rng = parse_range(request.start, request.end)

@@ -2,22 +2,25 @@
 
 `Gate` wraps every method but those of the open services (health,
 reflection) in the layers call → errors → auth → rate limit → concurrency.
-The layers run in the worker *before* the request message is read: a
+The layers run in a pool thread *before* the request message is read: a
 call without a valid key is refused at once even if its message never
-comes, so keyless callers cannot hold grpcio's call slots. Unary and
+comes, so keyless callers cannot hold the server's call slots. Unary and
 server-streaming methods are served; a client-streaming shape is refused
 (fail closed: nothing reaches a servicer without the layers). Per-call
 state (the request id, the headers to send, the caller's Principal)
 travels in contextvars (api.context) set for the duration of the call.
 """
 
+import asyncio
+import contextvars
 import hmac
 import re
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,10 +29,12 @@ from typing import Any
 import grpc
 import structlog
 from google.protobuf.message import DecodeError
+from grpc import aio
 from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVICE
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
+from weldpulse.api import serving
 from weldpulse.api.context import Call, call_var, principal_var
 from weldpulse.api.ratelimit import Limiter
 from weldpulse.errors import ApiError, BadRequest, Forbidden, RateLimited, Unauthorized
@@ -54,6 +59,8 @@ SCOPES = {
     "/weldpulse.v1.FunnelService/CreateFunnel": "sites:write",
     "/weldpulse.v1.FunnelService/DeleteFunnel": "sites:write",
 }
+# Long-lived streams: not under the per-key cap of calls at once (api.live caps them).
+STREAMS = frozenset({"/weldpulse.v1.LiveService/StreamRealtime"})
 DEFAULT_SCOPE = "stats:read"
 TOUCH_EVERY = timedelta(seconds=60)  # last_used_at precision: one write per key a minute
 WARN_EVERY = 10.0  # seconds between two "calls refused" warnings
@@ -76,61 +83,144 @@ class Layer:
         raise NotImplementedError
 
 
-class Gate(grpc.ServerInterceptor):
+class Gate(aio.ServerInterceptor):
     """Puts `layers` around every gated method, or refuses it.
 
-    grpcio (1.85, `_server._handle_call`) calls `intercept_service` on its
-    one polling thread with the call's headers, before the message; the
-    call takes one of `maximum_concurrent_rpcs` slots when the returned
-    handler goes to the worker pool, and keeps it until the handler ends.
-    A unary handler would first wait there for the message; the handlers
-    made here read it only after the layers, so a refused call frees its
-    slot at once. (Authenticating in `intercept_service` itself would put
-    a store query on the polling thread, which every call waits on.)
+    grpc.aio calls `intercept_service` on its event loop with the call's
+    headers, before the message. Sync handlers come back as handlers that
+    run in `pool` (api.serving.bridge) and read the message only after the
+    layers, so a refused call ends at once and holds nothing. At most
+    `max_concurrent_rpcs` of them run at once: beyond, a call is refused at
+    once with RESOURCE_EXHAUSTED. Async server-streaming handlers (the live
+    stream) run on the loop and hold no thread: the layers run in the pool
+    before the message and again when the stream ends, and they do not take
+    one of those slots.
     """
 
-    def __init__(self, layers: Sequence[Layer], max_concurrent_rpcs: int | None = None) -> None:
+    def __init__(
+        self,
+        layers: Sequence[Layer],
+        max_concurrent_rpcs: int | None = None,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> None:
         self.layers = tuple(layers)
         self.saturation = _Saturation(max_concurrent_rpcs)
+        self.pool = pool or ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc")
 
-    def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        # No handler: grpcio answers UNIMPLEMENTED at once, without a worker or a slot.
-        if handler is None or _service(method) in OPEN_SERVICES:
-            return handler
-        self.saturation.check(method)
+    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        handler = await continuation(handler_call_details)
+        return self.gated(handler, handler_call_details.method)
+
+    def gated(self, handler: Any, method: str) -> Any:
+        # No handler: grpc answers UNIMPLEMENTED at once, without a thread or a slot.
+        if handler is None:
+            return None
+        if _service(method) in OPEN_SERVICES:
+            # No layers, but a sync call holds a pool thread: it takes a slot too.
+            if serving.is_async(handler):
+                return handler
+            if not self.saturation.admit(method):
+                return serving.refusal(
+                    handler, grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
+                )
+            return serving.bridge(handler, self.pool, self.saturation)
         layers = [layer for layer in self.layers if layer.applies_to(method)]
         kind = {"request_deserializer": _lenient(handler.request_deserializer)}
         kind["response_serializer"] = handler.response_serializer
-        if handler.request_streaming:
-            return grpc.stream_unary_rpc_method_handler(self._refuse(layers, method), **kind)
-        if handler.response_streaming:
-            serve = self._stream(layers, method, handler.unary_stream)
+        if serving.is_async(handler) and handler.unary_stream is not None:
+            serve = self._live(layers, method, handler.unary_stream)
             return grpc.stream_stream_rpc_method_handler(serve, **kind)
-        serve = self._unary(layers, method, handler.unary_unary)
-        return grpc.stream_unary_rpc_method_handler(serve, **kind)
+        if handler.request_streaming or serving.is_async(handler):
+            # Client streaming (and async unary handlers) cannot be put behind the layers.
+            gated = grpc.stream_unary_rpc_method_handler(self._refuse(layers, method), **kind)
+        elif handler.response_streaming:
+            serve = self._stream(layers, method, handler.unary_stream)
+            gated = grpc.stream_stream_rpc_method_handler(serve, **kind)
+        else:
+            serve = self._unary(layers, method, handler.unary_unary)
+            gated = grpc.stream_unary_rpc_method_handler(serve, **kind)
+        if not self.saturation.admit(method):
+            return serving.refusal(
+                gated, grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
+            )
+        return serving.bridge(gated, self.pool, self.saturation)
 
     def _unary(self, layers: list[Layer], method: str, inner: Callable[..., Any]) -> Any:
         def serve(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-            with self.saturation.running(), _entered(layers, method, context):
+            with _entered(layers, method, context):
                 return inner(_one(requests, method), context)
 
         return serve
 
     def _stream(self, layers: list[Layer], method: str, inner: Callable[..., Any]) -> Any:
         def serve(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
-            with self.saturation.running(), _entered(layers, method, context):
+            with _entered(layers, method, context):
                 yield from inner(_one(requests, method), context)
 
         return serve
 
     def _refuse(self, layers: list[Layer], method: str) -> Any:
         def serve(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-            with self.saturation.running(), _entered(layers, method, context):
+            with _entered(layers, method, context):
                 raise NotServed("Client-streaming calls are not served")
 
         return serve
+
+    def _live(self, layers: list[Layer], method: str, inner: Callable[..., Any]) -> Any:
+        pool = self.pool
+
+        async def serve(requests: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
+            loop = asyncio.get_running_loop()
+            # The layers' context variables live in `scope`, whichever pool thread runs them.
+            scope = contextvars.Context()
+            held = _held(layers, method, serving.SyncContext(context, loop, pool))
+
+            def step(fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+                return serving.in_pool(pool, context, scope.run, fn, *args)
+
+            call, principal = await step(next, held)
+            call_var.set(call)  # this call's task has its own context: no reset needed
+            principal_var.set(principal)
+            try:
+                request = await _first(requests, method)
+                updates = inner(request, context)
+                first = await anext(updates)
+                # Headers only now: a stream refused before its first message (bad
+                # parameter, too many streams) is then an error status alone, which
+                # Envoy turns into the contract's JSON error rather than a 200.
+                await context.send_initial_metadata(
+                    (*call.headers, ("x-request-id", call.request_id))
+                )
+                yield first
+                async for message in updates:
+                    yield message
+            except (asyncio.CancelledError, GeneratorExit):
+                await step(held.close)  # the client left: the layers end and log it
+                raise
+            except Exception as err:
+                await step(held.throw, err)  # the error layer answers it
+                raise
+            else:
+                await step(next, held, None)
+
+        return serve
+
+
+def _held(
+    layers: list[Layer], method: str, context: Any
+) -> Generator[tuple[Call, accounts.Principal | None]]:
+    with _entered(layers, method, context):
+        yield call_var.get(), principal_var.get(None)
+
+
+async def _first(requests: Any, method: str) -> Any:
+    async for request in requests:
+        if isinstance(request, _Undecodable):
+            raise BadRequest(
+                "request: not valid protobuf, or nested too deeply (props: at most about 30 levels)"
+            )
+        return request
+    raise NotServed(f"{method} requires exactly one request message")
 
 
 def _service(method: str) -> str:
@@ -182,12 +272,10 @@ def _one(requests: Iterator[Any], method: str) -> Any:
 
 
 class _Saturation:
-    """Logs a warning when grpcio's concurrency limit refuses calls, which grpcio does silently.
+    """Bounds the gated sync calls running at once, and logs a warning when it refuses calls.
 
-    grpcio offers no hook for its refusals. It counts every admitted call
-    from dispatch to end; this counts the gated calls that are running, a
-    lower bound of grpcio's count, so when this is at the limit the call
-    being dispatched is refused ("Concurrent RPC limit exceeded").
+    Used on the event loop only: `admit` when a call arrives, then entered
+    while it runs.
     """
 
     def __init__(self, limit: int | None) -> None:
@@ -195,33 +283,27 @@ class _Saturation:
         self.active = 0
         self.refused = 0
         self.warned_at = 0.0
-        self._lock = threading.Lock()
 
-    @contextmanager
-    def running(self) -> Iterator[None]:
-        with self._lock:
-            self.active += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.active -= 1
+    def __enter__(self) -> None:
+        self.active += 1
 
-    def check(self, method: str) -> None:
+    def __exit__(self, *exc: object) -> None:
+        self.active -= 1
+
+    def admit(self, method: str) -> bool:
         if self.limit is None or self.active < self.limit:
-            return
-        with self._lock:
-            self.refused += 1
-            now = time.monotonic()
-            if now - self.warned_at < WARN_EVERY:
-                return
+            return True
+        self.refused += 1
+        now = time.monotonic()
+        if now - self.warned_at >= WARN_EVERY:
             refused, self.refused, self.warned_at = self.refused, 0, now
-        log.warning(
-            "concurrent call limit reached: calls refused",
-            limit=self.limit,
-            refused=refused,
-            method=method,
-        )
+            log.warning(
+                "concurrent call limit reached: calls refused",
+                limit=self.limit,
+                refused=refused,
+                method=method,
+            )
+        return False
 
 
 def _metadata(context: grpc.ServicerContext, name: str) -> str | None:
@@ -384,8 +466,12 @@ class ConcurrencyLayer(Layer):
 
     A call counts from before its message is read until it ends, so calls
     that never send their message count too: neither one key nor keyless
-    callers can hold all of grpcio's `maximum_concurrent_rpcs` slots.
+    callers can hold all of the Gate's `max_concurrent_rpcs` slots. Live
+    streams are capped by api.live instead.
     """
+
+    def applies_to(self, method: str) -> bool:
+        return method not in STREAMS
 
     def __init__(self, per_key: int, keyless: int) -> None:
         self.per_key = per_key
@@ -443,5 +529,7 @@ class RateLimitLayer(Layer):
             )
         call.headers.extend(quota)
         # Initial metadata: Envoy drops the trailers of a successful unary call.
-        context.send_initial_metadata((*call.headers, ("x-request-id", call.request_id)))
+        # (A live stream sends them with its first update: Gate._live.)
+        if method not in STREAMS:
+            context.send_initial_metadata((*call.headers, ("x-request-id", call.request_id)))
         yield

@@ -15,6 +15,7 @@ import weldpulse_client._pb.weldpulse as _generated
 from weldpulse_client._pb.weldpulse.v1 import analytics_pb2 as pb
 from weldpulse_client._pb.weldpulse.v1 import funnels_pb2 as funnel_pb
 from weldpulse_client._pb.weldpulse.v1 import ingest_pb2 as ingest_pb
+from weldpulse_client._pb.weldpulse.v1 import live_pb2 as live_pb
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,26 @@ class Client:
         req = pb.GetRealtimeRequest(site_id=site_id)
         return list(cast(pb.GetRealtimeResponse, self.call("GetRealtime", req, timeout)).data)
 
+    def stream_realtime(
+        self, *, site_id: str = "", interval_seconds: int = 0, timeout: float | None = None
+    ) -> "LiveStream":
+        """Live visitors: an iterator of updates, the first at once, then one per interval.
+
+        `interval_seconds` 1-60 (0: the server's default, 5). The stream has
+        no deadline unless `timeout` is given (the client's default does not
+        apply) and is not retried: iterate it for as long as you want
+        updates, then `close()` it (or use it in a `with` block). A revoked
+        key ends it with UNAUTHENTICATED, a server shutting down with
+        UNAVAILABLE (open a new one).
+        """
+        stream = self._channel.unary_stream(
+            "/weldpulse.v1.LiveService/StreamRealtime",
+            request_serializer=live_pb.StreamRealtimeRequest.SerializeToString,
+            response_deserializer=live_pb.StreamRealtimeResponse.FromString,
+        )
+        req = live_pb.StreamRealtimeRequest(site_id=site_id, interval_seconds=interval_seconds)
+        return LiveStream(stream(req, metadata=self._metadata, timeout=timeout))
+
     def list_events(
         self, start: str, end: str, *, site_id: str = "", timeout: float | None = None
     ) -> list[pb.EventRow]:
@@ -338,3 +359,25 @@ def _window(window: str | int) -> funnel_pb.FunnelWindow:
     if isinstance(window, int):
         return funnel_pb.FunnelWindow(mode="minutes", minutes=window)
     return funnel_pb.FunnelWindow(mode=window)
+
+
+class LiveStream:
+    """The updates of one live stream (`live_pb.StreamRealtimeResponse`); `close()` ends it."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __iter__(self) -> Iterator[live_pb.StreamRealtimeResponse]:
+        return cast(Iterator[live_pb.StreamRealtimeResponse], self._call)
+
+    def __next__(self) -> live_pb.StreamRealtimeResponse:
+        return cast(live_pb.StreamRealtimeResponse, next(self._call))
+
+    def close(self) -> None:
+        self._call.cancel()
+
+    def __enter__(self) -> "LiveStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

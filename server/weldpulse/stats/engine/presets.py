@@ -4,7 +4,7 @@ planner decides rollups vs. raw rows for both. Callers shape the figures returne
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -150,7 +150,6 @@ def timeseries(
     return by_event, _rows(budget, queries.sessions_by_bucket(p, interval, zone))
 
 
-def realtime(conn: Connection, sites: tuple[str, ...]) -> Sequence[Row]:
-    """Visitors of the last 5 minutes under their latest page: not a range query."""
-    now = datetime.now(UTC).replace(tzinfo=None)
+def realtime(conn: Connection, sites: Sequence[str], now: datetime) -> Sequence[Row]:
+    """Visitors of the 5 minutes before `now` (naive UTC) under their latest page."""
     return _rows(_budget(conn), queries.realtime(sites, now))
