@@ -31,7 +31,7 @@ def test_curl_examples_return_data(stack: Stack) -> None:
     assert len(urls) >= 10  # the introduction's and one per GET route
     key = stack.new_key("a")
     for url in urls:
-        parts = urlsplit(url)
+        parts = urlsplit(url.replace("SITE_ID", stack.ids["a_site1"]))
         resp = stack.http.get(
             f"{parts.path}?{parts.query}", headers={"Authorization": f"Bearer {key}"}
         )

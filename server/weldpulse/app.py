@@ -25,17 +25,26 @@ from weldpulse.api.interceptors import (
 )
 from weldpulse.api.ratelimit import Limiter, SlidingLogLimiter
 from weldpulse.api.redis_limiter import RedisLimiter
+from weldpulse.api.sites import SitesServicer
 from weldpulse.config import MIB, IngestOptions, ServerOptions, Settings
 from weldpulse.ingest import enrich
 from weldpulse.ingest.collector import Collector
 from weldpulse.ingest.visitors import Salts, SaltSweeper
 from weldpulse.observability import configure_logging, configure_structlog
 from weldpulse.storage import engines
-from weldpulse.v1 import analytics_pb2, analytics_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from weldpulse.v1 import (
+    analytics_pb2,
+    analytics_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    sites_pb2,
+    sites_pb2_grpc,
+)
 
 log = structlog.get_logger(__name__)
 SERVICE_NAME = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 INGEST_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
+SITES_NAME = sites_pb2.DESCRIPTOR.services_by_name["SitesService"].full_name
 
 
 def limiter_for(options: ServerOptions) -> Limiter:
@@ -122,12 +131,14 @@ def build_server(
         ),
         server,
     )
+    sites_pb2_grpc.add_SitesServiceServicer_to_server(SitesServicer(metadata), server)
     # Further services (tests add streaming ones); they go through the same interceptors.
     server.add_generic_rpc_handlers(tuple(extra_handlers))
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, INGEST_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, INGEST_NAME, SITES_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        server,
     )
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
@@ -141,7 +152,7 @@ def build_server(
         collector.close()
 
     threading.Thread(target=close_writer, name="collector-stop", daemon=True).start()
-    for name in (SERVICE_NAME, INGEST_NAME, ""):
+    for name in (SERVICE_NAME, INGEST_NAME, SITES_NAME, ""):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("grpc server listening", host=host, port=bound)
     return server, bound

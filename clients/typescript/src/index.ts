@@ -6,6 +6,7 @@ import { createClient, type Client, type Interceptor, type Transport } from "@co
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AnalyticsService } from "./gen/weldpulse/v1/analytics_pb.js";
 import { IngestService } from "./gen/weldpulse/v1/ingest_pb.js";
+import { SitesService } from "./gen/weldpulse/v1/sites_pb.js";
 import { createJsonTransport } from "./json.js";
 
 export * from "./gen/weldpulse/v1/analytics_pb.js";
@@ -42,4 +43,12 @@ export function createIngestClient(options: WeldpulseOptions): Client<typeof Ing
 /** A typed client of AnalyticsService: `await client.getStats({ start, end })`. */
 export function createWeldpulseClient(options: WeldpulseOptions): Client<typeof AnalyticsService> {
   return createClient(AnalyticsService, createWeldpulseTransport(options));
+}
+
+/**
+ * A typed client of SitesService: `createSite`, `updateSite` and the goals of a site
+ * (`createGoal`, `listGoals`, `deleteGoal`). Changes need scope `sites:write`.
+ */
+export function createSitesClient(options: WeldpulseOptions): Client<typeof SitesService> {
+  return createClient(SitesService, createWeldpulseTransport(options));
 }

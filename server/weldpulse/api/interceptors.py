@@ -49,7 +49,13 @@ log = structlog.get_logger(__name__)
 OPEN_SERVICES = frozenset({HEALTH_SERVICE, REFLECTION_SERVICE})
 # Methods anyone may call (the tracker's collect), and the scope the others need.
 PUBLIC_METHODS = frozenset({"/weldpulse.v1.IngestService/Collect"})
-SCOPES = {"/weldpulse.v1.IngestService/Import": "events:write"}
+SCOPES = {
+    "/weldpulse.v1.IngestService/Import": "events:write",
+    **{
+        f"/weldpulse.v1.SitesService/{m}": "sites:write"
+        for m in ("CreateSite", "UpdateSite", "CreateGoal", "DeleteGoal")
+    },
+}
 DEFAULT_SCOPE = "stats:read"
 TOUCH_EVERY = timedelta(seconds=60)  # last_used_at precision: one write per key a minute
 WARN_EVERY = 10.0  # seconds between two "calls refused" warnings
@@ -362,7 +368,8 @@ class AuthLayer(Layer):
             if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
                 conn.execute(accounts.touch_api_key_stmt(row.id, now))
                 conn.commit()
-        if not site_ids:
+        # A project's first site is made over the API: creating sites needs none.
+        if not site_ids and scope != "sites:write":
             raise Forbidden("No sites configured for the project")
         return accounts.Principal(row.id, row.project_id, row.plan, scopes, site_ids)
 

@@ -3,6 +3,16 @@
 from weldpulse_client import filters
 from weldpulse_client._pb.weldpulse.v1 import analytics_pb2 as pb
 from weldpulse_client._pb.weldpulse.v1 import ingest_pb2 as ingest_pb
+from weldpulse_client._pb.weldpulse.v1 import sites_pb2 as sites_pb
 from weldpulse_client.client import Client, Retry, retry_after, rpc_methods
 
-__all__ = ["Client", "Retry", "filters", "ingest_pb", "pb", "retry_after", "rpc_methods"]
+__all__ = [
+    "Client",
+    "Retry",
+    "filters",
+    "ingest_pb",
+    "pb",
+    "retry_after",
+    "rpc_methods",
+    "sites_pb",
+]
