@@ -14,10 +14,16 @@ from typing import Any
 from sqlalchemy import Connection
 from weldpulse.api.params import Range
 from weldpulse.stats.engine import buckets, paging, runner
-from weldpulse.stats.engine.registry import POINTS, Dimension, Metric
+from weldpulse.stats.engine.registry import GOAL, POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
 from weldpulse.stats.engine.runner import Budget
-from weldpulse.stats.engine.sql import by_links, event_stmt, session_stmt, time_on_page_stmt
+from weldpulse.stats.engine.sql import (
+    Clock,
+    by_links,
+    event_stmt,
+    session_stmt,
+    time_on_page_stmt,
+)
 from weldpulse.stats.engine.zones import Span
 
 Key = tuple[str, ...]
@@ -76,7 +82,8 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
     if "event" in kinds:
         wants_time = any(m.name == "time_on_page" for m in q.metrics)
         links = wants_time and by_links(dims, q.filters)
-        stmt = event_stmt(q.sites, span, dims, q.filters, clock, wants_time and not links)
+        stmt = event_stmt(q.sites, span, dims, q.filters, clock, wants_time and not links,
+                          q.goals)  # fmt: skip
         for r in run.execute(stmt):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
@@ -88,6 +95,8 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
                 key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
                 if key in rows:  # a pageview in scope: its row has events in scope
                     rows[key].update(time_total=r.time_total or 0, time_count=r.time_count)
+    if any(m.name == "conversion_rate" for m in q.metrics):
+        _add_divisors(run, q, rows, dims, span, clock)
     if "session" in kinds:
         for r in run.execute(session_stmt(q.sites, span, dims, q.filters, clock)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
@@ -95,6 +104,22 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
                 sessions=r.sessions, bounces=r.bounces, duration=r.duration, views=r.views,
             )  # fmt: skip
     return rows
+
+
+def _add_divisors(
+    run: Budget, q: Query, rows: dict[Key, Values], dims: Sequence[Dimension], span: Span,
+    clock: Clock | None,
+) -> None:  # fmt: skip
+    """conversion_rate's divisor on each row: the visitors of the events in scope without the
+    goal conditions, with the row's values of its other dimensions."""
+    others = [d for d in dims if d is not GOAL]
+    at = next((i for i, d in enumerate(dims) if d is GOAL), None)
+    stmt = event_stmt(q.sites, span, others, q.base_filters, clock, False)
+    divisors = {tuple(_key(r._mapping[f"d{i}"]) for i in range(len(others))): r.visitors
+                for r in run.execute(stmt)}  # fmt: skip
+    for key, raw in rows.items():
+        other = key if at is None else key[:at] + key[at + 1 :]
+        raw["base_visitors"] = divisors.get(other, 0)
 
 
 def _metrics(raw: Values, metrics: Sequence[Metric], total_visitors: float) -> list[float]:
@@ -107,6 +132,7 @@ def _metrics(raw: Values, metrics: Sequence[Metric], total_visitors: float) -> l
         "sessions": n, "bounce_rate": _ratio(g("bounces", 0), n, 4),
         "avg_duration": _ratio(g("duration", 0), n, 1),
         "views_per_session": _ratio(g("views", 0), n, 2),
+        "conversion_rate": _ratio(g("visitors", 0), g("base_visitors", 0), 4),
     }  # fmt: skip
     return [float(values[m.name]) for m in metrics]
 

@@ -1,0 +1,111 @@
+"""Goals in a query: which goals a filter selects, and when an event completes one (SQL).
+
+A goal condition may only be the whole filter or a direct condition of its
+top-level `and`, so a filter is (goal conditions) AND (the rest): an (event,
+goal) pair passes when the goal's name passes the goal conditions and the event
+passes the rest. The goal conditions are therefore decided here, in Python,
+over the site's goal names, and the SQL only asks whether an event completes
+one of the selected goals.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import re2  # type: ignore[import-untyped]
+from sqlalchemy import ColumnElement, FromClause, String, Values, and_, column, false, or_, values
+from weldpulse.domain import PAGEVIEW
+from weldpulse.errors import BadRequest
+from weldpulse.stats.engine.dialect import regex_match
+from weldpulse.stats.engine.filters import Condition, Node
+from weldpulse.stats.engine.registry import GOAL
+from weldpulse.stats.paths import path_condition, pattern_regex
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A goal of a site, as the servicer read it from the metadata store."""
+
+    site_id: str
+    name: str
+    event_name: str  # "" when a page-path goal
+    page_path: str  # "" when an event-name goal
+
+
+def _is_goal(node: Node) -> bool:
+    return node.cond is not None and node.cond.dim.name == GOAL.name
+
+
+def _has_goal(node: Node) -> bool:
+    return _is_goal(node) or any(_has_goal(c) for c in node.children)
+
+
+def split(filters: Node | None) -> tuple[list[Condition], Node | None]:
+    """The goal conditions and the rest of the filter; a 400 for a goal condition elsewhere."""
+    if filters is None:
+        return [], None
+    if _is_goal(filters):
+        return [filters.cond] if filters.cond else [], None
+    top = list(filters.children) if filters.kind == "and" else [filters]
+    conds = [c.cond for c in top if _is_goal(c) and c.cond is not None]
+    rest = [c for c in top if not _is_goal(c)]
+    if any(_has_goal(c) for c in rest):
+        raise BadRequest(
+            "Invalid filters: a goal condition may only be the whole filter or a direct "
+            "condition of the top-level 'and' (not under 'or' or 'not')"
+        )
+    if not rest:
+        return conds, None
+    return conds, rest[0] if len(rest) == 1 and filters.kind != "and" else Node("and", tuple(rest))
+
+
+def _holds(c: Condition, name: str) -> bool:
+    """The condition on one goal name, as the SQL conditions read any other value."""
+    if c.op in ("matches", "not_matches"):
+        flags = "" if c.case_sensitive else "(?i)"
+        hit = any(re2.search(flags + v, name) is not None for v in c.values)
+    else:
+        x = name if c.case_sensitive else name.lower()
+        vals = c.values if c.case_sensitive else tuple(v.lower() for v in c.values)
+        if c.op in ("is", "is_not"):
+            hit = x in vals
+        elif c.op in ("contains", "not_contains"):
+            hit = any(v in x for v in vals)
+        else:  # starts_with
+            hit = any(x.startswith(v) for v in vals)
+    return not hit if c.op in ("is_not", "not_contains", "not_matches") else hit
+
+
+def selected(goals: Sequence[Goal], conds: Sequence[Condition]) -> tuple[Goal, ...]:
+    """The goals whose names pass every goal condition."""
+    return tuple(g for g in goals if all(_holds(c, g.name) for c in conds))
+
+
+def completes(e: FromClause, goals: Sequence[Goal]) -> ColumnElement[bool]:
+    """SQL: the event row of `e` (site_id, name, pathname) completes one of `goals`."""
+    ec = e.c
+    parts = []
+    for g in goals:
+        if g.event_name:
+            parts.append(and_(ec.site_id == g.site_id, ec.name == g.event_name))
+        else:
+            parts.append(and_(ec.site_id == g.site_id, ec.name == PAGEVIEW,
+                              path_condition(ec.pathname, g.page_path)))  # fmt: skip
+    return or_(*parts) if parts else false()
+
+
+def goal_table(goals: Sequence[Goal]) -> Values:
+    """The goals as a VALUES table (site_id, name, event_name, regex) to join events with."""
+    rows = [
+        (g.site_id, g.name, g.event_name, pattern_regex(g.page_path) if g.page_path else "")
+        for g in goals
+    ] or [("", "", "", "")]  # fmt: skip  (a row no event completes)
+    cols = [column(n, String) for n in ("site_id", "name", "event_name", "regex")]
+    return values(*cols, name="g").data(rows)
+
+
+def pair_condition(e: FromClause, g: FromClause) -> ColumnElement[bool]:
+    """SQL: the event row of `e` completes the goal row of `g` (a goal_table)."""
+    by_name = and_(g.c.event_name != "", e.c.name == g.c.event_name)
+    by_path = and_(g.c.regex != "", e.c.name == PAGEVIEW,
+                   regex_match(e.c.pathname, g.c.regex, g.c.regex))  # fmt: skip
+    return and_(e.c.site_id == g.c.site_id, or_(by_name, by_path))
