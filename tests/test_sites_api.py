@@ -147,10 +147,12 @@ def test_goals_create_list_delete(stack: Stack, owner: Owner) -> None:
     assert stack.http.get(url, headers=_h(owner.read)).json() == {"data": [made[0], made[2]]}
     again = stack.http.delete(f"{url}/{made[1]['id']}", headers=_h(owner.write))
     assert again.status_code == 404 and again.json()["code"] == "NOT_FOUND", again.text
-    # A deleted goal's name is free again.
-    resp = stack.http.post(url, json={"name": "Saw pricing", "page_path": "/p"},
-                           headers=_h(owner.write))  # fmt: skip
+    # A deleted goal's name is free again; the README's curl (-d: a form content type) works.
+    resp = stack.http.post(url, content='{"name": "Saw pricing", "page_path": "/pricing*"}',
+                           headers={**_h(owner.write),
+                                    "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
     assert resp.status_code == 200, resp.text
+    assert resp.json()["page_path"] == "/pricing*"
 
 
 def test_bad_goals_are_400s_naming_the_field(stack: Stack, owner: Owner) -> None:
