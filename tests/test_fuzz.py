@@ -63,15 +63,17 @@ class Target:
     site_id: str
     site_key: str
     domain: str
+    admin_key: str  # sites:write and stats:read on the target's project
     stored: int = 0  # events the answers say were stored
 
 
-def _fuzz_project(stack: Stack) -> tuple[str, str, dict]:
+def _fuzz_project(stack: Stack) -> tuple[str, str, dict, str]:
     with stack.metadata.begin() as conn:
         project = accounts.create_project(conn, "Fuzz", "pro")
         site = accounts.create_site(conn, project, f"fuzz-{stack.engine}.example")
         write = accounts.create_api_key(conn, project, ["events:write"])["key"]
-    return stack.keys["a"], write, site
+        admin = accounts.create_api_key(conn, project, ["sites:write", "stats:read"])["key"]
+    return stack.keys["a"], write, site, admin
 
 
 def _stored(stack: Stack, site_id: str) -> int:
@@ -88,7 +90,7 @@ def fuzz_target(stack: Stack) -> Iterator[Target]:
     )
     envoy = Envoy(port, limits=OPEN_EDGE).start()
     TALLY[stack.engine] = Counter()
-    read_key, write_key, site = _fuzz_project(stack)
+    read_key, write_key, site, admin_key = _fuzz_project(stack)
     target = Target(
         f"http://127.0.0.1:{envoy.http_port}",
         read_key,
@@ -96,6 +98,7 @@ def fuzz_target(stack: Stack) -> Iterator[Target]:
         site["id"],
         site["site_key"],
         site["domain"],
+        admin_key,
     )
     try:
         yield target
@@ -135,9 +138,15 @@ def _plausible(event: Any, target: Target) -> Any:
 def with_valid_keys(case: schemathesis.Case, target: Target, turn: int) -> str:
     """Two ingestion cases in three use the target's real site (one of those a plausible event).
 
-    Returns the API key to send: the write key for import, a read key otherwise.
+    Sites and goals routes get the target's site id two times in three, and its
+    `sites:write` key. Returns the API key to send: the write key for import,
+    the sites key for /v1/sites routes, a read key otherwise.
     """
     body, path = case.body, case.operation.path
+    if path.startswith("/v1/sites"):
+        if "site_id" in (case.path_parameters or {}) and turn % 3:
+            case.path_parameters["site_id"] = target.site_id  # type: ignore[index]
+        return target.admin_key
     if path == "/v1/collect" and isinstance(body, dict) and turn % 3:
         body["site_key"] = target.site_key
         if turn % 3 == 2:
