@@ -145,7 +145,7 @@ def with_valid_keys(case: schemathesis.Case, target: Target, turn: int) -> str:
     body, path = case.body, case.operation.path
     if path.startswith("/v1/sites"):
         if "site_id" in (case.path_parameters or {}) and turn % 3:
-            case.path_parameters["site_id"] = target.site_id  # type: ignore[index]
+            case.path_parameters["site_id"] = target.site_id
         return target.admin_key
     if path == "/v1/collect" and isinstance(body, dict) and turn % 3:
         body["site_key"] = target.site_key
