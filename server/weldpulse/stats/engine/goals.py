@@ -10,15 +10,27 @@ one of the selected goals.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import re2  # type: ignore[import-untyped]
-from sqlalchemy import ColumnElement, FromClause, String, Values, and_, column, false, or_, values
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Integer,
+    String,
+    Values,
+    and_,
+    case,
+    column,
+    false,
+    or_,
+    values,
+)
 from weldpulse.domain import PAGEVIEW
 from weldpulse.errors import BadRequest
-from weldpulse.stats.engine.dialect import regex_match
 from weldpulse.stats.engine.filters import Condition, Node
 from weldpulse.stats.engine.registry import GOAL
-from weldpulse.stats.paths import path_condition, pattern_regex
+from weldpulse.stats.paths import path_condition
 
 
 @dataclass(frozen=True)
@@ -80,32 +92,33 @@ def selected(goals: Sequence[Goal], conds: Sequence[Condition]) -> tuple[Goal, .
     return tuple(g for g in goals if all(_holds(c, g.name) for c in conds))
 
 
+def _completes(ec: Any, g: Goal) -> ColumnElement[bool]:
+    if g.event_name:
+        return ec.name == g.event_name
+    return and_(ec.name == PAGEVIEW, path_condition(ec.pathname, g.page_path))
+
+
 def completes(e: FromClause, goals: Sequence[Goal]) -> ColumnElement[bool]:
     """SQL: the event row of `e` (site_id, name, pathname) completes one of `goals`."""
-    ec = e.c
-    parts = []
-    for g in goals:
-        if g.event_name:
-            parts.append(and_(ec.site_id == g.site_id, ec.name == g.event_name))
-        else:
-            parts.append(and_(ec.site_id == g.site_id, ec.name == PAGEVIEW,
-                              path_condition(ec.pathname, g.page_path)))  # fmt: skip
+    parts = [and_(e.c.site_id == g.site_id, _completes(e.c, g)) for g in goals]
     return or_(*parts) if parts else false()
 
 
 def goal_table(goals: Sequence[Goal]) -> Values:
-    """The goals as a VALUES table (site_id, name, event_name, regex) to join events with."""
-    rows = [
-        (g.site_id, g.name, g.event_name, pattern_regex(g.page_path) if g.page_path else "")
-        for g in goals
-    ] or [("", "", "", "")]  # fmt: skip  (a row no event completes)
-    cols = [column(n, String) for n in ("site_id", "name", "event_name", "regex")]
-    return values(*cols, name="g").data(rows)
+    """The goals as a VALUES table (i: the index in `goals`, site_id, name) to join with."""
+    rows = [(i, g.site_id, g.name) for i, g in enumerate(goals)] or [(-1, "", "")]  # none: no row
+    return values(
+        column("i", Integer), column("site_id", String), column("name", String), name="g"
+    ).data(rows)
 
 
-def pair_condition(e: FromClause, g: FromClause) -> ColumnElement[bool]:
-    """SQL: the event row of `e` completes the goal row of `g` (a goal_table)."""
-    by_name = and_(g.c.event_name != "", e.c.name == g.c.event_name)
-    by_path = and_(g.c.regex != "", e.c.name == PAGEVIEW,
-                   regex_match(e.c.pathname, g.c.regex, g.c.regex))  # fmt: skip
-    return and_(e.c.site_id == g.c.site_id, or_(by_name, by_path))
+def pair_condition(e: FromClause, g: FromClause, goals: Sequence[Goal]) -> ColumnElement[bool]:
+    """SQL: the event row of `e` completes the goal row of `g` (a goal_table of `goals`).
+
+    A CASE on the goal's index keeps every pattern a constant: a pattern read from a
+    column would be compiled again for each row."""
+    if not goals:
+        return false()
+    which = case(*((g.c.i == i, _completes(e.c, goal)) for i, goal in enumerate(goals)),
+                 else_=false())  # fmt: skip
+    return and_(e.c.site_id == g.c.site_id, which)

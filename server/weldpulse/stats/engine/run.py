@@ -82,7 +82,10 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
     if "event" in kinds:
         wants_time = any(m.name == "time_on_page" for m in q.metrics)
         links = wants_time and by_links(dims, q.filters)
-        stmt = event_stmt(q.sites, span, dims, q.filters, clock, wants_time and not links,
+        # With the goal dimension, joining the selected goals already keeps only the events
+        # completing one: the filter without goal conditions is all that is left to apply.
+        filters = q.base_filters if GOAL in dims else q.filters
+        stmt = event_stmt(q.sites, span, dims, filters, clock, wants_time and not links,
                           q.goals)  # fmt: skip
         for r in run.execute(stmt):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))

@@ -132,7 +132,9 @@ def event_stmt(
     e = select(*cols).where(*scope).subquery("e")
     if GOAL in dims:  # (event, goal) pairs; the window above saw each event once
         g = goal_table(goals)
-        pairs = select(e, g.c.name.label("goal")).select_from(e.join(g, pair_condition(e, g)))
+        pairs = select(e, g.c.name.label("goal")).select_from(
+            e.join(g, pair_condition(e, g, goals))
+        )
         e = pairs.subquery("ep")
     needs_sessions = any(d.kind == "session" for d in dims) or (
         filters is not None and "session" in filters.dimensions()
