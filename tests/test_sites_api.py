@@ -147,6 +147,8 @@ def test_goals_create_list_delete(stack: Stack, owner: Owner) -> None:
     assert stack.http.get(url, headers=_h(owner.read)).json() == {"data": [made[0], made[2]]}
     again = stack.http.delete(f"{url}/{made[1]['id']}", headers=_h(owner.write))
     assert again.status_code == 404 and again.json()["code"] == "NOT_FOUND", again.text
+    longer = stack.http.delete(f"{url}/{made[0]['id']}x", headers=_h(owner.write))
+    assert longer.status_code == 404, longer.text  # not the goal its first 36 characters name
     # A deleted goal's name is free again; the README's curl (-d: a form content type) works.
     resp = stack.http.post(url, content='{"name": "Saw pricing", "page_path": "/pricing*"}',
                            headers={**_h(owner.write),

@@ -97,8 +97,10 @@ class SitesServicer(sites_pb2_grpc.SitesServiceServicer):
 
     def DeleteGoal(self, request: pb.DeleteGoalRequest, context: Ctx) -> pb.DeleteGoalResponse:
         site = _own_site(request.site_id)
-        with self.metadata.begin() as conn:
-            gone = conn.execute(goals.delete_goal_stmt(site, request.goal_id[:MAX_ID])).rowcount
+        gone = 0
+        if len(request.goal_id) <= MAX_ID:  # a longer one is no goal's id
+            with self.metadata.begin() as conn:
+                gone = conn.execute(goals.delete_goal_stmt(site, request.goal_id)).rowcount
         if not gone:
             raise NotFound(f"Not found: site {site} has no goal {request.goal_id[:MAX_ID]!r}")
         return pb.DeleteGoalResponse()
