@@ -82,6 +82,9 @@ def test_create_and_update_sites_over_json(stack: Stack) -> None:
     assert again.returncode == 1 and "domain: the project already has a site" in again.stderr
     cli_json("sites", "update", site["id"], "--timezone", "UTC", env=env)
     assert stack.http.get("/v1/sites", headers=_h(key)).json()["data"][0]["timezone"] == "UTC"
+    made = cli_json("keys", "create", "--project", project, "--scope", "sites:write", env=env)
+    resp = stack.http.post("/v1/sites", json={"domain": f"k{tag}.example"}, headers=_h(made["key"]))
+    assert resp.status_code == 200 and made["scopes"] == ["sites:write"], resp.text
 
 
 @pytest.mark.parametrize(
