@@ -5,13 +5,14 @@ Create and change sites, create, list and delete goals on both engines; every
 neither see nor change a site's goals, on every route.
 """
 
+import json
 import secrets
 from dataclasses import dataclass
 
 import grpc
 import pytest
 from conftest import Stack
-from test_cli import cli, cli_json
+from weldpulse import cli
 from weldpulse.storage import accounts, goals
 from weldpulse.v1 import sites_pb2, sites_pb2_grpc
 
@@ -52,7 +53,9 @@ def _bad(resp: object, *names: str) -> None:
     assert all(n in body["error"] for n in names), body
 
 
-def test_create_and_update_sites_over_json(stack: Stack) -> None:
+def test_create_and_update_sites_over_json(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     tag = secrets.token_hex(4)
     with stack.metadata.begin() as conn:  # a project without sites may make its first one
         project = accounts.create_project(conn, f"new-{tag}", "pro")
@@ -77,12 +80,18 @@ def test_create_and_update_sites_over_json(stack: Stack) -> None:
     assert [s["id"] for s in listed] == [site["id"], plain.json()["id"]]
     assert listed[0] == renamed.json()
     # The CLI reads and changes the same sites (it shares storage/accounts.py).
-    env = {"WELDPULSE_METADATA_URL": stack.metadata_url}
-    again = cli("sites", "create", "--project", project, "--domain", domain, env=env)
-    assert again.returncode == 1 and "domain: the project already has a site" in again.stderr
-    cli_json("sites", "update", site["id"], "--timezone", "UTC", env=env)
+    # In process (test_cli.py runs the installed command): the same `main` and stores.
+    monkeypatch.setenv("WELDPULSE_METADATA_URL", stack.metadata_url)
+    capsys.readouterr()
+    assert cli.main(["sites", "create", "--project", project, "--domain", domain]) == 1
+    assert "domain: the project already has a site" in capsys.readouterr().err
+    assert cli.main(["sites", "update", site["id"], "--timezone", "UTC"]) == 0
     assert stack.http.get("/v1/sites", headers=_h(key)).json()["data"][0]["timezone"] == "UTC"
-    made = cli_json("keys", "create", "--project", project, "--scope", "sites:write", env=env)
+    capsys.readouterr()
+    assert (
+        cli.main(["keys", "create", "--project", project, "--scope", "sites:write", "--json"]) == 0
+    )
+    made = json.loads(capsys.readouterr().out)
     resp = stack.http.post("/v1/sites", json={"domain": f"k{tag}.example"}, headers=_h(made["key"]))
     assert resp.status_code == 200 and made["scopes"] == ["sites:write"], resp.text
 
