@@ -16,14 +16,17 @@ import re2  # type: ignore[import-untyped]
 from sqlalchemy import (
     ColumnElement,
     FromClause,
-    Integer,
+    Select,
     String,
     Values,
     and_,
     case,
     column,
     false,
+    literal,
     or_,
+    select,
+    union_all,
     values,
 )
 from weldpulse.domain import PAGEVIEW
@@ -104,21 +107,41 @@ def completes(e: FromClause, goals: Sequence[Goal]) -> ColumnElement[bool]:
     return or_(*parts) if parts else false()
 
 
-def goal_table(goals: Sequence[Goal]) -> Values:
-    """The goals as a VALUES table (i: the index in `goals`, site_id, name) to join with."""
-    rows = [(i, g.site_id, g.name) for i, g in enumerate(goals)] or [(-1, "", "")]  # none: no row
-    return values(
-        column("i", Integer), column("site_id", String), column("name", String), name="g"
-    ).data(rows)
+def goal_pairs(in_scope: Select, goals: Sequence[Goal]) -> Select:
+    """The rows of `in_scope` (events with site_id, name, pathname) once per goal of `goals`
+    each completes, the goal's name as `goal`.
+
+    Only hash joins touch the events: event-name goals join on the name; page-path goals
+    are matched against the distinct pathnames first (thousands of patterns tests, not one
+    per event and goal), and events join on the matching pathnames."""
+    ev = in_scope.cte("ev")
+    parts = []
+    by_name = [(g.site_id, g.event_name, g.name) for g in goals if g.event_name]
+    if by_name:
+        gn = _table("gn", ("site_id", "event_name", "name"), by_name)
+        on = and_(ev.c.site_id == gn.c.site_id, ev.c.name == gn.c.event_name)
+        parts.append(select(ev, gn.c.name.label("goal")).select_from(ev.join(gn, on)))
+    by_path = [g for g in goals if not g.event_name]
+    if by_path:
+        views = select(ev.c.site_id, ev.c.pathname).where(ev.c.name == PAGEVIEW).distinct()
+        p = views.subquery("p")
+        gp = _table("gp", ("i", "site_id", "name"), [(i, g.site_id, g.name)
+                                                      for i, g in enumerate(by_path)])  # fmt: skip
+        # A CASE on the goal's index keeps every pattern a constant (compiled once).
+        hit = case(*((gp.c.i == str(i), path_condition(p.c.pathname, g.page_path))
+                     for i, g in enumerate(by_path)), else_=false())  # fmt: skip
+        matched = (
+            select(p.c.site_id, p.c.pathname, gp.c.name)
+            .select_from(p.join(gp, and_(p.c.site_id == gp.c.site_id, hit)))
+            .subquery("m")
+        )
+        on = and_(ev.c.site_id == matched.c.site_id, ev.c.name == PAGEVIEW,
+                  ev.c.pathname == matched.c.pathname)  # fmt: skip
+        parts.append(select(ev, matched.c.name.label("goal")).select_from(ev.join(matched, on)))
+    if not parts:  # no goal selected: no pairs
+        return select(ev, literal("", String).label("goal")).where(false())
+    return parts[0] if len(parts) == 1 else union_all(*parts)  # type: ignore[return-value]
 
 
-def pair_condition(e: FromClause, g: FromClause, goals: Sequence[Goal]) -> ColumnElement[bool]:
-    """SQL: the event row of `e` completes the goal row of `g` (a goal_table of `goals`).
-
-    A CASE on the goal's index keeps every pattern a constant: a pattern read from a
-    column would be compiled again for each row."""
-    if not goals:
-        return false()
-    which = case(*((g.c.i == i, _completes(e.c, goal)) for i, goal in enumerate(goals)),
-                 else_=false())  # fmt: skip
-    return and_(e.c.site_id == g.c.site_id, which)
+def _table(name: str, columns: tuple[str, ...], rows: list[tuple]) -> Values:
+    return values(*(column(c, String) for c in columns), name=name).data(rows)

@@ -23,7 +23,7 @@ from weldpulse.api.params import Range
 from weldpulse.domain import PAGEVIEW
 from weldpulse.stats.engine.dialect import matches, prop
 from weldpulse.stats.engine.filters import Condition, Node
-from weldpulse.stats.engine.goals import completes, goal_table, pair_condition
+from weldpulse.stats.engine.goals import completes, goal_pairs
 from weldpulse.stats.engine.registry import GOAL, PROP_PREFIX, Dimension
 from weldpulse.stats.engine.zones import Span
 from weldpulse.stats.wallclock import local_time
@@ -129,13 +129,9 @@ def event_stmt(
         cols.append(nxt.label("next_view"))
     else:
         scope.append(ev.ts <= span.end)
-    e = select(*cols).where(*scope).subquery("e")
-    if GOAL in dims:  # (event, goal) pairs; the window above saw each event once
-        g = goal_table(goals)
-        pairs = select(e, g.c.name.label("goal")).select_from(
-            e.join(g, pair_condition(e, g, goals))
-        )
-        e = pairs.subquery("ep")
+    in_scope = select(*cols).where(*scope)
+    # With goal: (event, goal) pairs; the window above saw each event once.
+    e = goal_pairs(in_scope, goals).subquery("ep") if GOAL in dims else in_scope.subquery("e")
     needs_sessions = any(d.kind == "session" for d in dims) or (
         filters is not None and "session" in filters.dimensions()
     )
