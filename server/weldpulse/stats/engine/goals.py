@@ -125,7 +125,7 @@ def goal_pairs(in_scope: Select, goals: Sequence[Goal]) -> Select:
     if by_path:
         views = select(ev.c.site_id, ev.c.pathname).where(ev.c.name == PAGEVIEW).distinct()
         p = views.subquery("p")
-        gp = _table("gp", ("i", "site_id", "name"), [(i, g.site_id, g.name)
+        gp = _table("gp", ("i", "site_id", "name"), [(str(i), g.site_id, g.name)
                                                       for i, g in enumerate(by_path)])  # fmt: skip
         # A CASE on the goal's index keeps every pattern a constant (compiled once).
         hit = case(*((gp.c.i == str(i), path_condition(p.c.pathname, g.page_path))
