@@ -93,7 +93,21 @@ SHAPES: dict[str, Shape] = {
         {"dimension": "page", "op": "contains", "values": ["/blog"], "case_sensitive": False},
         _is("device_type", "mobile"),
     ]}, extra={"timezone": "Europe/Berlin"}),
+    # Goals (issue 11): conversion rate per goal (≤ 250 ms at 30 days, 10M events).
+    "g_goal": Shape(["visitors", "conversion_rate"], ["goal"], targets=(250.0, None)),
 }  # fmt: skip
+
+# The goals of the big site (g_goal): event names and page paths, `*` and `**`.
+GOALS = [
+    {"name": "Signup", "event_name": "signup"},
+    {"name": "Purchase", "event_name": "purchase"},
+    {"name": "Newsletter", "event_name": "newsletter"},
+    {"name": "Saw pricing", "page_path": "/pricing"},
+    {"name": "Read docs", "page_path": "/docs/**"},
+    {"name": "Blog post", "page_path": "/blog/*"},
+    {"name": "Asked for help", "page_path": "/help/*"},
+    {"name": "Changelog", "page_path": "/changelog**"},
+]
 
 # shape -> (its twin in the same run, the highest ratio of their p50s issue 10 allows)
 RATIOS: dict[str, tuple[str, float]] = {

@@ -27,10 +27,10 @@ from floor import SQL, executor, floor_params, time_statement
 from funnel_shapes import time_funnels
 from generate import DAYS, END, generate
 from ingest_probe import probe_ingestion
-from queries import SHAPES
+from queries import GOALS, SHAPES
 from report import write_reports
 from weldpulse.domain import SESSION_GAP, Event
-from weldpulse.storage import accounts, engines, rollups, writer
+from weldpulse.storage import accounts, engines, goals, rollups, writer
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
 
@@ -278,6 +278,11 @@ def time_queries(
     http = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=120)
     site = info["sites"][0]
     out: dict[str, Any] = {}
+    with meta.begin() as conn:  # also on --reuse of data loaded before goals existed
+        have = {r.name for r in conn.execute(goals.site_goals_stmt([site]))}
+        for goal in GOALS:
+            if goal["name"] not in have:
+                goals.create_goal(conn, site, **goal)
 
     def auth() -> dict[str, str]:  # a key per series, as in time_api
         with meta.begin() as conn:

@@ -198,21 +198,29 @@ def examples(
 ) -> list[str]:
     rule = method.options.Extensions[annotations_pb2.http]
     verb = rule.WhichOneof("pattern")
-    url = f"http://127.0.0.1:8080{getattr(rule, verb)}"
+    # Path parameters as placeholders: `/v1/sites/SITE_ID/goals`.
+    in_path = re.findall(r"{([^}=]+)", getattr(rule, verb))
+    url = "http://127.0.0.1:8080" + re.sub(
+        r"{([^}=]+)}", lambda m: m.group(1).upper(), getattr(rule, verb)
+    )
     auth = "  -H 'Authorization: Bearer ak_live_...'"
     values: dict[str, object]
-    if verb == "get":
+    path_values = {name: name.upper() for name in in_path}
+    if verb in ("get", "delete") and not rule.body:
         values = {f.name: EXAMPLES[f.name] for f in request.field if f.name in EXAMPLES}
         query = "&".join(f"{k}={str(v).replace(' ', '+')}" for k, v in values.items())
-        curl = [f"curl -s '{url}{'?' + query if query else ''}' \\", auth]
+        method_flag = "" if verb == "get" else "-X DELETE "
+        curl = [f"curl -s {method_flag}'{url}{'?' + query if query else ''}' \\", auth]
+        values = {**path_values, **values}
         args = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
         python = f"client.{snake(method.name)}({args})"
     else:
-        values = example(request, messages)
-        body = json.dumps(values)
+        body_values = {k: v for k, v in example(request, messages).items() if k not in in_path}
+        body = json.dumps(body_values)
         curl = [f"curl -s -X {verb.upper()} '{url}' \\", "  -H 'Content-Type: application/json' \\",
                 f"{auth} \\", f"  -d '{body}'"]  # fmt: skip
-        python = f'client.call("{method.name}", {body.replace("false", "False")})'
+        values = {**path_values, **body_values}
+        python = f'client.call("{method.name}", {json.dumps(values).replace("false", "False")})'
     ts = f"await client.{camel(snake(method.name))}({ts_literal(values)});"
     if method.server_streaming:
         # Server-Sent Events: curl -N prints each update as it comes.

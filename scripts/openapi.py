@@ -147,8 +147,7 @@ class Builder:
         in_path = set(re.findall(r"{([^}=]+)", path))
         params = []
         for i, field in enumerate(request.field):
-            # With body "*" every field is in the body but those the path names.
-            if (rule.body == "*" and field.name not in in_path) or field.name == rule.body:
+            if field.name not in in_path and (rule.body == "*" or field.name == rule.body):
                 continue
             if field.type == FDP.TYPE_MESSAGE and field.type_name not in WELL_KNOWN:
                 continue  # nested messages are not query parameters here
@@ -186,6 +185,13 @@ class Builder:
                 if rule.body == "*"
                 else self.field_schema(next(f for f in request.field if f.name == rule.body))
             )
+            if rule.body == "*" and in_path:  # the body is the fields the path does not bind
+                short = body_schema["$ref"].rsplit("/", 1)[1]
+                body_schema = json.loads(json.dumps(self.schemas[short]))
+                for name in in_path:
+                    body_schema["properties"].pop(name, None)
+                    if name in body_schema.get("required", []):
+                        body_schema["required"].remove(name)
             op["requestBody"] = {
                 "required": True,
                 "content": {"application/json": {"schema": body_schema}},

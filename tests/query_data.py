@@ -51,6 +51,20 @@ UTMS = ["", "", "", "utm_source=newsletter&utm_medium=email&utm_campaign=spring+
         "utm_medium=paid_social&utm_content=a&utm_content=b", "utm_medium=affiliate",
         "utm_medium=banner&utm_campaign=Spring+Sale", "utm_source=partner&utm_medium=retargeting"]  # fmt: skip
 CUSTOM = ["signup", "download", "Signup"]
+# Goals per site (conversions-api.md): `*` vs `**` (untied URLs gain `/x` segments), names
+# differing by case, the same name on both sites with different conditions, and events
+# completing several goals (every pageview completes "Any page").
+GOALS = [
+    [{"name": "Signup", "event_name": "signup"}, {"name": "signup", "event_name": "Signup"},
+     {"name": "Docs", "page_path": "/docs/*"}, {"name": "Docs deep", "page_path": "/docs/**"},
+     {"name": "Top level", "page_path": "/*"}, {"name": "Any page", "page_path": "/**"},
+     {"name": "Blogs", "page_path": "/*log/**"}, {"name": "Pricing", "page_path": "/pricing"},
+     {"name": "Download", "event_name": "download"}, {"name": "Nothing", "page_path": "/none*"},
+     {"name": "Über", "page_path": "/Blog/Über"}, {"name": "Space", "page_path": "/a%20b*"}],
+    [{"name": "Signup", "event_name": "Signup"}, {"name": "Docs", "page_path": "/docs*"},
+     {"name": "Any page", "page_path": "**"}, {"name": "Top level", "page_path": "/*"},
+     {"name": "Pricing", "page_path": "/pricing/**"}],
+]  # fmt: skip
 PLANS = ["free", "pro", "Pro", "team plan", "(none)"]
 
 
@@ -62,6 +76,7 @@ class DataSet:
     domains: dict[str, str]  # site id -> domain
     events: list[dict]  # as the reference wants them
     windows: list[tuple[date, int]]
+    goals: dict[str, list[dict]]  # site id -> its goals, as created
 
 
 def _visitor(rng: random.Random, domain: str, start: datetime, opaque: str) -> list[dict]:
@@ -152,11 +167,20 @@ def load(stack: Stack, timezones: tuple[str, ...] = ("Europe/Berlin", "UTC")) ->
         site_ids: list[str] = [str(s) for s in sites]
         key = accounts.create_api_key(conn, project, ["stats:read"])["key"]
         write = accounts.create_api_key(conn, project, ["events:write"])["key"]
+        admin = accounts.create_api_key(conn, project, ["sites:write"])["key"]
         # The reference's default zone is the one the store holds, as the engine reads it.
         found = conn.execute(
             text("SELECT id, timezone FROM sites WHERE project_id = :p"), {"p": project}
         )
         stored_tz = {r[0]: r[1] for r in found}
+    goals: dict[str, list[dict]] = {}
+    for site, site_goals in zip(site_ids, GOALS, strict=False):
+        goals[site] = []
+        for goal in site_goals:
+            resp = stack.http.post(f"/v1/sites/{site}/goals", json=goal,
+                                   headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+            assert resp.status_code == 200, resp.text
+            goals[site].append(goal)
     sent: dict[tuple, dict] = {}
     for site, events in zip(site_ids, generate(domains), strict=True):
         for lo in range(0, len(events), 1000):
@@ -198,6 +222,7 @@ def load(stack: Stack, timezones: tuple[str, ...] = ("Europe/Berlin", "UTC")) ->
         dict(zip(site_ids, domains, strict=True)),
         out,
         WINDOWS,
+        goals,
     )
 
 

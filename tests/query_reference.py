@@ -10,6 +10,7 @@ exact half (the contract says "N decimals", not how ties round).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -22,12 +23,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import re2  # type: ignore[import-untyped]
 
 GAP = timedelta(minutes=30)
-EVENT_METRICS = ("visitors", "pageviews", "events", "time_on_page", "percentage")
+EVENT_METRICS = ("visitors", "pageviews", "events", "time_on_page", "percentage", "conversion_rate")
 SESSION_METRICS = ("sessions", "bounce_rate", "avg_duration", "views_per_session")
 DECIMALS = {"time_on_page": 1, "percentage": 4, "bounce_rate": 4, "avg_duration": 1,
-            "views_per_session": 2}  # fmt: skip
+            "views_per_session": 2, "conversion_rate": 4}  # fmt: skip
 POINTS = ("bounce_rate", "percentage")  # change in percentage points
-EVENT_DIMS = ("page", "hostname", "event_name")
+EVENT_DIMS = ("page", "hostname", "event_name", "goal")
 UTM = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
 SESSION_DIMS = ("entry_page", "exit_page", "source", "referrer", "channel", *UTM,
                 "country", "region", "city", "device_type", "browser", "os")  # fmt: skip
@@ -293,6 +294,9 @@ def sessionize(events: list[dict]) -> list[Session]:
 
 
 def value(e: dict, dim: str) -> str:
+    """`e` an event, or with `goal` an (event, goal) pair: the event with the goal's `_goal`."""
+    if dim == "goal":
+        return e["_goal"]
     if dim == "page":
         return e["pathname"]
     if dim == "hostname":
@@ -366,7 +370,7 @@ def compile_filter(expr: Any, field: str = "filters") -> tuple[Any, int, int]:
     return (lambda e: hit(value(e, dim)) != negate), 1, 1
 
 
-def validate(req: dict) -> tuple[list[str], list[str], Any]:
+def validate(req: dict) -> tuple[list[str], list[str], Any, Any]:
     metrics, dims = req.get("metrics"), req.get("dimensions", [])
     if not isinstance(metrics, list) or not 1 <= len(metrics) <= 10:
         raise QueryError("metrics", "1 to 10 metrics are required")
@@ -397,7 +401,60 @@ def validate(req: dict) -> tuple[list[str], list[str], Any]:
             raise QueryError("order_by", f"{o.get('field')!r} is not a requested field")
     if not 1 <= req.get("limit", 100) <= 10_000:
         raise QueryError("limit", "must be 1 to 10000")
-    return metrics, dims, pred or (lambda e: True)
+    base = None
+    if "goal" in dims or has_goal(req.get("filters")):
+        rest = without_goals(req.get("filters"))
+        base = compile_filter(rest)[0] if rest is not None else (lambda e: True)
+    elif "conversion_rate" in metrics:
+        raise QueryError("metrics", "conversion_rate without goal")
+    return metrics, dims, pred or (lambda e: True), base
+
+
+# ---- goals (conversions-api.md) -----------------------------------------------------------
+
+
+def completes(e: dict, goal: dict) -> bool:
+    """A custom event of the goal's name, or a pageview whose pathname matches its pattern:
+    `*` any run of characters but `/`, `**` any run, everything else itself."""
+    if goal.get("event_name"):
+        return e["name"] == goal["event_name"]
+    if e["name"] != "pageview":
+        return False
+    regex = "".join(".*" if t == "**" else "[^/]*" if t == "*" else re.escape(t)
+                    for t in re.findall(r"\*\*|\*|[^*]+", goal["page_path"]))  # fmt: skip
+    return re.fullmatch(regex, e["pathname"], re.DOTALL) is not None
+
+
+def is_goal_condition(expr: Any) -> bool:
+    return isinstance(expr, dict) and expr.get("dimension") == "goal"
+
+
+def has_goal(expr: Any) -> bool:
+    if not isinstance(expr, dict):
+        return False
+    if is_goal_condition(expr):
+        return True
+    inner = expr.get("and") or expr.get("or") or ([expr["not"]] if "not" in expr else [])
+    return any(has_goal(x) for x in inner if isinstance(x, dict))
+
+
+def without_goals(expr: Any) -> Any:
+    """The filter without its goal conditions; a 400 for a goal condition not allowed where it
+    is (only the whole filter or a direct condition of a top-level `and`)."""
+    if expr is None or is_goal_condition(expr):
+        return None
+    top = expr["and"] if isinstance(expr, dict) and isinstance(expr.get("and"), list) else [expr]
+    rest = [x for x in top if not is_goal_condition(x)]
+    if any(has_goal(x) for x in rest):
+        raise QueryError("filters", "a goal condition under or/not or deeper")
+    if not rest:
+        return None
+    return {"and": rest} if "and" in expr else rest[0]
+
+
+def pairs(e: dict, goals: list[dict]) -> list[dict]:
+    """The (event, goal) pairs of an event: the event once per goal of its site it completes."""
+    return [{**e, "_goal": g["name"]} for g in goals if completes(e, g)]
 
 
 # ---- computing ----------------------------------------------------------------------------
@@ -407,35 +464,67 @@ def ratio(a: int | Fraction, b: int) -> Fraction:
     return Fraction(a) / b if b else Fraction(0)
 
 
+@dataclass
+class Goals:
+    """Goal mode of a query: each site's goals, and the filter without its goal conditions."""
+
+    by_site: dict[str, list[dict]]
+    base: Any  # predicate over events
+
+    def units(self, e: dict) -> list[dict]:
+        return pairs(e, self.by_site.get(e["site_id"], []))
+
+
 def compute(events: list[dict], rng: Range, metrics: list[str], dims: list[str], pred: Any,
-            tz: ZoneInfo) -> dict[tuple, dict[str, Any]]:  # fmt: skip
-    """Row key (dimension values) -> metric values (exact) over one range."""
+            tz: ZoneInfo, goals: Goals | None = None) -> dict[tuple, dict[str, Any]]:  # fmt: skip
+    """Row key (dimension values) -> metric values (exact) over one range.
+
+    With goals, the filter and the dimensions apply to (event, goal) pairs; a row's
+    events are the distinct events of its pairs."""
     unit = next((d[5:] for d in dims if d in TIME_DIMS), "")
+    units = goals.units if goals else lambda e: [e]
 
     def key(attr: Any, ts: datetime) -> tuple:
         return tuple(fmt(bucket(ts, unit, tz)) if d in TIME_DIMS else attr(d) for d in dims)
 
-    ev_rows: dict[tuple, list[dict]] = defaultdict(list)
+    ev_rows: dict[tuple, dict[tuple, dict]] = defaultdict(dict)  # key -> event id -> event
     if any(m in EVENT_METRICS for m in metrics):
         for e in events:
-            if rng.lo <= e["ts"] <= rng.hi and pred(e):
-                ev_rows[key(lambda d, e=e: value(e, d), e["ts"])].append(e)
+            for u in units(e) if rng.lo <= e["ts"] <= rng.hi else []:
+                if pred(u):
+                    ev_rows[key(lambda d, u=u: value(u, d), e["ts"])][(e["site_id"], e["seq"])] = e
     se_rows: dict[tuple, list[Session]] = defaultdict(list)
     if any(m in SESSION_METRICS for m in metrics):
         seen = set()
         for e in events:
             s = e["_session"]
-            if id(s) not in seen and rng.lo <= s.start <= rng.hi and any(pred(x) for x in s.events):
+            if (
+                id(s) not in seen
+                and rng.lo <= s.start <= rng.hi
+                and any(pred(u) for x in s.events for u in units(x))
+            ):
                 seen.add(id(s))
                 se_rows[key(lambda d, s=s: s.attrs[d], s.start)].append(s)
     total_visitors = None
     if "percentage" in metrics:
         total_visitors = len({(e["site_id"], e["visitor_id"]) for e in events
-                              if rng.lo <= e["ts"] <= rng.hi and pred(e)})  # fmt: skip
+                              if rng.lo <= e["ts"] <= rng.hi and any(pred(u) for u in units(e))})  # fmt: skip
+    divisors: dict[tuple, int] = {}
+    if "conversion_rate" in metrics:
+        assert goals is not None
+        others = [d for d in dims if d != "goal"]
+        by_other: dict[tuple, set] = defaultdict(set)
+        for e in events:
+            if rng.lo <= e["ts"] <= rng.hi and goals.base(e):
+                k = tuple(fmt(bucket(e["ts"], unit, tz)) if d in TIME_DIMS else value(e, d)
+                          for d in others)  # fmt: skip
+                by_other[k].add((e["site_id"], e["visitor_id"]))
+        divisors = {k: len(v) for k, v in by_other.items()}
     out = {}
     for k in set(ev_rows) | set(se_rows):
-        evs, ses = ev_rows.get(k, []), se_rows.get(k, [])
+        evs, ses = list(ev_rows.get(k, {}).values()), se_rows.get(k, [])
         visitors = len({(e["site_id"], e["visitor_id"]) for e in evs})
+        other = tuple(v for v, d in zip(k, dims, strict=True) if d != "goal")
         gaps = [e["_next_view"]["ts"] - e["ts"] for e in evs
                 if e["name"] == "pageview" and e["_next_view"] is not None]  # fmt: skip
         vals = {
@@ -447,6 +536,7 @@ def compute(events: list[dict], rng: Range, metrics: list[str], dims: list[str],
                 len(gaps),
             ),
             "percentage": ratio(visitors, total_visitors or 0),
+            "conversion_rate": ratio(visitors, divisors.get(other, 0)),
             "sessions": len(ses),
             "bounce_rate": ratio(sum(s.bounce for s in ses), len(ses)),
             "avg_duration": ratio(sum((s.duration for s in ses), Fraction(0)), len(ses)),
@@ -483,9 +573,13 @@ def change(
     return rounded("time_on_page", diff, mode)  # 1 decimal
 
 
-def query(events: list[dict], req: dict, site_timezones: dict[str, str]) -> dict[str, Any]:
-    """The whole answer (all pages): metric values exact (Fraction); `shape` rounds them."""
-    metrics, dims, pred = validate(req)
+def query(events: list[dict], req: dict, site_timezones: dict[str, str],
+          site_goals: dict[str, list[dict]] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The whole answer (all pages): metric values exact (Fraction); `shape` rounds them.
+
+    `site_goals`: each site's goals ({name, event_name | page_path})."""
+    metrics, dims, pred, base = validate(req)
+    goals = Goals(site_goals or {}, base) if base is not None else None
     site = req.get("site_id") or None
     name = req.get("timezone") or (site_timezones[site] if site else "UTC")
     try:
@@ -498,7 +592,7 @@ def query(events: list[dict], req: dict, site_timezones: dict[str, str]) -> dict
         sessionize(events)
     events = [e for e in events if site is None or e["site_id"] == site]
     unit = next((d[5:] for d in dims if d in TIME_DIMS), "")
-    main = compute(events, rng, metrics, dims, pred, tz)
+    main = compute(events, rng, metrics, dims, pred, tz, goals)
     if not dims:
         main = {(): main.get((), zero(metrics))}
     elif dims == [f"time:{unit}"]:
@@ -515,11 +609,11 @@ def query(events: list[dict], req: dict, site_timezones: dict[str, str]) -> dict
     answer: dict[str, Any] = {"results": rows}
     meta: dict[str, Any] = {"timezone": name, "date_range": span(rng, tz), "total_rows": len(rows)}
     if req.get("include_totals"):
-        answer["totals"] = {"metrics": compute(events, rng, metrics, [], pred, tz).get(
+        answer["totals"] = {"metrics": compute(events, rng, metrics, [], pred, tz, goals).get(
             (), zero(metrics))}  # fmt: skip
     if cmp:
         meta["comparison_date_range"] = span(cmp, tz)
-        other = compute(events, cmp, metrics, dims, pred, tz)
+        other = compute(events, cmp, metrics, dims, pred, tz, goals)
         ti = dims.index(f"time:{unit}") if unit else None
         if ti is not None:
             mine = {fmt(b): i for i, b in enumerate(buckets(rng, unit, tz))}
@@ -534,7 +628,7 @@ def query(events: list[dict], req: dict, site_timezones: dict[str, str]) -> dict
             r["comparison"] = {"dimensions": k, "metrics": vals}
         if "totals" in answer:
             answer["totals"]["comparison"] = {"metrics": compute(
-                events, cmp, metrics, [], pred, tz).get((), zero(metrics))}  # fmt: skip
+                events, cmp, metrics, [], pred, tz, goals).get((), zero(metrics))}  # fmt: skip
     answer["meta"] = meta
     return answer
 

@@ -31,10 +31,7 @@ def test_curl_examples_return_data(stack: Stack) -> None:
     assert len(urls) >= 10  # the introduction's and one per GET route
     key = stack.new_key("a")
     for url in urls:
-        # Path templates (/v1/sites/{site_id}/...) name a site of the key's project.
-        parts = urlsplit(
-            url.replace("%7Bsite_id%7D", "{site_id}").format(site_id=stack.ids["a_site1"])
-        )
+        parts = urlsplit(url.replace("SITE_ID", stack.ids["a_site1"]))
         resp = stack.http.get(
             f"{parts.path}?{parts.query}", headers={"Authorization": f"Bearer {key}"}
         )

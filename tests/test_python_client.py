@@ -2,6 +2,7 @@
 
 import keyword
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from dataset import DAY_END, DAY_START, WIDE_DAY
 from google.protobuf.message import Message
 from weldpulse.api.ratelimit import SlidingLogLimiter
 from weldpulse.app import build_server
+from weldpulse.storage import accounts
 from weldpulse_client import Client, Retry, filters, ingest_pb, retry_after, rpc_methods
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,6 +254,75 @@ def _delete_funnel(client: Client, stack: Stack, request: pytest.FixtureRequest)
     with pytest.raises(grpc.RpcError) as err:  # a stats:read key cannot change funnels
         client.delete_funnel(site, saved.id)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def _site_writer(stack: Stack) -> tuple[Client, str]:
+    """A client whose key may change a fresh project's sites, and that project's site."""
+    domain = f"py-{secrets.token_hex(4)}.example"
+    with stack.metadata.begin() as conn:
+        project = accounts.create_project(conn, domain, "pro")
+        site = accounts.create_site(conn, project, domain)["id"]
+        key = accounts.create_api_key(conn, project, ["sites:write", "stats:read"])["key"]
+    return Client(f"127.0.0.1:{stack.grpc_port}", key), site
+
+
+@case("CreateSite", service="weldpulse.v1.SitesService")
+def _create_site(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    writer, _ = _site_writer(stack)
+    with writer:
+        site = writer.create_site("new.py.example", timezone="Europe/Berlin")
+        assert (site.domain, site.name, site.timezone) == ("new.py.example", "new.py.example",
+                                                           "Europe/Berlin")  # fmt: skip
+        assert site.id in [s.id for s in writer.list_sites()]
+        with pytest.raises(grpc.RpcError) as err:
+            writer.create_site("new.py.example")
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "domain" in (err.value.details() or "")
+
+
+@case("UpdateSite", service="weldpulse.v1.SitesService")
+def _update_site(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    writer, site = _site_writer(stack)
+    with writer:
+        assert writer.update_site(site, timezone="Asia/Kolkata").timezone == "Asia/Kolkata"
+        renamed = writer.update_site(site, name="Renamed")
+        assert (renamed.name, renamed.timezone) == ("Renamed", "Asia/Kolkata")
+    with pytest.raises(grpc.RpcError) as err:  # key "a" may read, not write
+        client.update_site(stack.ids["a_site1"], name="x")
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+@case("CreateGoal", service="weldpulse.v1.SitesService")
+def _create_goal(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    writer, site = _site_writer(stack)
+    with writer:
+        goal = writer.create_goal(site, "Signup", event_name="signup")
+        assert (goal.site_id, goal.name, goal.event_name, goal.page_path) == (
+            site, "Signup", "signup", "")  # fmt: skip
+        with pytest.raises(grpc.RpcError) as err:
+            writer.create_goal(site, "Both", event_name="x", page_path="/x")
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@case("ListGoals", service="weldpulse.v1.SitesService")
+def _list_goals(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    writer, site = _site_writer(stack)
+    with writer:
+        made = [writer.create_goal(site, "B", page_path="/b/**"),
+                writer.create_goal(site, "A", event_name="a")]  # fmt: skip
+        assert writer.list_goals(site) == made
+
+
+@case("DeleteGoal", service="weldpulse.v1.SitesService")
+def _delete_goal(client: Client, stack: Stack, request: pytest.FixtureRequest) -> None:
+    writer, site = _site_writer(stack)
+    with writer:
+        goal = writer.create_goal(site, "Gone", page_path="/x")
+        writer.delete_goal(site, goal.id)
+        assert writer.list_goals(site) == []
+        with pytest.raises(grpc.RpcError) as err:
+            writer.delete_goal(site, goal.id)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 @pytest.mark.parametrize("method", sorted(rpc_methods()))

@@ -40,7 +40,9 @@ class Api:
         self.dims = [d for d in (*ref.EVENT_DIMS, *ref.SESSION_DIMS, "prop:plan", "prop:n")
                      if d not in NEW_DIMS or self.supported(d)]  # fmt: skip
         ref.sessionize(data.events)
-        self.values = {d: sorted({ref.value(e, d) for e in data.events}) for d in self.dims}
+        self.values = {d: sorted({ref.value(e, d) for e in data.events})
+                       for d in self.dims if d != "goal"}  # fmt: skip
+        self.values["goal"] = sorted({g["name"] for gs in data.goals.values() for g in gs})
 
     def post(self, body: dict) -> Any:
         self.calls += 1
@@ -57,7 +59,7 @@ class Api:
         return resp.status_code == 200
 
     def reference(self, req: dict) -> dict:
-        return ref.query(self.data.events, req, self.data.sites)
+        return ref.query(self.data.events, req, self.data.sites, self.data.goals)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +86,12 @@ def test_data_set_has_the_hard_cases(data: DataSet) -> None:
     assert {date(2026, 3, 29), date(2026, 10, 25), date(2024, 2, 29)} <= days
     assert len({ref.value(e, "utm_campaign") for e in data.events}) >= 3
     assert {"US", "DE", "NL", ""} == {e["country"] for e in data.events}
+    goals = lambda e: [g["name"] for g in data.goals[e["site_id"]] if ref.completes(e, g)]  # noqa: E731
+    assert sum(len(goals(e)) >= 3 for e in data.events) >= 50  # events completing several
+    # `*` stops at `/`, `**` does not: pageviews in /docs/**/x but not in /docs/*.
+    assert any("Docs deep" in goals(e) and "Docs" not in goals(e) for e in data.events)
+    assert any("Docs" in goals(e) for e in data.events)
+    assert any(goals(e) == [] for e in data.events)
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +230,58 @@ def queries(draw: Any, api: Api) -> dict:
     return req
 
 
+GOAL_METRICS = ["visitors", "events", "pageviews", "conversion_rate", "percentage", "time_on_page"]
+
+
+@st.composite
+def goal_queries(draw: Any, api: Api) -> dict:
+    """Queries with `goal` as a dimension and/or in the filter (conversions-api.md)."""
+    in_dims = draw(st.booleans())
+    in_filter = not in_dims or draw(st.booleans())
+    pool_m = GOAL_METRICS + ([] if in_dims else ["sessions", "bounce_rate"])
+    metrics = draw(st.lists(st.sampled_from(pool_m), min_size=1, max_size=3, unique=True))
+    if draw(st.booleans()) and "conversion_rate" not in metrics:
+        metrics.append("conversion_rate")
+    session = any(m in ref.SESSION_METRICS for m in metrics)
+    pool = [d for d in api.dims if d != "goal" and not (session and ref.is_event_dim(d))]
+    dims = draw(st.lists(st.sampled_from(pool), max_size=1))
+    if draw(st.integers(0, 3)) == 0:
+        dims.append(draw(st.sampled_from(["time:day", "time:hour"])))
+    if in_dims:
+        dims.insert(draw(st.integers(0, len(dims))), "goal")
+    site = draw(st.sampled_from([None, *api.data.sites]))
+    tz = draw(st.sampled_from([None, *ZONES]))
+    zone = tz or (api.data.sites[site] if site else "UTC")
+    req: dict[str, Any] = {"metrics": metrics, "dimensions": dims,
+                           "date_range": draw(date_ranges(api.data.windows, zone)),
+                           "include_totals": draw(st.booleans()), "limit": draw(st.integers(1, 7))}  # fmt: skip
+    if site:
+        req["site_id"] = site
+    if tz:
+        req["timezone"] = tz
+    parts = []
+    if in_filter:
+        for _ in range(draw(st.integers(1, 2))):
+            op = draw(st.sampled_from(ref.OPS))
+            names = api.values["goal"] + ["Sign", "^Do", "page$", "docs", "p.g"]
+            values = draw(st.lists(st.sampled_from(names), min_size=1, max_size=3))
+            if op.endswith("matches"):
+                values = [
+                    v if v.startswith(("^", "(")) or v.endswith("$") else "^" + v for v in values
+                ]
+            cond = {"dimension": "goal", "op": op, "values": values}
+            if draw(st.booleans()):
+                cond["case_sensitive"] = draw(st.booleans())
+            parts.append(cond)
+    if draw(st.booleans()):
+        parts.append(draw(conditions(api).filter(lambda e: not ref.has_goal(e))))
+    if parts:
+        req["filters"] = parts[0] if len(parts) == 1 and draw(st.booleans()) else {"and": parts}
+    if draw(st.integers(0, 3)) == 0:
+        req["compare"] = {"mode": "custom", "date_range": draw(date_ranges(api.data.windows, zone))}
+    return req
+
+
 # ---- comparing ----------------------------------------------------------------------------
 
 
@@ -302,6 +362,20 @@ def test_answers_equal_reference_unrolled(api: Api) -> None:
     run(api)
 
 
+GOAL_CASES = int(os.environ.get("WELDPULSE_GOAL_CASES", "30"))
+
+
+def test_goal_answers_equal_reference(api: Api) -> None:
+    """`goal` rows, goal filters and conversion_rate equal the reference (conversions-api.md)."""
+
+    @settings(SETTINGS, max_examples=GOAL_CASES)
+    @given(st.data())
+    def prop(data: st.DataObject) -> None:
+        check(api, data.draw(goal_queries(api)))
+
+    prop()
+
+
 def test_answers_equal_reference_partly_rolled(api: Api) -> None:
     rollups.roll_pending(api.stack.events, date(2026, 3, 8))  # up to New York's spring change
     run(api)
@@ -339,6 +413,13 @@ INVALID = [
     ({"metrics": ["visitors"], "limit": 0}, ["limit"]),
     ({"metrics": ["visitors"], "limit": 10_001}, ["limit"]),
     ({"metrics": ["visitors"], "order_by": [{"field": "pageviews", "desc": True}]}, ["order_by"]),
+    ({"metrics": ["conversion_rate"], "dimensions": ["page"]}, ["conversion_rate", "goal"]),
+    ({"metrics": ["visitors"], "filters": {"or": [{"dimension": "goal", "op": "is", "values": ["Docs"]},
+                                                  {"dimension": "page", "op": "is", "values": ["/"]}]}}, ["goal", "or"]),
+    ({"metrics": ["visitors"], "filters": {"not": {"dimension": "goal", "op": "is", "values": ["Docs"]}}}, ["goal", "not"]),
+    ({"metrics": ["visitors"], "filters": {"and": [{"and": [
+        {"dimension": "goal", "op": "is", "values": ["Docs"]}]}]}}, ["goal", "top-level"]),
+    ({"metrics": ["sessions"], "dimensions": ["goal"]}, ["sessions", "goal"]),
 ]  # fmt: skip
 
 

@@ -174,3 +174,19 @@ def test_live_stream_refuses_another_site(stack: Stack, shared: Shared) -> None:
             "/v1/realtime/stream", params={"site_id": site}, headers=auth(shared.site_key)
         )
         forbidden(resp)
+
+
+def test_sites_and_goals_routes_answer_for_the_keys_site_only(stack: Stack, shared: Shared) -> None:
+    with stack.metadata.begin() as conn:
+        project = accounts.site_project(conn, shared.site1)
+        assert project is not None
+        scopes = ["stats:read", "sites:write"]
+        admin = accounts.create_api_key(conn, project, scopes, site_id=shared.site1)["key"]
+    data(stack.http.get(f"/v1/sites/{shared.site1}/goals", headers=auth(admin)))
+    for site in (shared.site2, shared.other_project_site, "no-such-site"):
+        forbidden(stack.http.get(f"/v1/sites/{site}/goals", headers=auth(admin)))
+        forbidden(stack.http.post(f"/v1/sites/{site}/goals", headers=auth(admin),
+                                  json={"name": "x", "event_name": "x"}))  # fmt: skip
+        forbidden(stack.http.patch(f"/v1/sites/{site}", headers=auth(admin), json={"name": "x"}))
+    resp = stack.http.post("/v1/sites", headers=auth(admin), json={"domain": "new.example"})
+    assert resp.status_code == 403 and resp.json()["code"] == "FORBIDDEN", resp.text

@@ -3,12 +3,14 @@
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import LiveProject, Stack, Tenant
+from weldpulse.storage import accounts
 
 TS = Path(__file__).resolve().parent.parent / "clients/typescript"
 
@@ -43,7 +45,13 @@ def compiled() -> Path:
 def test_typescript_client_calls_every_rpc(
     compiled: Path, stack: Stack, live_project: LiveProject, tenant: Tenant
 ) -> None:
+    domain = f"ts-{secrets.token_hex(4)}.example"
+    with stack.metadata.begin() as conn:
+        project = accounts.create_project(conn, domain, "pro")
+        site = accounts.create_site(conn, project, domain)["id"]
+        sites_key = accounts.create_api_key(conn, project, ["sites:write", "stats:read"])["key"]
     fixture = {
+        "sites": {"siteId": site, "writeKey": sites_key},
         "key": stack.new_key("a"),
         "siteIds": [stack.ids["a_site1"], stack.ids["a_site2"]],
         "funnelKey": stack.new_key("a", ["stats:read", "sites:write"]),
@@ -68,6 +76,6 @@ def test_typescript_client_calls_every_rpc(
     )  # fmt: skip
     summary = dict(re.findall(r"^# (pass|fail|skipped|cancelled) (\d+)$", run.stdout, re.M))
     assert run.returncode == 0 and summary.get("fail") == "0", run.stdout[-6000:] + run.stderr
-    # 15 RPCs + the enumeration check + 2 error cases, over each of gRPC and JSON.
-    assert int(summary["pass"]) >= 2 * (15 + 1 + 2), summary
+    # 21 RPCs + the enumeration check + 2 error cases, over each of gRPC and JSON.
+    assert int(summary["pass"]) >= 2 * (21 + 1 + 2), summary
     assert summary.get("skipped") == "0" and summary.get("cancelled") == "0", summary

@@ -29,6 +29,7 @@ from weldpulse.api.live import Hub, LiveServicer
 from weldpulse.api.ratelimit import Limiter, SlidingLogLimiter
 from weldpulse.api.redis_limiter import RedisLimiter
 from weldpulse.api.serving import Pool, Server
+from weldpulse.api.sites import SitesServicer
 from weldpulse.config import MIB, IngestOptions, ServerOptions, Settings
 from weldpulse.ingest import enrich
 from weldpulse.ingest.collector import Collector
@@ -46,6 +47,8 @@ from weldpulse.v1 import (
     ingest_pb2_grpc,
     live_pb2,
     live_pb2_grpc,
+    sites_pb2,
+    sites_pb2_grpc,
 )
 
 log = structlog.get_logger(__name__)
@@ -53,6 +56,7 @@ SERVICE_NAME = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].ful
 INGEST_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
 FUNNEL_NAME = funnels_pb2.DESCRIPTOR.services_by_name["FunnelService"].full_name
 LIVE_NAME = live_pb2.DESCRIPTOR.services_by_name["LiveService"].full_name
+SITES_NAME = sites_pb2.DESCRIPTOR.services_by_name["SitesService"].full_name
 
 
 def limiter_for(options: ServerOptions) -> Limiter:
@@ -167,6 +171,7 @@ def build_server(
     live_pb2_grpc.add_LiveServiceServicer_to_server(LiveServicer(hub), server)
     # A stopping server ends its live streams first (UNAVAILABLE); unary calls get the grace.
     server.before_stop(hub.close)
+    sites_pb2_grpc.add_SitesServiceServicer_to_server(SitesServicer(metadata), server)
     # Further services (tests add streaming ones); they go through the same interceptors.
     server.add_generic_rpc_handlers(tuple(extra_handlers))
     health_servicer = health_servicer or health.HealthServicer()
@@ -177,6 +182,7 @@ def build_server(
             INGEST_NAME,
             FUNNEL_NAME,
             LIVE_NAME,
+            SITES_NAME,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         ),
@@ -194,7 +200,7 @@ def build_server(
         collector.close()
 
     threading.Thread(target=close_writer, name="collector-stop", daemon=True).start()
-    for name in (SERVICE_NAME, INGEST_NAME, FUNNEL_NAME, LIVE_NAME, ""):
+    for name in (SERVICE_NAME, INGEST_NAME, FUNNEL_NAME, LIVE_NAME, SITES_NAME, ""):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("grpc server listening", host=host, port=bound)
     return server, bound

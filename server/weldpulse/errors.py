@@ -48,3 +48,9 @@ class Unavailable(ApiError):
     """HTTP 503 SERVICE_UNAVAILABLE: nothing was stored; the caller may retry."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class NotFound(ApiError):
+    """HTTP 404 NOT_FOUND: the named thing does not exist (in the caller's project)."""
+
+    code = grpc.StatusCode.NOT_FOUND

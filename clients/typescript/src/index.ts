@@ -13,6 +13,7 @@ import {
   type StreamRealtimeResponse,
   type StreamRealtimeRequestSchema,
 } from "./gen/weldpulse/v1/live_pb.js";
+import { SitesService } from "./gen/weldpulse/v1/sites_pb.js";
 import { createJsonTransport } from "./json.js";
 
 export * from "./gen/weldpulse/v1/analytics_pb.js";
@@ -86,4 +87,12 @@ export async function* streamRealtime(
     signal?.removeEventListener("abort", abort);
     controller.abort();
   }
+}
+
+/**
+ * A typed client of SitesService: `createSite`, `updateSite` and the goals of a site
+ * (`createGoal`, `listGoals`, `deleteGoal`). Changes need scope `sites:write`.
+ */
+export function createSitesClient(options: WeldpulseOptions): Client<typeof SitesService> {
+  return createClient(SitesService, createWeldpulseTransport(options));
 }

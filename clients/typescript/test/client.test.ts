@@ -12,6 +12,7 @@ import {
   ConnectError,
   createFunnelClient,
   createIngestClient,
+  createSitesClient,
   streamRealtime,
   createWeldpulseClient,
   httpRoute,
@@ -24,6 +25,7 @@ interface Fixture {
   funnelKey: string; // a key of project A with stats:read and sites:write
   liveKey: string; // a project whose site has 2 visitors on /now (tests/conftest.py live_project)
   tenant: { siteId: string; siteKey: string; domain: string; readKey: string; writeKey: string };
+  sites: { siteId: string; writeKey: string }; // a project of its own, key with sites:write
 }
 
 const grpcUrl = process.env.WELDPULSE_GRPC_URL;
@@ -228,6 +230,40 @@ const CASES: Record<string, Case> = {
     assert.deepEqual(reply.rejected.map((r) => [r.index, r.error]), [[2, "url: required"]]);
     const after = (await reader.getStats(day)).data[0];
     assert.deepEqual([after.visitors - before.visitors, after.pageviews - before.pageviews], [1, 2]);
+  },
+  "weldpulse.v1.SitesService.CreateSite": async (o, f) => {
+    const client = createSitesClient({ ...o, apiKey: f.sites.writeKey });
+    const domain = `ts-${o.protocol}-${Date.now()}.example`;
+    const site = await client.createSite({ domain, timezone: "Europe/Berlin" });
+    assert.deepEqual([site.domain, site.name, site.timezone], [domain, domain, "Europe/Berlin"]);
+    await assert.rejects(client.createSite({ domain }), (e: ConnectError) => e.code === Code.InvalidArgument);
+  },
+  "weldpulse.v1.SitesService.UpdateSite": async (o, f) => {
+    const client = createSitesClient({ ...o, apiKey: f.sites.writeKey });
+    const site = await client.updateSite({ siteId: f.sites.siteId, name: `TS ${o.protocol}` });
+    assert.equal(site.name, `TS ${o.protocol}`);
+    await assert.rejects(
+      createSitesClient(o).updateSite({ siteId: f.siteIds[0], name: "x" }), // key A: stats:read only
+      (e: ConnectError) => e.code === Code.PermissionDenied,
+    );
+  },
+  "weldpulse.v1.SitesService.CreateGoal": async (o, f) => {
+    const client = createSitesClient({ ...o, apiKey: f.sites.writeKey });
+    const goal = await client.createGoal({ siteId: f.sites.siteId, name: `Create ${o.protocol}`, pagePath: "/a/**" });
+    assert.deepEqual([goal.siteId, goal.pagePath, goal.eventName], [f.sites.siteId, "/a/**", ""]);
+  },
+  "weldpulse.v1.SitesService.ListGoals": async (o, f) => {
+    const client = createSitesClient({ ...o, apiKey: f.sites.writeKey });
+    const goal = await client.createGoal({ siteId: f.sites.siteId, name: `List ${o.protocol}`, eventName: "e" });
+    const { data } = await client.listGoals({ siteId: f.sites.siteId });
+    assert.deepEqual(rows(data).at(-1), rows([goal])[0]);
+  },
+  "weldpulse.v1.SitesService.DeleteGoal": async (o, f) => {
+    const client = createSitesClient({ ...o, apiKey: f.sites.writeKey });
+    const goal = await client.createGoal({ siteId: f.sites.siteId, name: `Delete ${o.protocol}`, eventName: "e" });
+    await client.deleteGoal({ siteId: f.sites.siteId, goalId: goal.id });
+    const { data } = await client.listGoals({ siteId: f.sites.siteId });
+    assert.ok(!data.some((g) => g.id === goal.id));
   },
 };
 

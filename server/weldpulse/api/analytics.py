@@ -19,7 +19,8 @@ from weldpulse.stats.engine import presets
 from weldpulse.stats.engine import request as query_request
 from weldpulse.stats.engine import run as query_run
 from weldpulse.stats.engine import shape as query_shape
-from weldpulse.storage import accounts
+from weldpulse.stats.engine.goals import Goal
+from weldpulse.storage import accounts, goals
 from weldpulse.storage.engines import snapshot
 from weldpulse.timezones import parse_timezone
 from weldpulse.v1 import analytics_pb2 as pb
@@ -221,7 +222,10 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
                 row = conn.execute(accounts.site_by_id_stmt(site_id)).first()
             return row.timezone if row is not None else "UTC"
 
-        query = query_request.parse_query(request, sites, zone_of)
+        with self.metadata.connect() as conn:
+            rows = conn.execute(goals.site_goals_stmt(sites)).all()
+        site_goals = [Goal(r.site_id, r.name, r.event_name or "", r.page_path or "") for r in rows]
+        query = query_request.parse_query(request, sites, zone_of, site_goals)
         with snapshot(self.events) as conn:
             answer = query_run.answer(conn, query)
         return query_shape.response(query, answer)

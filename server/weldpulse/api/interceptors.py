@@ -58,6 +58,10 @@ SCOPES = {
     "/weldpulse.v1.IngestService/Import": "events:write",
     "/weldpulse.v1.FunnelService/CreateFunnel": "sites:write",
     "/weldpulse.v1.FunnelService/DeleteFunnel": "sites:write",
+    **{
+        f"/weldpulse.v1.SitesService/{m}": "sites:write"
+        for m in ("CreateSite", "UpdateSite", "CreateGoal", "DeleteGoal")
+    },
 }
 # Long-lived streams: not under the per-key cap of calls at once (api.live caps them).
 STREAMS = frozenset({"/weldpulse.v1.LiveService/StreamRealtime"})
@@ -447,7 +451,8 @@ class AuthLayer(Layer):
             if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
                 conn.execute(accounts.touch_api_key_stmt(row.id, now))
                 conn.commit()
-        if not site_ids:
+        # A project's first site is made over the API: creating sites needs none.
+        if not site_ids and scope != "sites:write":
             raise Forbidden("No sites configured for the project")
         return accounts.Principal(row.id, row.project_id, row.plan, scopes, site_ids, row.site_id)
 

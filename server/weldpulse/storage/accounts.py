@@ -1,5 +1,6 @@
 """Projects, sites and API keys in the metadata store: statements and small operations."""
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,28 @@ def create_project(conn: Connection, name: str, plan: str = "pro") -> str:
 
 
 SITE_FIELDS = ("id", "domain", "name", "site_key", "is_active", "created_at", "timezone")
+MAX_DOMAIN, MAX_SITE_NAME = 253, 200  # the columns' lengths
+# A lower-case host name: dot-separated labels of letters, digits and inner hyphens.
+_HOST = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
+
+
+def _domain(conn: Connection, project_id: str, domain: str) -> str:
+    """The domain if it is a lower-case host name no other site of the project has."""
+    if len(domain) > MAX_DOMAIN or not _HOST.fullmatch(domain):
+        raise ValueError(
+            f"domain: {domain[:100]!r} is not a lower-case host name (labels of a-z, 0-9 and "
+            f"inner '-', joined by '.', at most {MAX_DOMAIN} characters), e.g. example.com"
+        )
+    taken = select(sites.c.id).where(sites.c.project_id == project_id, sites.c.domain == domain)
+    if conn.execute(taken).first() is not None:
+        raise ValueError(f"domain: the project already has a site {domain!r}")
+    return domain
+
+
+def _site_name(name: str) -> str:
+    if not name.strip() or len(name) > MAX_SITE_NAME:
+        raise ValueError(f"name: must be 1 to {MAX_SITE_NAME} characters, not blank")
+    return name
 
 
 def _zone_key(timezone: str) -> str:
@@ -41,14 +64,15 @@ def create_site(
     conn: Connection, project_id: str, domain: str, name: str | None = None,
     timezone: str = "UTC",
 ) -> dict:  # fmt: skip
+    """Adds a site; ValueError naming the field for a bad domain, name or time zone."""
     zone = _zone_key(timezone)
     if conn.execute(select(projects.c.id).where(projects.c.id == project_id)).first() is None:
         raise ValueError(f"no project {project_id}")
     row = {
         "id": str(uuid.uuid4()),
         "project_id": project_id,
-        "domain": domain,
-        "name": name or domain,
+        "domain": _domain(conn, project_id, domain),
+        "name": _site_name(name) if name else domain,
         "site_key": keys.new_site_key(),
         "is_active": True,
         "created_at": _now(),
@@ -69,9 +93,7 @@ def update_site(
     if timezone is not None:
         changes["timezone"] = _zone_key(timezone)
     if name is not None:
-        if not name.strip():
-            raise ValueError("name: must not be empty")
-        changes["name"] = name
+        changes["name"] = _site_name(name)
     if changes:
         conn.execute(update(sites).where(sites.c.id == site_id).values(**changes))
     row = conn.execute(select(sites).where(sites.c.id == site_id)).first()

@@ -5,6 +5,7 @@ from weldpulse_client._pb.weldpulse.v1 import analytics_pb2 as pb
 from weldpulse_client._pb.weldpulse.v1 import funnels_pb2 as funnel_pb
 from weldpulse_client._pb.weldpulse.v1 import ingest_pb2 as ingest_pb
 from weldpulse_client._pb.weldpulse.v1 import live_pb2 as live_pb
+from weldpulse_client._pb.weldpulse.v1 import sites_pb2 as sites_pb
 from weldpulse_client.client import Client, LiveStream, Retry, retry_after, rpc_methods
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "pb",
     "retry_after",
     "rpc_methods",
+    "sites_pb",
 ]

@@ -16,6 +16,7 @@ from weldpulse_client._pb.weldpulse.v1 import analytics_pb2 as pb
 from weldpulse_client._pb.weldpulse.v1 import funnels_pb2 as funnel_pb
 from weldpulse_client._pb.weldpulse.v1 import ingest_pb2 as ingest_pb
 from weldpulse_client._pb.weldpulse.v1 import live_pb2 as live_pb
+from weldpulse_client._pb.weldpulse.v1 import sites_pb2 as sites_pb
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,41 @@ class Client:
         """Imports up to 1,000 events (scope `events:write`); `rejected` lists invalid ones."""
         req = ingest_pb.ImportRequest(site_id=site_id, events=events)
         return cast(ingest_pb.ImportResponse, self.call("Import", req, timeout))
+
+    # One typed method per RPC of SitesService. Changes need scope `sites:write`.
+    def create_site(
+        self, domain: str, *, name: str = "", timezone: str = "", timeout: float | None = None
+    ) -> pb.Site:
+        """Adds a site to the key's project; `name` defaults to the domain, `timezone` to UTC."""
+        req = sites_pb.CreateSiteRequest(domain=domain, name=name, timezone=timezone)
+        return cast(pb.Site, self.call("CreateSite", req, timeout))
+
+    def update_site(
+        self, site_id: str, *, name: str | None = None, timezone: str | None = None,
+        timeout: float | None = None,
+    ) -> pb.Site:  # fmt: skip
+        """Changes what is given of the site's name and time zone; returns the site."""
+        req = sites_pb.UpdateSiteRequest(site_id=site_id, name=name, timezone=timezone)
+        return cast(pb.Site, self.call("UpdateSite", req, timeout))
+
+    def create_goal(
+        self, site_id: str, name: str, *, event_name: str = "", page_path: str = "",
+        timeout: float | None = None,
+    ) -> sites_pb.Goal:  # fmt: skip
+        """Adds a goal: exactly one of `event_name` and `page_path` (`*`, `**` patterns)."""
+        req = sites_pb.CreateGoalRequest(
+            site_id=site_id, name=name, event_name=event_name, page_path=page_path
+        )
+        return cast(sites_pb.Goal, self.call("CreateGoal", req, timeout))
+
+    def list_goals(self, site_id: str, *, timeout: float | None = None) -> list[sites_pb.Goal]:
+        """The site's goals, oldest first."""
+        req = sites_pb.ListGoalsRequest(site_id=site_id)
+        return list(cast(sites_pb.ListGoalsResponse, self.call("ListGoals", req, timeout)).data)
+
+    def delete_goal(self, site_id: str, goal_id: str, *, timeout: float | None = None) -> None:
+        self.call("DeleteGoal", sites_pb.DeleteGoalRequest(site_id=site_id, goal_id=goal_id),
+                  timeout)  # fmt: skip
 
     # One typed method per RPC of FunnelService. A step is a dict with exactly one
     # of "goal", "event_name", "page_path" (or a funnel_pb.FunnelStep); `window` is

@@ -1,6 +1,7 @@
 """Filter trees: the contract's limits, and RE2 patterns both engines read alike."""
 
 from dataclasses import dataclass
+from typing import Any
 
 import re2  # type: ignore[import-untyped]
 from weldpulse.errors import BadRequest
@@ -29,12 +30,13 @@ class Condition:
 
 @dataclass(frozen=True)
 class Node:
-    kind: str  # "and", "or", "not" or "cond"
+    kind: str  # "and", "or", "not", "cond" or "goals" (completes one of `goals`)
     children: tuple["Node", ...] = ()
     cond: Condition | None = None
+    goals: tuple[Any, ...] = ()  # engine.goals.Goal
 
     def dimensions(self) -> set[str]:
-        own = {self.cond.dim.kind} if self.cond else set()
+        own = {self.cond.dim.kind} if self.cond else {"event"} if self.kind == "goals" else set()
         return own.union(*(c.dimensions() for c in self.children))
 
 

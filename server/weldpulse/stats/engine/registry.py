@@ -50,7 +50,9 @@ _TABLES = {"event": events, "session": sessions}
 PENDING = tuple(
     d.name for d in _DIMENSIONS if d.kind != "time" and d.column not in _TABLES[d.kind].c
 )
-DIMENSIONS = {d.name: d for d in _DIMENSIONS if d.name not in PENDING}
+# `goal`: the goals of its site an event completes (a value per goal, from the query's goals).
+GOAL = Dimension("goal", "event", "goal")
+DIMENSIONS = {d.name: d for d in _DIMENSIONS if d.name not in PENDING} | {GOAL.name: GOAL}
 PROP_PREFIX = "prop:"
 MAX_PROP_KEY = 300
 
@@ -66,6 +68,8 @@ METRICS = {
         Metric("bounce_rate", "session", 4),
         Metric("avg_duration", "session", 1),
         Metric("views_per_session", "session", 2),
+        # Visitors completing the goal / visitors of the same row without goal conditions.
+        Metric("conversion_rate", "event", 4),
     ]
 }
 # Differences in percentage points rather than percent (contract: `change`).

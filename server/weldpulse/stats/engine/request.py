@@ -1,6 +1,6 @@
 """Parsing and validation of a QueryRequest into a Query: every contract violation is a 400."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -9,8 +9,10 @@ from weldpulse.domain import ONE_MICROSECOND
 from weldpulse.errors import BadRequest
 from weldpulse.stats.engine import buckets, paging
 from weldpulse.stats.engine.filters import Node, parse_filters
+from weldpulse.stats.engine.goals import Goal, selected, split
 from weldpulse.stats.engine.registry import (
     DIMENSIONS,
+    GOAL,
     METRICS,
     PENDING,
     Dimension,
@@ -48,6 +50,10 @@ class Query:
     compare: Span | None
     include_totals: bool
     fingerprint: bytes  # of everything but limit and page token: binds page tokens
+    # With `goal` as a dimension or in the filter: the goals the filter selects (the `goal`
+    # dimension's values), and the filter without its goal conditions (conversion_rate).
+    goals: tuple[Goal, ...] = ()
+    base_filters: Node | None = None
 
     @property
     def time(self) -> Dimension | None:
@@ -55,9 +61,11 @@ class Query:
 
 
 def parse_query(
-    request: pb.QueryRequest, sites: tuple[str, ...], site_zone: Callable[[str], str]
-) -> Query:
-    """`sites`: the caller's sites narrowed to `site_id`; `site_zone` names a site's zone."""
+    request: pb.QueryRequest, sites: tuple[str, ...], site_zone: Callable[[str], str],
+    site_goals: Sequence[Goal] = (),
+) -> Query:  # fmt: skip
+    """`sites`: the caller's sites narrowed to `site_id`; `site_zone` names a site's zone;
+    `site_goals`: the goals of those sites, oldest first."""
     zone_name = request.timezone or (site_zone(request.site_id) if request.site_id else "UTC")
     zone = parse_timezone(zone_name)
     if not request.HasField("date_range"):
@@ -83,8 +91,26 @@ def parse_query(
     normal.timezone = zone_name
     fingerprint = normal.SerializeToString(deterministic=True)
     offset = paging.offset_of(request.page_token, fingerprint)
+    goals: tuple[Goal, ...] = ()
+    base = filters
+    if GOAL in dims or (filters is not None and "goal" in _names(filters)):
+        conds, base = split(filters)
+        goals = selected(site_goals, conds)
+        # Only events completing a selected goal are in scope (totals and percentage too).
+        only = Node("goals", goals=goals)
+        filters = Node("and", (base, only)) if base is not None else only
+    elif any(m.name == "conversion_rate" for m in metrics):
+        raise BadRequest(
+            "Invalid metrics: conversion_rate needs the goal dimension or a goal condition in "
+            "filters"
+        )
     return Query(sites, zone, span, metrics, dims, filters, order, limit, offset, compare,
-                 request.include_totals, fingerprint)  # fmt: skip
+                 request.include_totals, fingerprint, goals, base)  # fmt: skip
+
+
+def _names(node: Node) -> set[str]:
+    own = {node.cond.dim.name} if node.cond else set()
+    return own.union(*(_names(c) for c in node.children))
 
 
 def _metrics(names: list[str]) -> tuple[Metric, ...]:

@@ -16,10 +16,16 @@ from sqlalchemy import Connection, Executable
 from weldpulse.api.params import Range
 from weldpulse.stats.engine import buckets, paging, plan, rolled, runner
 from weldpulse.stats.engine.filters import Condition, Node
-from weldpulse.stats.engine.registry import POINTS, Dimension, Metric
+from weldpulse.stats.engine.registry import GOAL, POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
 from weldpulse.stats.engine.runner import Budget
-from weldpulse.stats.engine.sql import by_links, event_stmt, session_stmt, time_on_page_stmt
+from weldpulse.stats.engine.sql import (
+    Clock,
+    by_links,
+    event_stmt,
+    session_stmt,
+    time_on_page_stmt,
+)
 from weldpulse.stats.engine.zones import Span
 
 Key = tuple[str, ...]
@@ -93,7 +99,11 @@ def _table(
         _add(run, stmts, len(dims), rows)
     elif "event" in kinds:
         links = wants_time and by_links(dims, q.filters)
-        stmt = event_stmt(q.sites, span, dims, q.filters, clock, wants_time and not links)
+        # With the goal dimension, joining the selected goals already keeps only the events
+        # completing one: the filter without goal conditions is all that is left to apply.
+        filters = q.base_filters if GOAL in dims else q.filters
+        stmt = event_stmt(q.sites, span, dims, filters, clock, wants_time and not links,
+                          q.goals)  # fmt: skip
         for r in run.execute(stmt):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
@@ -105,6 +115,8 @@ def _table(
                 key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
                 if key in rows:  # a pageview in scope: its row has events in scope
                     rows[key].update(time_total=r.time_total or 0, time_count=r.time_count)
+    if any(m.name == "conversion_rate" for m in q.metrics):
+        _add_divisors(run, q, rows, dims, span, clock)
     if "session" in kinds and session_rollup:
         stmts = rolled.session_statements(session_rollup, rolled_plan, dims, q.filters, clock)
         _add(run, stmts, len(dims), rows)
@@ -146,6 +158,22 @@ def _sum(a: Any, b: Any) -> Any:
     return _exact(a) + _exact(b)
 
 
+def _add_divisors(
+    run: Budget, q: Query, rows: dict[Key, Values], dims: Sequence[Dimension], span: Span,
+    clock: Clock | None,
+) -> None:  # fmt: skip
+    """conversion_rate's divisor on each row: the visitors of the events in scope without the
+    goal conditions, with the row's values of its other dimensions."""
+    others = [d for d in dims if d is not GOAL]
+    at = next((i for i, d in enumerate(dims) if d is GOAL), None)
+    stmt = event_stmt(q.sites, span, others, q.base_filters, clock, False)
+    divisors = {tuple(_key(r._mapping[f"d{i}"]) for i in range(len(others))): r.visitors
+                for r in run.execute(stmt)}  # fmt: skip
+    for key, raw in rows.items():
+        other = key if at is None else key[:at] + key[at + 1 :]
+        raw["base_visitors"] = divisors.get(other, 0)
+
+
 def _metrics(raw: Values, metrics: Sequence[Metric], total_visitors: float) -> list[float]:
     """The requested metrics only (exact fractions cost; a page of rows needs few)."""
     g = raw.get
@@ -158,6 +186,7 @@ def _metrics(raw: Values, metrics: Sequence[Metric], total_visitors: float) -> l
         "sessions": lambda: n, "bounce_rate": lambda: _ratio(g("bounces", 0), n, 4),
         "avg_duration": lambda: _ratio(g("duration", 0), n, 1),
         "views_per_session": lambda: _ratio(g("views", 0), n, 2),
+        "conversion_rate": lambda: _ratio(g("visitors", 0), g("base_visitors", 0), 4),
     }  # fmt: skip
     return [float(values[m.name]()) for m in metrics]
 

@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -22,7 +23,8 @@ from weldpulse.api.params import Range
 from weldpulse.domain import PAGEVIEW
 from weldpulse.stats.engine.dialect import matches, prop
 from weldpulse.stats.engine.filters import Condition, Node
-from weldpulse.stats.engine.registry import PROP_PREFIX, Dimension
+from weldpulse.stats.engine.goals import completes, goal_pairs
+from weldpulse.stats.engine.registry import GOAL, PROP_PREFIX, Dimension
 from weldpulse.stats.engine.zones import Span
 from weldpulse.stats.wallclock import local_time
 from weldpulse.storage.schema import events, sessions
@@ -79,6 +81,9 @@ def _condition(c: Condition, value: ColumnElement[str]) -> ColumnElement[bool]:
 
 
 def where(node: Node, e: FromClause | None, s: FromClause | None) -> ColumnElement[bool]:
+    if node.kind == "goals":
+        assert e is not None
+        return completes(e, node.goals)
     if node.cond is not None:
         return _condition(node.cond, dim_value(node.cond.dim, e, s))
     parts = [where(child, e, s) for child in node.children]
@@ -96,10 +101,12 @@ def _group(stmt: Select, keys: list[ColumnElement]) -> Select:
 
 def event_stmt(
     sites: Sequence[str], span: Span, dims: Sequence[Dimension], filters: Node | None,
-    clock: Clock | None, time_on_page: bool,
+    clock: Clock | None, time_on_page: bool, goals: Sequence[Any] = (),
 ) -> Select:  # fmt: skip
     """Per group of `dims`: visitors, pageviews, events, and the seconds to the next pageview
-    (sum, count) over the events in scope (in range, the filter holding for the event)."""
+    (sum, count) over the events in scope (in range, the filter holding for the event).
+
+    With the `goal` dimension, each event counts once per goal of `goals` it completes."""
     ev = events.c
     scope = [ev.site_id.in_(sites), ev.ts >= span.start]
     fixed = ("site_id", "ts", "name", "visitor_id", "session_id", "props")
@@ -122,7 +129,9 @@ def event_stmt(
         cols.append(nxt.label("next_view"))
     else:
         scope.append(ev.ts <= span.end)
-    e = select(*cols).where(*scope).subquery("e")
+    in_scope = select(*cols).where(*scope)
+    # With goal: (event, goal) pairs; the window above saw each event once.
+    e = goal_pairs(in_scope, goals).subquery("ep") if GOAL in dims else in_scope.subquery("e")
     needs_sessions = any(d.kind == "session" for d in dims) or (
         filters is not None and "session" in filters.dimensions()
     )
@@ -158,11 +167,13 @@ def _event_columns(dims: Sequence[Dimension], filters: Node | None) -> list[str]
     if filters is not None:
         wanted += _conditions(filters)
     cols = {d.column for d in wanted if d.kind == "event" and d.column != "props"}
-    return sorted(cols - {"name"})
+    if "goal" in cols:  # completing a goal reads the pathname
+        cols.add("pathname")
+    return sorted(cols - {"name", "goal"})
 
 
 def _conditions(node: Node) -> list[Dimension]:
-    own = [node.cond.dim] if node.cond else []
+    own = [node.cond.dim] if node.cond else [GOAL] if node.kind == "goals" else []
     return own + [d for child in node.children for d in _conditions(child)]
 
 

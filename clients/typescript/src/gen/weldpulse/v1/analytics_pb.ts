@@ -1025,7 +1025,10 @@ export type QueryRequest = Message<"weldpulse.v1.QueryRequest"> & {
   /**
    * Metric names, 1 to 10, no repeats: `visitors`, `pageviews`, `events`,
    * `time_on_page`, `percentage`, `sessions`, `bounce_rate`,
-   * `avg_duration`, `views_per_session`. Required.
+   * `avg_duration`, `views_per_session`, `conversion_rate` (needs `goal` as
+   * a dimension or in `filters`: the row's visitors over the visitors of the
+   * same filter without its goal conditions, with the row's other dimension
+   * values; 0 to 1, 4 decimals). Required.
    *
    * @generated from field: repeated string metrics = 4;
    */
@@ -1036,8 +1039,10 @@ export type QueryRequest = Message<"weldpulse.v1.QueryRequest"> & {
    * `hostname`, `event_name`, `prop:<key>`, `entry_page`, `exit_page`,
    * `source`, `referrer`, `channel`, `utm_source`, `utm_medium`,
    * `utm_campaign`, `utm_content`, `utm_term`, `country`, `region`, `city`,
-   * `device_type`, `browser`, `os`, `time:minute`, `time:hour`, `time:day`,
-   * `time:week`, `time:month`. Default: none (one row).
+   * `device_type`, `browser`, `os`, `goal` (each goal of its site an event
+   * completes; events completing none are left out), `time:minute`,
+   * `time:hour`, `time:day`, `time:week`, `time:month`. Default: none (one
+   * row).
    *
    * @generated from field: repeated string dimensions = 5;
    */
@@ -1045,7 +1050,8 @@ export type QueryRequest = Message<"weldpulse.v1.QueryRequest"> & {
 
   /**
    * Filter expression the events (or, for session metrics, at least one
-   * event of each session) must satisfy. Default: none.
+   * event of each session) must satisfy. A `goal` condition may only be the
+   * whole filter or a direct condition of the top-level `and`. Default: none.
    *
    * @generated from field: weldpulse.v1.QueryFilter filters = 6;
    */
