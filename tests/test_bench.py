@@ -44,6 +44,18 @@ def test_bench_smoke_run_reports_every_endpoint(tmp_path: Path) -> None:
     assert "| stats | 30d |" in table and "| devices | 90d |" in table
     assert "| q_page | page | 30d |" in table and "| c_page | q_page | 30d |" in table
     assert (tmp_path / "latency-vs-events-embedded.png").stat().st_size > 1000
+    # A later run on the same store (--reuse), timing only the query shapes, keeps the
+    # first run's files.
+    subprocess.run(
+        [sys.executable, "run.py", "--events", "10000", "--requests", "1", "--warmup", "0",
+         "--reuse", "--skip", "floor,api,ingestion", "--label", "again", "--out", str(tmp_path)],
+        cwd=BENCH, check=True, timeout=300,
+    )  # fmt: skip
+    again = json.loads((tmp_path / "embedded-10000-again.json").read_text())
+    assert again["api"] == again["floor"] == again["ingestion"] == {}
+    assert again["load"] == result["load"]  # not loaded again
+    assert all(again["query"][f"{shape}/30d"]["status"] == 200 for shape in SHAPES)
+    assert json.loads((tmp_path / "embedded-10000.json").read_text()) == result
     # The profiler of docs/performance.md prints the shape's statements and their plans.
     profiled = subprocess.run(
         [sys.executable, "explain.py", str(tmp_path / "data-embedded-10000"), "f2_source_country"],
