@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 from queries import SHAPES  # noqa: E402
@@ -44,17 +46,34 @@ def test_bench_smoke_run_reports_every_endpoint(tmp_path: Path) -> None:
     assert "| stats | 30d |" in table and "| devices | 90d |" in table
     assert "| q_page | page | 30d |" in table and "| c_page | q_page | 30d |" in table
     assert (tmp_path / "latency-vs-events-embedded.png").stat().st_size > 1000
-    # A later run on the same store (--reuse), timing only the query shapes, keeps the
-    # first run's files.
+    # scale.py makes a 3x store of disjoint copies; a later run on it (--reuse), timing only
+    # the query shapes, rolls it and keeps the first run's files.
     subprocess.run(
-        [sys.executable, "run.py", "--events", "10000", "--requests", "1", "--warmup", "0",
+        [sys.executable, "scale.py", str(tmp_path / "data-embedded-10000"), "3"],
+        cwd=BENCH, check=True, timeout=300,
+    )  # fmt: skip
+    counts = (
+        "SELECT (SELECT count(*) FROM events), (SELECT count(DISTINCT visitor_id) FROM events),"
+        " (SELECT count(*) FROM sessions), (SELECT sum(pageviews) FROM visitor_days)"
+    )
+    stores = [tmp_path / f"data-embedded-{n}" / "events.duckdb" for n in (10000, 30000)]
+    found = []
+    for store in stores:  # closed before the server opens the store for writing
+        with duckdb.connect(str(store), read_only=True) as con:
+            found.append(con.execute(counts).fetchone())
+    assert found[0] is not None and found[1] == tuple(3 * x for x in found[0])
+    subprocess.run(
+        [sys.executable, "run.py", "--events", "30000", "--requests", "1", "--warmup", "0",
          "--reuse", "--skip", "floor,api,ingestion", "--label", "again", "--out", str(tmp_path)],
         cwd=BENCH, check=True, timeout=300,
     )  # fmt: skip
-    again = json.loads((tmp_path / "embedded-10000-again.json").read_text())
+    again = json.loads((tmp_path / "embedded-30000-again.json").read_text())
     assert again["api"] == again["floor"] == again["ingestion"] == {}
-    assert again["load"] == result["load"]  # not loaded again
+    assert again["roll"]["site_days"] == result["roll"]["site_days"]  # every copied day rolled
     assert all(again["query"][f"{shape}/30d"]["status"] == 200 for shape in SHAPES)
+    # The copies share paths and plans: as many rows as the original store's answers.
+    for shape in ("q_page", "prop_plan"):
+        assert again["query"][f"{shape}/30d"]["rows"] == result["query"][f"{shape}/30d"]["rows"]
     assert json.loads((tmp_path / "embedded-10000.json").read_text()) == result
     # The profiler of docs/performance.md prints the shape's statements and their plans.
     profiled = subprocess.run(
