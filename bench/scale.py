@@ -78,10 +78,10 @@ def scale(src_dir: Path, k: int) -> Path:
                 f"WHERE {day} >= ? AND {day} < ? ORDER BY {ORDER[table]}, copy",
                 [d, d + timedelta(days=1)],
             )
-        rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-        print(f"scale: {table}: {rows[0]:,} rows", flush=True)
+        (rows,) = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
+        print(f"scale: {table}: {rows:,} rows", flush=True)
     # Fresh seq values continue after the copies' (the writer draws from this sequence).
-    top = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
+    (top,) = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchall()[0]
     con.execute("DROP SEQUENCE events_seq")
     con.execute(f"CREATE SEQUENCE events_seq START WITH {int(top)}")
     con.execute("CHECKPOINT")
