@@ -278,7 +278,7 @@ def time_api(info: dict[str, Any], server: Server, warmup: int, requests: int) -
 
 
 def time_queries(
-    info: dict[str, Any], server: Server, warmup: int, requests: int
+    info: dict[str, Any], server: Server, warmup: int, requests: int, only: set[str] | None = None
 ) -> dict[str, Any]:
     """p50/p95 of every query shape (bench/queries.py) and its GET preset through Envoy.
 
@@ -287,8 +287,9 @@ def time_queries(
     (query/GET, compare/without, Berlin/UTC) compare like with like. Presets
     are keyed `get:<endpoint>/<window>`. A shape that does not answer 200 is
     kept as its status and error, so one engine bug or time-out does not cost
-    the rest of the run.
+    the rest of the run. `only`: these shapes (and their presets), not all.
     """
+    shapes = {name: shape for name, shape in SHAPES.items() if not only or name in only}
     meta = engines.connect(info["meta_url"])
     http = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=120)
     site = info["sites"][0]
@@ -309,7 +310,7 @@ def time_queries(
         for window, (start, end) in windows().items():
             calls: dict[str, Callable[[], None]] = {}
             rows: dict[str, int] = {}
-            for name, shape in SHAPES.items():
+            for name, shape in shapes.items():
                 body, headers = shape.body(site, WINDOWS[window]), auth()
                 first = http.post("/v1/query", json=body, headers=headers)
                 if first.status_code != 200:
@@ -318,7 +319,7 @@ def time_queries(
                     continue
                 calls[name] = post(body, headers)
                 rows[name] = int(first.json()["meta"].get("total_rows", 0))
-            for preset in dict.fromkeys(s.preset for s in SHAPES.values() if s.preset):
+            for preset in dict.fromkeys(s.preset for s in shapes.values() if s.preset):
                 params = dict(ENDPOINTS[preset][2], site_id=site)
                 params |= {"start": start.isoformat() + "Z", "end": end.isoformat() + "Z"}
                 calls[f"get:{preset}"] = _envoy_call(http, preset, params, auth()["Authorization"])
@@ -360,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma-separated parts not to time: floor, api, query, ingestion (large stores)",
     )
+    parser.add_argument("--shapes", default="", help="comma-separated query shapes (default all)")
     parser.add_argument("--label", default="", help="suffix of the result files, e.g. after")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -385,7 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(info, data_dir)
     try:
         api = {} if "api" in skip else time_api(info, server, args.warmup, args.requests)
-        query = {} if "query" in skip else time_queries(info, server, args.warmup, args.requests)
+        query = (
+            {}
+            if "query" in skip
+            else time_queries(
+                info, server, args.warmup, args.requests, set(filter(None, args.shapes.split(",")))
+            )
+        )
         ingestion = {} if "ingestion" in skip else probe_ingestion(server.http_port, info)
         server.sample_rss()
     finally:
