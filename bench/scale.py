@@ -10,8 +10,11 @@ writer keeps (sessions, one-day visitors, previous-pageview links, seq
 order) holds per copy, and every distribution of the generated stream is
 kept: k times the visitors, sessions and events, same paths, sources, days and
 hours. Rows go in day by day in time order, as a real load leaves them, so
-DuckDB's min/max pruning sees the same layout. The day rollups are left
-empty: `run.py --reuse` rolls every finished day, as the collector would.
+DuckDB's min/max pruning sees the same layout. The day rollups are copied
+too (rolling 100M events anew would take most of an hour here): as the
+copies share no visitor or session, each rolled count of a (site, day, key)
+is k times the original's, the multi-day ids are copied like the events'
+and the marks stay; the smoke test checks this equals rolling the copies.
 Run it while no process holds either store (DuckDB allows one writer).
 """
 
@@ -31,6 +34,10 @@ STRIDE = 0x0123_4567_89AB_CDE  # < 2**62 / 16: XOR keeps ids positive and in ran
 TABLES = (("events", "ts"), ("sessions", "started_at"), ("visitor_days", "day"))
 ORDER = {"events": "ts, seq", "sessions": "started_at, session_id", "visitor_days": "day"}
 IDS = {"visitor_id", "session_id"}
+# Rollup tables, copied once with their counts times k (multi_day_visitors: k times, like ids).
+ROLLUPS = ("page_days", "source_days", "event_days", "breakdown_days", "rolled_days")
+COUNTS = {"visitors", "pageviews", "time_total", "time_count", "entries", "bounces", "sessions",
+          "duration", "total"}  # fmt: skip
 
 
 def copy_metadata(src: Path, dst: Path) -> None:
@@ -80,6 +87,14 @@ def scale(src_dir: Path, k: int) -> Path:
             )
         (rows,) = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
         print(f"scale: {table}: {rows:,} rows", flush=True)
+    for table in ROLLUPS:
+        names = [r[0] for r in con.execute(f"DESCRIBE src.{table}").fetchall()]
+        scaled = ", ".join(f"{c} * {k} AS {c}" if c in COUNTS else c for c in names)
+        con.execute(f"INSERT INTO {table} SELECT {scaled} FROM src.{table} ORDER BY day")
+    con.execute(
+        f"INSERT INTO multi_day_visitors SELECT {select_list(con, 'multi_day_visitors', k)} "
+        f"FROM src.multi_day_visitors, range({k}) AS r(copy) ORDER BY day, copy"
+    )
     # Fresh seq values continue after the copies' (the writer draws from this sequence).
     (top,) = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchall()[0]
     con.execute("DROP SEQUENCE events_seq")
