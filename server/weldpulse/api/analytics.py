@@ -1,15 +1,11 @@
 """AnalyticsService: thin servicers that parse, authorize, query and shape each /v1 call."""
 
-from collections.abc import Sequence
-from datetime import UTC, date, datetime
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import grpc
-from sqlalchemy import Connection, Engine, Select
-from sqlalchemy.engine import Row
+from sqlalchemy import Engine
 from weldpulse.api.context import principal_var
 from weldpulse.api.params import (
-    Range,
     bucket_start,
     buckets,
     parse_interval,
@@ -17,7 +13,7 @@ from weldpulse.api.params import (
     parse_range,
     parse_site,
 )
-from weldpulse.stats import exact, queries
+from weldpulse.stats.engine import presets
 from weldpulse.stats.engine import request as query_request
 from weldpulse.stats.engine import run as query_run
 from weldpulse.stats.engine import shape as query_shape
@@ -53,13 +49,8 @@ def _seconds(value: float | None) -> float:
     return round(float(value or 0), 1)
 
 
-def _rows(conn: Connection, stmt: Select) -> Sequence[Row]:
-    return conn.execute(stmt).all()
-
-
-def _rolled(conn: Connection, sites: Sequence[str], rng: Range) -> list[date]:
-    """Whole days of the range that pages and referrers may read from the day rollups."""
-    return [r.day for r in _rows(conn, exact.rolled_days_of(sites, rng))]
+def _mean(total: Any, count: Any) -> float | None:
+    return float(total) / int(count) if count else None
 
 
 class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
@@ -71,15 +62,13 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         rng = parse_range(request.start, request.end)
         sites = _sites(request.site_id)
         with snapshot(self.events) as conn:
-            rolled = _rolled(conn, sites, rng)
-            ev = _rows(conn, queries.event_totals(sites, rng, rolled))[0]
-            se = _rows(conn, queries.session_totals(sites, rng, rolled))[0]
+            f = presets.stats(conn, sites, rng)
         row = pb.StatsRow(
-            visitors=ev.visitors,
-            pageviews=ev.pageviews,
-            sessions=se.sessions,
-            avg_duration=_seconds(se.avg_duration),
-            bounce_rate=_ratio(se.bounces, se.sessions),
+            visitors=f["visitors"],
+            pageviews=f["pageviews"],
+            sessions=f["sessions"],
+            avg_duration=_seconds(_mean(f["duration"], f["sessions"])),
+            bounce_rate=_ratio(f["bounces"], f["sessions"]),
         )
         return pb.GetStatsResponse(data=[row])
 
@@ -88,26 +77,21 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         limit = _limit(request, 10)
         sites = _sites(request.site_id)
         with snapshot(self.events) as conn:
-            rolled = _rolled(conn, sites, rng)
-            top = _rows(conn, queries.top_pages(sites, rng, limit, rolled))
-            paths = [r.pathname for r in top]
-            times = queries.time_on_page(sites, rng, paths, rolled)
-            durations = {r.pathname: r.avg_duration for r in _rows(conn, times)}
-            entries = queries.entry_page_bounces(sites, rng, paths, rolled)
-            bounces = {r.entry_page: r for r in _rows(conn, entries)}
-        data = []
-        for r in top:
-            entry = bounces.get(r.pathname)
-            data.append(
+            pages = presets.pages(conn, sites, rng, limit)
+        return pb.ListPagesResponse(
+            data=[
                 pb.PageRow(
-                    pathname=r.pathname,
-                    visitors=r.visitors,
-                    pageviews=r.pageviews,
-                    avg_duration=_seconds(durations.get(r.pathname)),
-                    bounce_rate=_ratio(entry.bounces, entry.sessions) if entry else 0.0,
+                    pathname=p.pathname,
+                    visitors=p.figures["visitors"],
+                    pageviews=p.figures["pageviews"],
+                    avg_duration=_seconds(
+                        _mean(p.figures.get("time_total"), p.figures.get("time_count"))
+                    ),
+                    bounce_rate=_ratio(p.entries.get("bounces"), p.entries.get("sessions", 0)),
                 )
-            )
-        return pb.ListPagesResponse(data=data)
+                for p in pages
+            ]
+        )
 
     def ListReferrers(
         self, request: pb.ListReferrersRequest, context: Ctx
@@ -116,7 +100,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         limit = _limit(request, 10)
         sites = _sites(request.site_id)
         with snapshot(self.events) as conn:
-            rows = _rows(conn, queries.top_referrers(sites, rng, limit, _rolled(conn, sites, rng)))
+            rows = presets.referrers(conn, sites, rng, limit)
         return pb.ListReferrersResponse(
             data=[
                 pb.ReferrerRow(
@@ -139,11 +123,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         indexes = buckets(rng, interval, zone)
         sites = _sites(request.site_id)
         with snapshot(self.events) as conn:
-            rolled = _rolled(conn, sites, rng)
-            by_event = queries.events_by_bucket(sites, rng, interval, rolled, zone)
-            event_rows = _rows(conn, by_event)
-            by_session = queries.sessions_by_bucket(sites, rng, interval, rolled, zone)
-            session_rows = _rows(conn, by_session)
+            event_rows, session_rows = presets.timeseries(conn, sites, rng, interval, zone)
         by_events = {r.bucket: r for r in event_rows}
         by_sessions = {r.bucket: r.sessions for r in session_rows}
         data = []
@@ -160,10 +140,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         return pb.GetTimeseriesResponse(data=data)
 
     def GetRealtime(self, request: pb.GetRealtimeRequest, context: Ctx) -> pb.GetRealtimeResponse:
-        now = datetime.now(UTC).replace(tzinfo=None)
         sites = _sites(request.site_id)
         with snapshot(self.events) as conn:
-            rows = _rows(conn, queries.realtime(sites, now))
+            rows = presets.realtime(conn, sites)
         return pb.GetRealtimeResponse(
             data=[
                 pb.RealtimeRow(
@@ -181,11 +160,11 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         rng = parse_range(request.start, request.end)
         sites = _sites(request.site_id)
         with snapshot(self.events) as conn:
-            rows = _rows(conn, queries.custom_events(sites, rng, _rolled(conn, sites, rng)))
+            rows = presets.events(conn, sites, rng)
         return pb.ListEventsResponse(
             data=[
-                pb.EventRow(event_name=r.name, total=r.total, unique_visitors=r.unique_visitors)
-                for r in rows
+                pb.EventRow(event_name=name, total=f["events"], unique_visitors=f["visitors"])
+                for name, f in rows
             ]
         )
 
@@ -194,8 +173,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         limit = _limit(request, 50)
         sites = _sites(request.site_id)
         with snapshot(self.events) as conn:
-            rolled = _rolled(conn, sites, rng)
-            rows = _rows(conn, queries.breakdown("geo", sites, rng, limit, rolled))
+            rows = presets.breakdown("geo", conn, sites, rng, limit)
         return pb.ListGeoResponse(
             data=[
                 pb.GeoRow(
@@ -210,8 +188,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         limit = _limit(request, 50)
         sites = _sites(request.site_id)
         with snapshot(self.events) as conn:
-            rolled = _rolled(conn, sites, rng)
-            rows = _rows(conn, queries.breakdown("devices", sites, rng, limit, rolled))
+            rows = presets.breakdown("devices", conn, sites, rng, limit)
         return pb.ListDevicesResponse(
             data=[
                 pb.DeviceRow(

@@ -1,10 +1,11 @@
 """Exact distinct counts over day rollups plus raw rows.
 
 A range splits into whole days whose day rollups are current (rolled_days)
-and raw pieces. Per-day distinct counts add up for visitor ids that live one
-day; the few seen on several (site, day)s are counted once per range from raw
-rows instead (`once_per_range`). The statements of weldpulse.stats.queries
-and weldpulse.storage.rollups build on these helpers.
+and raw pieces; the planner (stats/engine/plan.py) makes the split. Per-day
+distinct counts add up for visitor ids that live one day; the few seen on
+several (site, day)s are counted once per range from raw rows instead
+(`once_per_range`). The statements of weldpulse.stats.queries, the engine's
+rolled.py and weldpulse.storage.rollups build on these helpers.
 """
 
 from collections.abc import Sequence

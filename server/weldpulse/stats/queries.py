@@ -1,12 +1,14 @@
-"""Analytics queries: small functions that each return one SQLAlchemy statement.
+"""Preset statements: the GET routes' own definitions where they differ from the query
+contract (referrers, N-unit timeseries, geo/devices by each event, realtime), and the exact
+visitor counts over day rollups that the engine's rolled plans share.
 
-Every statement starts from the same scope (the caller's sites and the
-inclusive range) and runs unchanged on DuckDB and PostgreSQL. Metric
-definitions: docs/metrics.md.
+Each is a small function returning one SQLAlchemy statement for a planner's Plan (its
+sites, range and rolled days), unchanged on DuckDB and PostgreSQL. Metric definitions:
+docs/metrics.md.
 """
 
-from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,21 +32,19 @@ from sqlalchemy import (
 )
 from weldpulse.api.params import EPOCH, UNIT_SECONDS, WEEK_EPOCH, Interval, Range
 from weldpulse.domain import ONE_MICROSECOND, PAGEVIEW
+from weldpulse.stats.engine.plan import Plan
+from weldpulse.stats.engine.plan import raw as raw_only
 from weldpulse.stats.exact import (
-    Split,
     distinct_parts,
     multi_day,
     part,
-    split,
     total,
     whole_days,
 )
 from weldpulse.stats.wallclock import local_time
 from weldpulse.storage.schema import (
     breakdown_days,
-    event_days,
     events,
-    page_days,
     sessions,
     source_days,
     visitor_days,
@@ -129,21 +129,11 @@ def _rollup_metrics(rows: Subquery) -> tuple[ColumnElement[int], ColumnElement[i
     )
 
 
-def event_totals(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ()) -> Select:
-    """One row: visitors and pageviews of the events in range."""
-    totals = exact_visitors(sites, rng, rolled).subquery("totals").c
-    return select(
-        total(totals.visitors).label("visitors"), total(totals.pageviews).label("pageviews")
-    )
-
-
-def _session_parts(
-    sites: Sequence[str], s: Split, interval: Interval | None, local: Local = None
-) -> list[Select]:
+def _session_parts(p: Plan, interval: Interval | None, local: Local = None) -> list[Select]:
     """sessions, bounces and duration of the sessions starting in range (per bucket of
     `interval`, if given, on the wall clock of `local`): rolled days from source_days,
     the raw pieces from sessions."""
-    d, se = source_days.c, sessions.c
+    d, se, sites = source_days.c, sessions.c, p.sites
 
     def grouped(query: Select, start: ColumnElement[datetime]) -> Select:
         if interval is None:
@@ -153,56 +143,15 @@ def _session_parts(
         return query.add_columns(bucket).group_by(bucket)
 
     raw = select(session_count, session_bounces, func.sum(se.duration).label("duration"))
-    parts = [grouped(raw.where(_sessions_starting_in(sites, r)), se.started_at) for r in s.raw]
-    if s.days:
+    parts = [grouped(raw.where(_sessions_starting_in(sites, r)), se.started_at) for r in p.raw]
+    if p.days:
         rolled = select(
             total(d.sessions).label("sessions"),
             total(d.bounces).label("bounces"),
             func.sum(d.duration).label("duration"),
-        ).where(d.site_id.in_(sites), d.day.in_(s.days))
+        ).where(d.site_id.in_(sites), d.day.in_(p.days))
         parts.append(grouped(rolled, cast(d.day, DateTime)))
     return parts
-
-
-def session_totals(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ()) -> Select:
-    """One row: sessions starting in range, their bounces and mean duration."""
-    c = union_all(*_session_parts(sites, split(rng, rolled), None)).subquery("s").c
-    n = total(c.sessions)
-    return select(
-        n.label("sessions"),
-        total(c.bounces).label("bounces"),
-        (func.sum(c.duration) / func.nullif(n, 0)).label("avg_duration"),
-    )
-
-
-PAGE_METRICS = ("visitors", "pageviews")
-
-
-def top_pages(sites: Sequence[str], rng: Range, limit: int, rolled: Sequence[date] = ()) -> Select:
-    """Pathnames by visitors, pageviews, name: visitors and pageviews over pageviews in range.
-
-    Rolled days come from page_days (per-day distinct visitors), the rest
-    from raw pageviews (exact.distinct_parts).
-    """
-    e, p, s = events.c, page_days.c, split(rng, rolled)
-    # Rows with no pageview carry only entries or times of their day.
-    rolled_rows = part(p.pathname, PAGE_METRICS, visitors=p.visitors, pageviews=p.pageviews).where(
-        p.site_id.in_(sites), p.day.in_(s.days), p.pageviews > 0
-    )
-    scope = (e.site_id.in_(sites), e.name == PAGEVIEW)
-    parts = distinct_parts(sites, rng, s, rolled_rows, e.pathname, e.site_id, e.visitor_id, e.ts,
-                           scope, PAGE_METRICS, pageviews=func.count())  # fmt: skip
-    c = union_all(*parts).subquery("page_rows").c
-    by_visitors, by_views = (
-        total(c.visitors).label("visitors"),
-        total(c.pageviews).label("pageviews"),
-    )
-    return (
-        select(c.key.label("pathname"), by_visitors, by_views)
-        .group_by(c.key)
-        .order_by(by_visitors.desc(), by_views.desc(), c.key)
-        .limit(limit)
-    )
 
 
 def page_pairs(sites: Sequence[str], rng: Range) -> list[ColumnElement[bool]]:
@@ -236,69 +185,18 @@ def page_pairs(sites: Sequence[str], rng: Range) -> list[ColumnElement[bool]]:
 SECONDS_TO_NEXT = extract("epoch", events.c.ts - events.c.prev_ts)
 
 
-def time_on_page(
-    sites: Sequence[str], rng: Range, pathnames: Sequence[str], rolled: Sequence[date] = ()
-) -> Select:
-    """Per pathname, mean seconds from a pageview in range to the next one of its session."""
-    e, p, s = events.c, page_days.c, split(rng, rolled)
-    names = ("total", "count")
-    parts = [
-        part(e.prev_pathname, names, total=func.sum(SECONDS_TO_NEXT), count=func.count())
-        .where(*page_pairs(sites, r), e.prev_pathname.in_(pathnames))
-        .group_by(e.prev_pathname)
-        for r in s.raw
-    ]
-    if s.days:
-        parts.append(
-            part(p.pathname, names, total=p.time_total, count=p.time_count).where(
-                p.site_id.in_(sites), p.day.in_(s.days), p.pathname.in_(pathnames)
-            )
-        )
-    c = union_all(*parts).subquery("page_times").c
-    mean = func.sum(c.total) / func.nullif(func.sum(c.count), 0)
-    return select(c.key.label("pathname"), mean.label("avg_duration")).group_by(c.key)
-
-
-def entry_page_bounces(
-    sites: Sequence[str], rng: Range, pathnames: Sequence[str], rolled: Sequence[date] = ()
-) -> Select:
-    """Per entry page, sessions starting in range and how many bounced."""
-    se, p, s = sessions.c, page_days.c, split(rng, rolled)
-    names = ("sessions", "bounces")
-    parts = [
-        part(se.entry_page, names, sessions=session_count, bounces=session_bounces)
-        .where(_sessions_starting_in(sites, r), se.entry_page.in_(pathnames))
-        .group_by(se.entry_page)
-        for r in s.raw
-    ]
-    if s.days:
-        parts.append(
-            part(p.pathname, names, sessions=p.entries, bounces=p.bounces).where(
-                p.site_id.in_(sites), p.day.in_(s.days), p.pathname.in_(pathnames)
-            )
-        )
-    c = union_all(*parts).subquery("page_entries").c
-    return select(
-        c.key.label("entry_page"),
-        total(c.sessions).label("sessions"),
-        total(c.bounces).label("bounces"),
-    ).group_by(c.key)
-
-
 SOURCE_METRICS = ("visitors", "pageviews", "sessions", "bounces")
 
 
-def top_referrers(
-    sites: Sequence[str], rng: Range, limit: int, rolled: Sequence[date] = ()
-) -> Select:
+def top_referrers(p: Plan, limit: int) -> Select:
     """Session sources over sessions starting in range.
 
     Rolled days come from source_days, the rest from raw sessions, as in top_pages.
     """
-    se, d, s = sessions.c, source_days.c, split(rng, rolled)
+    se, d, sites = sessions.c, source_days.c, p.sites
     rolled_rows = part(d.referrer_source, SOURCE_METRICS, **{n: d[n] for n in SOURCE_METRICS})
     parts = distinct_parts(
-        sites, rng, s, rolled_rows.where(d.site_id.in_(sites), d.day.in_(s.days)),
+        sites, p.rng, p.split, rolled_rows.where(d.site_id.in_(sites), d.day.in_(p.days)),
         se.referrer_source, se.site_id, se.visitor_id, se.started_at, (se.site_id.in_(sites),),
         SOURCE_METRICS, pageviews=func.sum(se.pageviews), sessions=session_count,
         bounces=session_bounces,
@@ -338,30 +236,25 @@ def _wall_clock(zone: ZoneInfo | None, rng: Range) -> Local:
     return None if zone is None or is_utc(zone, rng.start, rng.end) else (zone, rng)
 
 
-def events_by_bucket(
-    sites: Sequence[str], rng: Range, interval: Interval, rolled: Sequence[date] = (),
-    zone: ZoneInfo | None = None,
-) -> Select:  # fmt: skip
+def events_by_bucket(p: Plan, interval: Interval, zone: ZoneInfo | None = None) -> Select:
     """Visitors and pageviews per bucket of `interval` on the wall clock of `zone` (UTC if None)."""
-    local = _wall_clock(zone, rng)
+    local = _wall_clock(zone, p.rng)
     if interval.unit in ("minute", "hour") or local:
         # The day rollups hold UTC days, which other wall clocks' buckets split: raw rows.
         at = local_time(events.c.ts, *local) if local else events.c.ts
         bucket = _bucket(at, interval).label("bucket")
-        return select(bucket, visitors, pageviews).where(_events_in(sites, rng)).group_by(bucket)
+        in_range = _events_in(p.sites, p.rng)
+        return select(bucket, visitors, pageviews).where(in_range).group_by(bucket)
     # Day, week and month buckets start at midnight: whole visitor-days fall in one bucket.
-    return exact_visitors(sites, rng, rolled, interval=interval)
+    return exact_visitors(p, bucket=lambda t: _bucket(t, interval))
 
 
-def sessions_by_bucket(
-    sites: Sequence[str], rng: Range, interval: Interval, rolled: Sequence[date] = (),
-    zone: ZoneInfo | None = None,
-) -> Select:  # fmt: skip
+def sessions_by_bucket(p: Plan, interval: Interval, zone: ZoneInfo | None = None) -> Select:
     """Sessions starting per bucket of `interval` on the wall clock of `zone` (UTC if None)."""
-    local = _wall_clock(zone, rng)
+    local = _wall_clock(zone, p.rng)
     if interval.unit in ("minute", "hour") or local:
-        rolled = ()  # rolled days are whole UTC days; these buckets split them
-    c = union_all(*_session_parts(sites, split(rng, rolled), interval, local)).subquery("s").c
+        p = raw_only(p.sites, p.rng)  # rolled days are whole UTC days; these buckets split them
+    c = union_all(*_session_parts(p, interval, local)).subquery("s").c
     return select(c.bucket, total(c.sessions).label("sessions")).group_by(c.bucket)
 
 
@@ -383,33 +276,9 @@ def realtime(sites: Sequence[str], now: datetime) -> Select:
     )
 
 
-EVENT_METRICS = ("visitors", "total")
-
-
-def custom_events(sites: Sequence[str], rng: Range, rolled: Sequence[date] = ()) -> Select:
-    """Custom events by total, unique visitors, name: rolled days from event_days, as top_pages."""
-    e, d, s = events.c, event_days.c, split(rng, rolled)
-    rolled_rows = part(d.name, EVENT_METRICS, visitors=d.visitors, total=d.total).where(
-        d.site_id.in_(sites), d.day.in_(s.days)
-    )
-    scope = (e.site_id.in_(sites), e.name != PAGEVIEW)
-    parts = distinct_parts(sites, rng, s, rolled_rows, e.name, e.site_id, e.visitor_id, e.ts,
-                           scope, EVENT_METRICS, total=func.count())  # fmt: skip
-    c = union_all(*parts).subquery("event_rows").c
-    count, unique = total(c.total).label("total"), total(c.visitors).label("unique_visitors")
-    return (
-        select(c.key.label("name"), count, unique)
-        .group_by(c.key)
-        .order_by(count.desc(), unique.desc(), c.key)
-        .limit(MAX_ROWS)
-    )
-
-
-def breakdown(
-    kind: str, sites: Sequence[str], rng: Range, limit: int, rolled: Sequence[date] = ()
-) -> Select:
+def breakdown(kind: str, p: Plan, limit: int) -> Select:
     """Visitors and pageviews per combination of the `kind` dimensions (see BREAKDOWNS)."""
-    stmt = exact_visitors(sites, rng, rolled, BREAKDOWNS[kind])
+    stmt = exact_visitors(p, BREAKDOWNS[kind])
     c = stmt.selected_columns
     return stmt.order_by(
         c.visitors.desc(), c.pageviews.desc(), *(c[d] for d in BREAKDOWNS[kind])
@@ -420,23 +289,23 @@ KINDS = {(): "total", **{dims: kind for kind, dims in BREAKDOWNS.items()}}
 
 
 def exact_visitors(
-    sites: Sequence[str], rng: Range, rolled: Sequence[date], dims: Sequence[str] = (),
-    interval: Interval | None = None,
+    p: Plan, dims: Sequence[str] = (),
+    bucket: Callable[[ColumnElement[datetime]], ColumnElement] | None = None,
 ) -> Select:  # fmt: skip
-    """Distinct visitors and pageviews per combination of `dims` (and bucket of a day or
-    longer `interval`).
+    """Distinct visitors and pageviews per combination of `dims` (and `bucket` of the row's
+    time, for buckets made of whole UTC days).
 
     Rolled days come from breakdown_days (per-day distinct counts), the rest
     from visitor_rows; _once_per_range's rule keeps the sums exact.
     """
-    s = split(rng, rolled)
+    sites, rng, s = p.sites, p.rng, p.split
 
     def keys(c: Any) -> list[ColumnElement]:
-        bucket = [_bucket(c.t, interval).label("bucket")] if interval else []
-        return [c[d].label(d) for d in dims] + bucket
+        by_time = [bucket(c.t).label("bucket")] if bucket else []
+        return [c[d].label(d) for d in dims] + by_time
 
     if not s.days:
-        rows = visitor_rows(sites, rng, dims, with_time=interval is not None)
+        rows = visitor_rows(sites, rng, dims, with_time=bucket is not None)
         k = keys(rows.c)
         return select(*k, *_rollup_metrics(rows)).group_by(*k)
     multi = multi_day(sites, rng, s)
@@ -463,7 +332,7 @@ def exact_visitors(
         .subquery("seen")
     )
     once = func.count(distinct(seen.c.visitor_id)) - func.count().filter(seen.c.day.in_(s.days))
-    names = [d for d in dims] + (["bucket"] if interval else [])
+    names = [d for d in dims] + (["bucket"] if bucket else [])
     seen_keys = [seen.c[n] for n in names]
     parts.append(
         select(*seen_keys, once.label("visitors"), literal(0).label("pageviews")).group_by(

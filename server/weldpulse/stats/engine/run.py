@@ -1,19 +1,21 @@
-"""Planner and row shaping: which statements a query needs, their rows merged, ordered, paged.
+"""Running a query: which statements it needs, their rows merged, ordered, paged.
 
-The planner (_table) is the one place that would choose rollups over raw rows;
-today every statement reads raw events and sessions, exact for any filter.
+_table asks the planner (plan.py) whether a part can read the day rollups
+(rolled.py builds those statements) or reads raw events and sessions (sql.py).
 """
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Executable
 from weldpulse.api.params import Range
-from weldpulse.stats.engine import buckets, paging, runner
+from weldpulse.stats.engine import buckets, paging, plan, rolled, runner
+from weldpulse.stats.engine.filters import Condition, Node
 from weldpulse.stats.engine.registry import POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
 from weldpulse.stats.engine.runner import Budget
@@ -67,14 +69,29 @@ def _ratio(part: Any, whole: Any, places: int) -> float:
     return _round(_exact(part) / _exact(whole), places) if whole else 0.0
 
 
-def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict[Key, Values]:
-    """Raw per-group figures of `dims` over `span`: event and session statements merged."""
+def _table(
+    run: Budget, q: Query, span: Span, dims: Sequence[Dimension],
+    top: tuple[Sequence[str], int] | None = None,
+) -> dict[Key, Values]:  # fmt: skip
+    """Raw per-group figures of `dims` over `span`: event and session statements merged
+    (`top`: at least the first groups by those metrics; see rolled.event_statements)."""
     kinds = {m.kind for m in q.metrics}
     time = next((d for d in dims if d.kind == "time"), None)
-    clock = (q.zone, Range(span.start, span.end)) if time else None
+    rng = Range(span.start, span.end)
+    clock = (q.zone, rng) if time else None
+    wants_time = any(m.name == "time_on_page" for m in q.metrics)
+    dims = tuple(dims)
+    event_rollup = plan.event_rollup(q.metrics, dims, q.filters, q.zone, rng)
+    session_rollup = plan.session_rollup(q.metrics, dims, q.filters, q.zone, rng)
+    if (event_rollup and "event" in kinds) or (session_rollup and "session" in kinds):
+        rolled_plan = run.plan(q.sites, rng)
     rows: dict[Key, Values] = {}
-    if "event" in kinds:
-        wants_time = any(m.name == "time_on_page" for m in q.metrics)
+    if "event" in kinds and event_rollup:
+        visitors = any(m.name in ("visitors", "percentage") for m in q.metrics)
+        stmts = rolled.event_statements(event_rollup, rolled_plan, dims, q.filters, clock,
+                                        wants_time, visitors, top)  # fmt: skip
+        _add(run, stmts, len(dims), rows)
+    elif "event" in kinds:
         links = wants_time and by_links(dims, q.filters)
         stmt = event_stmt(q.sites, span, dims, q.filters, clock, wants_time and not links)
         for r in run.execute(stmt):
@@ -88,7 +105,10 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
                 key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
                 if key in rows:  # a pageview in scope: its row has events in scope
                     rows[key].update(time_total=r.time_total or 0, time_count=r.time_count)
-    if "session" in kinds:
+    if "session" in kinds and session_rollup:
+        stmts = rolled.session_statements(session_rollup, rolled_plan, dims, q.filters, clock)
+        _add(run, stmts, len(dims), rows)
+    elif "session" in kinds:
         for r in run.execute(session_stmt(q.sites, span, dims, q.filters, clock)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
@@ -97,29 +117,65 @@ def _table(run: Budget, q: Query, span: Span, dims: Sequence[Dimension]) -> dict
     return rows
 
 
+def figures(
+    run: Budget, q: Query, top: tuple[Sequence[str], int] | None = None
+) -> dict[Key, Values]:
+    """The raw sums per group of the query's dimensions over its range, for presets to shape;
+    with `top` (metrics, n) at least the first n groups by those metrics descending."""
+    return _table(run, q, q.span, q.dimensions, top)
+
+
+def _add(run: Budget, stmts: Sequence[Executable], n: int, rows: dict[Key, Values]) -> None:
+    """Adds up the sums of several statements' rows per group (d0 … d{n-1})."""
+    for stmt in stmts:
+        for r in run.execute(stmt):
+            values = dict(r._mapping)
+            key = tuple(_key(values.pop(f"d{i}")) for i in range(n))
+            into = rows.setdefault(key, {})
+            for name, value in values.items():
+                into[name] = _sum(into[name], value or 0) if name in into else value or 0
+
+
+def _sum(a: Any, b: Any) -> Any:
+    """Exact: whole numbers stay ints, others add as the decimals they print as."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    whole = isinstance(b, Decimal) and b == b.to_integral_value()
+    if isinstance(a, int) and whole:
+        return a + int(b)
+    return _exact(a) + _exact(b)
+
+
 def _metrics(raw: Values, metrics: Sequence[Metric], total_visitors: float) -> list[float]:
+    """The requested metrics only (exact fractions cost; a page of rows needs few)."""
     g = raw.get
     n = g("sessions", 0)
-    values = {
-        "visitors": g("visitors", 0), "pageviews": g("pageviews", 0), "events": g("events", 0),
-        "time_on_page": _ratio(g("time_total", 0), g("time_count", 0), 1),
-        "percentage": _ratio(g("visitors", 0), total_visitors, 4),
-        "sessions": n, "bounce_rate": _ratio(g("bounces", 0), n, 4),
-        "avg_duration": _ratio(g("duration", 0), n, 1),
-        "views_per_session": _ratio(g("views", 0), n, 2),
+    values: dict[str, Callable[[], Any]] = {
+        "visitors": lambda: g("visitors", 0), "pageviews": lambda: g("pageviews", 0),
+        "events": lambda: g("events", 0),
+        "time_on_page": lambda: _ratio(g("time_total", 0), g("time_count", 0), 1),
+        "percentage": lambda: _ratio(g("visitors", 0), total_visitors, 4),
+        "sessions": lambda: n, "bounce_rate": lambda: _ratio(g("bounces", 0), n, 4),
+        "avg_duration": lambda: _ratio(g("duration", 0), n, 1),
+        "views_per_session": lambda: _ratio(g("views", 0), n, 2),
     }  # fmt: skip
-    return [float(values[m.name]) for m in metrics]
+    return [float(values[m.name]()) for m in metrics]
+
+
+def _figures(run: Budget, q: Query, span: Span) -> tuple[dict[Key, Values], Values]:
+    """The raw figures of every group of `span` (none without dimensions) and of its total."""
+    needs_total = q.include_totals or any(m.name == "percentage" for m in q.metrics)
+    total_raw = _table(run, q, span, ())[()] if needs_total or not q.dimensions else {}
+    return (_table(run, q, span, q.dimensions) if q.dimensions else {}), total_raw
 
 
 def _rows(run: Budget, q: Query, span: Span) -> tuple[list[Row], Row]:
     """Every row of `span` (unordered) and its totals row."""
-    needs_total = q.include_totals or any(m.name == "percentage" for m in q.metrics)
-    total_raw = _table(run, q, span, ())[()] if needs_total or not q.dimensions else {}
+    table, total_raw = _figures(run, q, span)
     total_visitors = total_raw.get("visitors", 0)
     totals = Row((), _metrics(total_raw, q.metrics, total_visitors))
     if not q.dimensions:
         return [totals], totals
-    table = _table(run, q, span, q.dimensions)
     if q.time and len(q.dimensions) == 1:  # every bucket, empty ones as zeros
         for label in buckets.labels(span, q.time.column, q.zone):
             table.setdefault((label,), {})
@@ -154,11 +210,36 @@ def _change(now: list[float], then: list[float], metrics: Sequence[Metric]) -> l
     return out
 
 
+MAX_KEYS = 100
+
+
+def _on_keys(q: Query, page: list[Row]) -> Query:
+    """The query for the comparison's groups: where no rollup serves it, narrowed to the
+    page's values of each non-time dimension (a superset of the page's keys, so exact)."""
+    rng = Range(q.span.start, q.span.end)
+    args = (q.metrics, q.dimensions, q.filters, q.zone, rng)
+    if plan.event_rollup(*args) or plan.session_rollup(*args) or not page:
+        return q
+    conds = []
+    for i, d in enumerate(q.dimensions):
+        values = tuple(sorted({r.dimensions[i] for r in page}))
+        if d.kind != "time" and len(values) <= MAX_KEYS:
+            conds.append(Node("cond", cond=Condition(d, "is", values, True)))
+    if not conds:
+        return q
+    narrowed = Node("and", (*conds, *([q.filters] if q.filters else [])))
+    return replace(q, filters=narrowed)
+
+
 def _compare(run: Budget, q: Query, page: list[Row], totals: Row | None) -> None:
+    """Comparison rows for the page's rows only: their metrics are computed, no others."""
     assert q.compare is not None
-    rows, comp_totals = _rows(run, q, q.compare)
-    by_key = {r.dimensions: r for r in rows}
-    zeros = [0.0] * len(q.metrics)
+    needs_total = q.include_totals or any(m.name == "percentage" for m in q.metrics)
+    total_raw = _table(run, q, q.compare, ())[()] if needs_total or not q.dimensions else {}
+    table: dict[Key, Values] = {(): total_raw}
+    if q.dimensions:
+        table = _table(run, _on_keys(q, page), q.compare, q.dimensions)
+    total_visitors = total_raw.get("visitors", 0)
     t = next((i for i, d in enumerate(q.dimensions) if d.kind == "time"), None)
     if t is not None:
         assert q.time is not None
@@ -169,12 +250,12 @@ def _compare(run: Budget, q: Query, page: list[Row], totals: Row | None) -> None
         if t is not None:
             pos = mine.get(key[t], len(theirs))
             key = (*key[:t], theirs[pos] if pos < len(theirs) else "", *key[t + 1 :])
-        match = by_key.get(key)
-        row.comparison = Row(key, match.metrics if match else zeros)
+        row.comparison = Row(key, _metrics(table.get(key, {}), q.metrics, total_visitors))
         row.change = _change(row.metrics, row.comparison.metrics, q.metrics)
     if totals is not None:
-        totals.comparison = Row((), comp_totals.metrics)
-        totals.change = _change(totals.metrics, comp_totals.metrics, q.metrics)
+        then = _metrics(total_raw, q.metrics, total_visitors)
+        totals.comparison = Row((), then)
+        totals.change = _change(totals.metrics, then, q.metrics)
 
 
 def answer(conn: Connection, q: Query) -> Answer:

@@ -5,7 +5,10 @@ import time
 from typing import Any
 
 from sqlalchemy import Connection, CursorResult, Executable
+from weldpulse.api.params import Range
 from weldpulse.errors import TimedOut
+from weldpulse.stats.engine import plan as planner
+from weldpulse.stats.engine.plan import Plan
 
 # Below Envoy's 60 s route timeout, so the caller gets this error rather than Envoy's.
 BUDGET_SECONDS = 30.0
@@ -19,6 +22,13 @@ class Budget:
         self.conn, self.seconds = conn, seconds
         self.deadline = time.monotonic() + seconds
         self.fired = False
+        self.plans: dict[tuple[tuple[str, ...], Range], Plan] = {}
+
+    def plan(self, sites: tuple[str, ...], rng: Range) -> Plan:
+        """The range's whole rolled days, read once per call and range (on its snapshot)."""
+        if (sites, rng) not in self.plans:
+            self.plans[sites, rng] = planner.rolled(self.execute, sites, rng)
+        return self.plans[sites, rng]
 
     def _cancel(self) -> None:
         self.fired = True

@@ -127,7 +127,11 @@ def event_stmt(
         filters is not None and "session" in filters.dimensions()
     )
     s = sessions.alias("s")
-    source: FromClause = e.join(s, s.c.session_id == e.c.session_id) if needs_sessions else e
+    # The site and end bounds (a session ends at its last event) let the engine read only the
+    # sessions that can match, not every site's.
+    same = and_(s.c.session_id == e.c.session_id, s.c.site_id.in_(sites),
+                s.c.ended_at >= span.start)  # fmt: skip
+    source: FromClause = e.join(s, same) if needs_sessions else e
     view = e.c.name == PAGEVIEW
     seconds = extract("epoch", e.c.next_view - e.c.ts) if time_on_page else literal(0)
     timed = and_(view, e.c.next_view.is_not(None)) if time_on_page else literal(False)

@@ -1,0 +1,121 @@
+"""The planner: which rollup a query part can read, and which whole UTC days it reads from it.
+
+A part (the event or the session statements of one span) reads the day
+rollups only where they hold exactly what it asks: whole UTC days marked
+current in rolled_days for every site, dimensions and filters the rollup has
+columns for, and time buckets that are whole UTC days (a zone whose offset is
+0 all along the span). Everything else reads raw rows, which are exact for
+any query; so the planner may always say "raw" and only speed is lost.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Executable
+from weldpulse.api.params import Range
+from weldpulse.stats.engine.filters import Node
+from weldpulse.stats.engine.registry import Dimension, Metric
+from weldpulse.stats.exact import Split, rolled_days_of, split
+from weldpulse.timezones import is_utc
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A range's whole rolled days (read from the day rollups) and raw pieces (from raw rows)."""
+
+    sites: tuple[str, ...]
+    rng: Range
+    split: Split
+
+    @property
+    def days(self) -> tuple[date, ...]:
+        return self.split.days
+
+    @property
+    def raw(self) -> tuple[Range, ...]:
+        return self.split.raw
+
+
+def raw(sites: tuple[str, ...], rng: Range) -> Plan:
+    return Plan(sites, rng, split(rng, ()))
+
+
+def rolled(execute: Callable[[Executable], Any], sites: tuple[str, ...], rng: Range) -> Plan:
+    """The range split at the whole UTC days whose rollups are current for every site."""
+    days = [r.day for r in execute(rolled_days_of(sites, rng))]
+    return Plan(sites, rng, split(rng, days))
+
+
+# Metrics each rollup holds the sums of; any other (or a new) metric reads raw rows.
+TOTAL_METRICS = {"visitors", "pageviews", "time_on_page", "percentage"}
+PAGE_METRICS = {"visitors", "pageviews", "events", "time_on_page", "percentage"}
+CUSTOM_METRICS = {"visitors", "events", "pageviews", "percentage"}
+SOURCE_METRICS = {"sessions", "bounce_rate", "avg_duration", "views_per_session"}
+ENTRY_METRICS = {"sessions", "bounce_rate"}
+
+
+def _conditions(node: Node) -> list[tuple[str, str, tuple[str, ...], bool]]:
+    own = [(node.cond.dim.name, node.cond.op, node.cond.values, node.cond.case_sensitive)] if (
+        node.cond
+    ) else []  # fmt: skip
+    return own + [c for child in node.children for c in _conditions(child)]
+
+
+def _scoped(node: Node | None, op: str, names: set[str]) -> bool:
+    """Whether the filter is the case-sensitive `event_name <op> pageview`, alone or and-ed
+    with expressions on the dimensions `names` only (which the rollup has columns for)."""
+    scope = [("event_name", op, ("pageview",), True)]
+    if node is None or (node.cond is None and node.kind != "and"):
+        return False
+    children = [node] if node.cond is not None else list(node.children)
+    at = next((i for i, c in enumerate(children) if c.cond and _conditions(c) == scope), None)
+    return at is not None and all(_on(c, names) for i, c in enumerate(children) if i != at)
+
+
+def _on(node: Node | None, names: set[str]) -> bool:
+    """Whether the filter (if any) reads only these dimensions."""
+    return node is None or {c[0] for c in _conditions(node)} <= names
+
+
+def _whole_days(dims: tuple[Dimension, ...], zone: ZoneInfo, rng: Range) -> bool:
+    """Whether a time dimension (if any) has buckets made of whole UTC days."""
+    time = next((d for d in dims if d.kind == "time"), None)
+    return time is None or (
+        time.column in ("day", "week", "month") and is_utc(zone, rng.start, rng.end)
+    )
+
+
+def event_rollup(
+    metrics: tuple[Metric, ...], dims: tuple[Dimension, ...], filters: Node | None,
+    zone: ZoneInfo, rng: Range,
+) -> str | None:  # fmt: skip
+    """The rollup the event statements of a query part can read: "totals" (visitor_days,
+    breakdown_days, page_days times), "pages" (page_days), "custom" (event_days), or None."""
+    wanted = {m.name for m in metrics if m.kind == "event"}
+    names = [d.name for d in dims]
+    if filters is None and all(d.kind == "time" for d in dims) and wanted <= TOTAL_METRICS:
+        # Local days split UTC days: visitors per local day cannot come from day rollups.
+        return "totals" if _whole_days(dims, zone, rng) else None
+    if names == ["page"] and _scoped(filters, "is", {"page"}) and wanted <= PAGE_METRICS:
+        return "pages"
+    if names == ["event_name"] and _scoped(filters, "is_not", set()):
+        return "custom" if wanted <= CUSTOM_METRICS else None
+    return None
+
+
+def session_rollup(
+    metrics: tuple[Metric, ...], dims: tuple[Dimension, ...], filters: Node | None,
+    zone: ZoneInfo, rng: Range,
+) -> str | None:  # fmt: skip
+    """The rollup the session statements of a query part can read: "sources" (source_days),
+    "entries" (page_days entries), or None."""
+    wanted = {m.name for m in metrics if m.kind == "session"}
+    names = {d.name for d in dims if d.kind != "time"}
+    if names <= {"source"} and _on(filters, {"source"}) and wanted <= SOURCE_METRICS:
+        return "sources" if _whole_days(dims, zone, rng) else None
+    if [d.name for d in dims] == ["entry_page"] and _on(filters, {"entry_page"}):
+        return "entries" if wanted <= ENTRY_METRICS else None
+    return None
