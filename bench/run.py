@@ -323,17 +323,30 @@ def time_queries(
                 params = dict(ENDPOINTS[preset][2], site_id=site)
                 params |= {"start": start.isoformat() + "Z", "end": end.isoformat() + "Z"}
                 calls[f"get:{preset}"] = _envoy_call(http, preset, params, auth()["Authorization"])
-            for _ in range(warmup):
-                for call in calls.values():
-                    call()
             times: dict[str, list[float]] = {label: [] for label in calls}
-            for _ in range(requests):
+            failed: dict[str, httpx.HTTPStatusError] = {}
+            for round_ in range(warmup + requests):
                 for label, call in calls.items():
+                    if label in failed:
+                        continue
                     started = time.perf_counter()
-                    call()
-                    times[label].append((time.perf_counter() - started) * 1000)
+                    try:
+                        call()
+                    except httpx.HTTPStatusError as error:  # e.g. past the time budget under load
+                        failed[label] = error
+                        print(f"bench: {label}/{window}: {error.response.text}", flush=True)
+                        continue
+                    if round_ >= warmup:
+                        times[label].append((time.perf_counter() - started) * 1000)
                 server.sample_rss()
             for label, series in times.items():
+                if label in failed:
+                    response = failed[label].response
+                    out[f"{label}/{window}"] = {
+                        "status": response.status_code,
+                        "error": response.text,
+                    }
+                    continue
                 extra = {"status": 200, "rows": rows[label]} if label in rows else {}
                 out[f"{label}/{window}"] = summary(series) | extra
     finally:
