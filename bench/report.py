@@ -112,7 +112,7 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += query_lines(result)
     lines += funnel_lines(result)
-    collect, imports = ing["collect"], ing["import"]
+    collect, imports = ing.get("collect"), ing.get("import")
     lines += [
         "",
         f"- load through `ingest.record`: {load['record_bulk_events_per_s']:,} events/s in "
@@ -120,18 +120,24 @@ def markdown(result: dict[str, Any]) -> str:
         f"events/s in 1,000-event batches ({load['record_1000_events']:,} events)",
         f"- rolling the finished days into the day rollups: "
         f"{result['roll']['site_days']:,} site-days in {result['roll']['seconds']} s",
-        "- `POST /v1/collect` through Envoy, "
-        + (
-            f"{collect['clients']} clients: {collect['per_s']:,}/s, statuses {collect['statuses']}"
-            if collect["available"]
-            else "not available (404)"
-        ),
-        "- `POST /v1/import` of 1,000 events: "
-        + (
-            f"{imports['events_per_s']:,} events/s, statuses {imports['statuses']}"
-            if imports["available"]
-            else "not available (404)"
-        ),
+    ]
+    if collect and imports:  # --skip ingestion leaves them out
+        lines += [
+            "- `POST /v1/collect` through Envoy, "
+            + (
+                f"{collect['clients']} clients: {collect['per_s']:,}/s, "
+                f"statuses {collect['statuses']}"
+                if collect["available"]
+                else "not available (404)"
+            ),
+            "- `POST /v1/import` of 1,000 events: "
+            + (
+                f"{imports['events_per_s']:,} events/s, statuses {imports['statuses']}"
+                if imports["available"]
+                else "not available (404)"
+            ),
+        ]
+    lines += [
         f"- server RSS (max while serving): {result['server_max_rss_mib']} MiB",
         "",
     ]
@@ -171,9 +177,9 @@ def chart(out: Path, engine: str) -> Path | None:
     return path
 
 
-def write_reports(result: dict[str, Any], out: Path) -> str:
-    """Writes {engine}-{events}.json/.md and the chart; returns the Markdown."""
-    stem = out / f"{result['engine']}-{result['events']}"
+def write_reports(result: dict[str, Any], out: Path, label: str = "") -> str:
+    """Writes {engine}-{events}[-label].json/.md and the chart; returns the Markdown."""
+    stem = out / f"{result['engine']}-{result['events']}{'-' + label if label else ''}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
     text = markdown(result)
     stem.with_suffix(".md").write_text(text)

@@ -101,17 +101,21 @@ def load(n: int, engine: str, data_dir: Path, batch: int) -> dict[str, Any]:
     with metadata.begin() as conn:
         project = accounts.create_project(conn, "Bench", "pro")
         site_ids = [accounts.create_site(conn, project, d)["id"] for d in SITES]
-    started = time.perf_counter()
+    started = wall = time.perf_counter()
     stream = generate(n)
     generated = time.perf_counter() - started
+    print(f"bench: generated {n:,} events in {generated:.0f} s", flush=True)
     # The last tenth (at most 100k events) goes in 1,000-event batches: the import path.
     small = min(n // 10, 100_000)
     timings = {"bulk": [0.0, 0], "small": [0.0, 0]}
     for kind, size, lo, hi in (("bulk", batch, 0, n - small), ("small", SMALL_BATCH, n - small, n)):
         for events_batch in stream.batches(site_ids, size, lo, hi):
             started = time.perf_counter()
-            timings[kind][1] += writer.record(events, events_batch)
+            recorded = writer.record(events, events_batch)
             timings[kind][0] += time.perf_counter() - started
+            if (timings[kind][1] + recorded) // 5_000_000 > timings[kind][1] // 5_000_000:
+                print(f"bench: {kind}: {timings[kind][1] + recorded:,} events", flush=True)
+            timings[kind][1] += recorded
     writer.record(events, live_events(site_ids[0], datetime.now(UTC).replace(tzinfo=None)))
     if engine == "postgres":  # as after any bulk load: the planner needs current statistics
         with events.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -125,9 +129,21 @@ def load(n: int, engine: str, data_dir: Path, batch: int) -> dict[str, Any]:
         "record_bulk_batch": batch,
         "record_1000_events_per_s": round(timings["small"][1] / max(timings["small"][0], 1e-9)),
         "record_1000_events": timings["small"][1],
+        "load_wall_s": round(time.perf_counter() - wall, 1),
     }  # fmt: skip
     (data_dir / "load.json").write_text(json.dumps(info, indent=1))
     return info
+
+
+def refresh_live(info: dict[str, Any]) -> None:
+    """On --reuse: the live visitors of the load are long gone, so /v1/realtime gets new ones."""
+    metadata, events = engines.open_stores(info["meta_url"], info["events_url"])
+    assert events is not None
+    try:
+        writer.record(events, live_events(info["sites"][0], datetime.now(UTC).replace(tzinfo=None)))
+    finally:
+        metadata.dispose()
+        events.dispose()
 
 
 def roll(info: dict[str, Any]) -> dict[str, Any]:
@@ -263,7 +279,7 @@ def time_api(info: dict[str, Any], server: Server, warmup: int, requests: int) -
 
 
 def time_queries(
-    info: dict[str, Any], server: Server, warmup: int, requests: int
+    info: dict[str, Any], server: Server, warmup: int, requests: int, only: set[str] | None = None
 ) -> dict[str, Any]:
     """p50/p95 of every query shape (bench/queries.py) and its GET preset through Envoy.
 
@@ -272,8 +288,9 @@ def time_queries(
     (query/GET, compare/without, Berlin/UTC) compare like with like. Presets
     are keyed `get:<endpoint>/<window>`. A shape that does not answer 200 is
     kept as its status and error, so one engine bug or time-out does not cost
-    the rest of the run.
+    the rest of the run. `only`: these shapes (and their presets), not all.
     """
+    shapes = {name: shape for name, shape in SHAPES.items() if not only or name in only}
     meta = engines.connect(info["meta_url"])
     http = httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=120)
     site = info["sites"][0]
@@ -299,7 +316,7 @@ def time_queries(
         for window, (start, end) in windows().items():
             calls: dict[str, Callable[[], None]] = {}
             rows: dict[str, int] = {}
-            for name, shape in SHAPES.items():
+            for name, shape in shapes.items():
                 body, headers = shape.body(site, WINDOWS[window]), auth()
                 first = http.post("/v1/query", json=body, headers=headers)
                 if first.status_code != 200:
@@ -308,21 +325,34 @@ def time_queries(
                     continue
                 calls[name] = post(body, headers)
                 rows[name] = int(first.json()["meta"].get("total_rows", 0))
-            for preset in dict.fromkeys(s.preset for s in SHAPES.values() if s.preset):
+            for preset in dict.fromkeys(s.preset for s in shapes.values() if s.preset):
                 params = dict(ENDPOINTS[preset][2], site_id=site)
                 params |= {"start": start.isoformat() + "Z", "end": end.isoformat() + "Z"}
                 calls[f"get:{preset}"] = _envoy_call(http, preset, params, auth()["Authorization"])
-            for _ in range(warmup):
-                for call in calls.values():
-                    call()
             times: dict[str, list[float]] = {label: [] for label in calls}
-            for _ in range(requests):
+            failed: dict[str, httpx.HTTPStatusError] = {}
+            for round_ in range(warmup + requests):
                 for label, call in calls.items():
+                    if label in failed:
+                        continue
                     started = time.perf_counter()
-                    call()
-                    times[label].append((time.perf_counter() - started) * 1000)
+                    try:
+                        call()
+                    except httpx.HTTPStatusError as error:  # e.g. past the time budget under load
+                        failed[label] = error
+                        print(f"bench: {label}/{window}: {error.response.text}", flush=True)
+                        continue
+                    if round_ >= warmup:
+                        times[label].append((time.perf_counter() - started) * 1000)
                 server.sample_rss()
             for label, series in times.items():
+                if label in failed:
+                    response = failed[label].response
+                    out[f"{label}/{window}"] = {
+                        "status": response.status_code,
+                        "error": response.text,
+                    }
+                    continue
                 extra = {"status": 200, "rows": rows[label]} if label in rows else {}
                 out[f"{label}/{window}"] = summary(series) | extra
     finally:
@@ -344,17 +374,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--reuse", action="store_true", help="keep the loaded data of a prior run")
+    parser.add_argument("--load-only", action="store_true", help="load and roll, time nothing")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated parts not to time: floor, api, query, funnel, ingestion",
+    )
+    parser.add_argument("--shapes", default="", help="comma-separated query shapes (default all)")
+    parser.add_argument("--label", default="", help="suffix of the result files, e.g. after")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--funnels-only", action="store_true",
         help="with --reuse: time only the funnel shapes (bench/funnel_shapes.py), print JSON",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
     data_dir = args.out / f"data-{args.engine}-{args.events}"
     if args.funnels_only:
         return funnels_only(data_dir, args.warmup, args.requests)
     if args.reuse and (data_dir / "load.json").exists():
         info = json.loads((data_dir / "load.json").read_text())
+        refresh_live(info)
     else:
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir.mkdir(parents=True)
@@ -362,13 +402,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: loaded {args.events:,} events: {json.dumps(info)}", flush=True)
     rolled = roll(info)
     print(f"bench: rolled the finished days: {json.dumps(rolled)}", flush=True)
-    floor = run_floor(info, args.warmup, args.floor_requests or args.requests)
+    if args.load_only:
+        return 0
+    floor = (
+        {}
+        if "floor" in skip
+        else run_floor(info, args.warmup, args.floor_requests or args.requests)
+    )
     server = Server(info, data_dir)
     try:
-        api = time_api(info, server, args.warmup, args.requests)
-        query = time_queries(info, server, args.warmup, args.requests)
-        funnel = time_funnels(info, server.http_port, WINDOWS, args.warmup, args.requests, summary)
-        ingestion = probe_ingestion(server.http_port, info)
+        api = {} if "api" in skip else time_api(info, server, args.warmup, args.requests)
+        query = (
+            {}
+            if "query" in skip
+            else time_queries(
+                info, server, args.warmup, args.requests, set(filter(None, args.shapes.split(",")))
+            )
+        )
+        funnel = (
+            {}
+            if "funnel" in skip
+            else time_funnels(info, server.http_port, WINDOWS, args.warmup, args.requests, summary)
+        )
+        ingestion = {} if "ingestion" in skip else probe_ingestion(server.http_port, info)
         server.sample_rss()
     finally:
         server.stop()
@@ -379,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         "server_max_rss_mib": round(server.max_rss / 2**20, 1),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
-    print(write_reports(result, args.out))
+    print(write_reports(result, args.out, args.label))
     return 0
 
 

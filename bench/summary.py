@@ -1,7 +1,9 @@
 """Prints the Markdown tables of docs/performance.md from bench/results/*.json.
 
 `summary.py [engine]`: every endpoint across the run sizes; `summary.py engine
-queries`: the query shapes of the largest run, with their targets and ratios.
+queries`: the query shapes of the largest run, with their targets and ratios;
+`summary.py compare A.json B.json ...`: p50s of the shapes and presets of
+several runs (e.g. before and after an engine change, or 10M and 100M) side by side.
 """
 
 import json
@@ -65,7 +67,26 @@ def queries(run: dict[str, Any]) -> None:
               f"| {allowed} | {verdict} |")  # fmt: skip
 
 
-def main(engine: str = "embedded", table: str = "endpoints") -> None:
+def compare(paths: list[str]) -> None:
+    """One row per query shape or GET preset and window, one p50 column per run, ms."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    names = [Path(p).stem for p in paths]
+    print("| shape | window | " + " | ".join(f"{n} p50" for n in names) + " |")
+    print("|---|---|" + "---:|" * len(runs))
+    keys = dict.fromkeys(k for r in runs for k in r["query"])
+    for key in keys:
+        name, window = key.split("/")
+        cells = []
+        for r in runs:
+            q = r["query"].get(key, {})
+            cells.append(f"{q['p50']:,.0f}" if "p50" in q else str(q.get("status", "-")))
+        print(f"| {name} | {window} | " + " | ".join(cells) + " |")
+
+
+def main(engine: str = "embedded", table: str = "endpoints", *more: str) -> None:
+    if engine == "compare":
+        compare([table, *more])
+        return
     runs = sorted(
         (json.loads(p.read_text()) for p in RESULTS.glob(f"{engine}-*.json")),
         key=lambda r: r["events"],
