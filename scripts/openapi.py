@@ -114,6 +114,14 @@ class Builder:
             return {"type": "array", "items": schema}
         return schema
 
+    def success_content(self, method: Any) -> dict[str, Any]:
+        """A stream is Server-Sent Events, one `data:` line of the message's JSON per update."""
+        if method.server_streaming:
+            return {"text/event-stream": {"schema": {"type": "string", "description": (
+                "One `data: <JSON>` line per update; each JSON is a "
+                + method.output_type.rsplit(".", 1)[-1] + ".")}}}  # fmt: skip
+        return {"application/json": {"schema": self.ref(method.output_type)}}
+
     def ref(self, type_name: str) -> dict[str, Any]:
         short = type_name.rsplit(".", 1)[-1]
         if short not in self.schemas:
@@ -169,7 +177,7 @@ class Builder:
             "responses": {
                 success: {
                     "description": "OK" if success == "200" else "Accepted",
-                    "content": {"application/json": {"schema": self.ref(method.output_type)}},
+                    "content": self.success_content(method),
                 },
                 "default": {
                     "description": "Error: the HTTP status and `code` name what went wrong",
