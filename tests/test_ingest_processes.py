@@ -3,7 +3,10 @@ owns the events store: kill -9 of one mid-stream loses nothing acknowledged, on 
 
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -138,3 +141,55 @@ def _wait(done: Callable[[], bool], what: str, timeout: float = 60) -> None:
     while not done():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+WELDPULSE = str(Path(sys.executable).with_name("weldpulse"))
+
+
+def test_up_with_ingest_processes_stores_their_collects_and_stops_them(tmp_path: Path) -> None:
+    env = {**os.environ, "WELDPULSE_DATA_DIR": str(tmp_path), "WELDPULSE_GRPC_PORT": "0",
+           "WELDPULSE_HTTP_PORT": "0", "WELDPULSE_INGEST_PROCESSES": "1"}  # fmt: skip
+    meta, store = engines.open_stores(
+        f"sqlite:///{tmp_path}/metadata.sqlite3", f"duckdb:///{tmp_path}/events.duckdb"
+    )
+    assert store is not None
+    with meta.begin() as conn:
+        site = accounts.create_site(conn, accounts.create_project(conn, "p"), "up.example")
+    store.dispose()
+    proc = subprocess.Popen([WELDPULSE, "up"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"1 ingest-only processes, JSON on http://127\.0\.0\.1:(\d+)/v1/", line)
+        assert match, line
+        body = {"site_key": site["site_key"], "name": "pageview", "url": "https://up.example/x"}
+        resp = httpx.post(
+            f"http://127.0.0.1:{match.group(1)}/v1/collect",
+            json=body,
+            headers={"User-Agent": UA},
+            timeout=10,
+        )
+        assert resp.status_code == 202, resp.text
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        # No ingest-only process outlives `up` (Envoy is the other child).
+        assert children and not [c for c in children if Path(f"/proc/{c}").exists()]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with store.connect() as conn:
+        stored = conn.execute(
+            select(events.c.pathname).where(events.c.site_id == site["id"])
+        ).scalars()
+        assert list(stored) == ["/x"]
+    store.dispose()
+    meta.dispose()
+
+
+def test_up_refuses_too_many_ingest_processes(tmp_path: Path) -> None:
+    env = {**os.environ, "WELDPULSE_DATA_DIR": str(tmp_path), "WELDPULSE_INGEST_PROCESSES": "99"}
+    done = subprocess.run([WELDPULSE, "up"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "WELDPULSE_INGEST_PROCESSES must be between 0 and 16" in done.stderr
