@@ -23,8 +23,8 @@ from weldpulse.ingest.processes import IngestProcesses
 from weldpulse.storage import accounts, engines
 from weldpulse.storage.schema import events
 
-ACKED_BEFORE_KILL = 300
-ACKED_TOTAL = 800
+ACKED_BEFORE_KILL = 200
+ACKED_TOTAL = 600
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 
 

@@ -111,9 +111,8 @@ def collector_for(events: Engine | None, options: IngestOptions) -> Collector:
     lease: ApplierLease | None = None
     if options.nats_url:
         log = NatsLog(options.nats_url, options.nats_stream)
-        if (
-            events is not None and events.dialect.name == "postgresql"
-        ):  # servers on several machines: one applies
+        # Servers on several machines: the one holding the store's lock applies.
+        if events is not None and events.dialect.name == "postgresql":
             lease = StoreApplierLock(events, log.log_id)
     elif options.log_path:
         log = SqliteLog(Path(options.log_path), options.log_max_bytes)
