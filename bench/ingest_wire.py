@@ -8,12 +8,16 @@ stored. `--code DIR` runs another checkout's server (its `server` and
 `gen/python`), so before and after are measured side by side in one run:
 
     python bench/ingest_wire.py --code /tmp/before --label before --code . --label after
+
+`--ingest-processes 0 1 2` adds that many ingest-only processes (as
+WELDPULSE_INGEST_PROCESSES does for `weldpulse up`), each count in turn per round.
 """
 
 import argparse
 import json
 import os
 import re
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -31,6 +35,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from weldpulse.config import EdgeLimits
 from weldpulse.envoy import Envoy
+from weldpulse.ingest.processes import IngestProcesses
 
 ROOT = Path(__file__).resolve().parent.parent
 UA = (
@@ -143,7 +148,9 @@ def _backlog(log: Path) -> int:
         return int(conn.execute("SELECT total(events) FROM records").fetchone()[0])
 
 
-def measure(code: Path, engine: str, servers: int, seconds: int, pg_url: str | None) -> dict:
+def measure(
+    code: Path, engine: str, servers: int, seconds: int, pg_url: str | None, ingest_only: int = 0
+) -> dict:
     data = Path(tempfile.mkdtemp(prefix="weldpulse-wire-"))
     meta = f"sqlite:///{data}/metadata.sqlite3"
     events = f"duckdb:///{data}/events.duckdb"
@@ -173,8 +180,14 @@ def measure(code: Path, engine: str, servers: int, seconds: int, pg_url: str | N
         line = proc.stdout.readline()  # type: ignore[union-attr]
         ports.append(int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1)))  # type: ignore[union-attr]
         procs.append(proc)
-    envoy = Envoy(ports, log_path=data / "envoy.log", limits=OPEN_EDGE).start()
-    result: dict[str, Any] = {"code": str(code), "engine": engine, "servers": servers}
+    log = data / "events.duckdb.ingest-log" if engine == "embedded" else data / "ingest-log.sqlite3"
+    ingest = IngestProcesses(ingest_only, str(log), env).start()
+    envoy = Envoy(
+        ports, log_path=data / "envoy.log", limits=OPEN_EDGE, ingest_ports=ingest.ports
+    ).start()
+    result: dict[str, Any] = {
+        "code": str(code), "engine": engine, "servers": servers, "ingest_processes": ingest_only
+    }  # fmt: skip
     try:
         port = envoy.http_port
         lua = COLLECT_LUA % {"site_key": info["site_key"], "ua": BOT}
@@ -185,8 +198,22 @@ def measure(code: Path, engine: str, servers: int, seconds: int, pg_url: str | N
         stop, visible = threading.Event(), []  # type: ignore[var-annotated]
         marker = threading.Thread(target=_freshness, args=(port, info, stop, visible))
         marker.start()
+        watched: dict[str, list[Any]] = {
+            "server": procs,
+            "ingest_only": ingest.procs,
+            "envoy": [envoy.process],
+        }
+        before = {name: _cpu_s(ps) for name, ps in watched.items()}
+        wrk_before = _children_cpu_s()
+        started = time.perf_counter()
         try:
             result["collect"] = _wrk(port, lua, 32, seconds)
+            # Where the cores went during the collect series: CPU seconds per wall second.
+            wall = time.perf_counter() - started
+            result["collect_cores"] = {
+                name: round((_cpu_s(ps) - before[name]) / wall, 2) for name, ps in watched.items()
+            }
+            result["collect_cores"]["wrk"] = round((_children_cpu_s() - wrk_before) / wall, 2)
         finally:
             stop.set()
             marker.join()
@@ -196,11 +223,6 @@ def measure(code: Path, engine: str, servers: int, seconds: int, pg_url: str | N
             "p50": round(visible[len(visible) // 2] * 1000) if visible else None,
             "max": round(visible[-1] * 1000) if visible else None,
         }
-        log = (
-            data / "events.duckdb.ingest-log"
-            if engine == "embedded"
-            else data / "ingest-log.sqlite3"
-        )
         result["backlog_after_collects"] = _backlog(log)
         started = time.perf_counter()
         while _backlog(log) and time.perf_counter() - started < 60:
@@ -210,9 +232,10 @@ def measure(code: Path, engine: str, servers: int, seconds: int, pg_url: str | N
         _import_body(info["site_id"], body)
         imp = _wrk(port, IMPORT_LUA % {"key": info["key"], "body": body}, 4, seconds, "/v1/import")
         result["import"] = {**imp, "events_per_s": round(imp["per_s"] * 1000)}
-        result["rss_mib"] = [_rss(p.pid) for p in procs]
+        result["rss_mib"] = [_rss(p.pid) for p in procs + ingest.procs]
     finally:
         envoy.stop()
+        ingest.stop()
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
@@ -248,6 +271,21 @@ def _fresh_database(url: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
+def _cpu_s(procs: list[Any]) -> float:
+    """User + system CPU seconds of these processes so far (/proc/PID/stat)."""
+    total = 0
+    for proc in procs:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's finished children (wrk, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -264,14 +302,16 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--ingest-processes", type=int, nargs="+", default=[0])
     args = parser.parse_args()
     codes = args.code or [ROOT]
     labels = args.label or [str(c) for c in codes]
     for r in range(args.rounds):
         for code, label in zip(codes, labels, strict=True):
-            res = measure(code.resolve(), args.engine, args.servers, args.seconds,
-                          args.postgres_url)  # fmt: skip
-            print(json.dumps({"round": r, "label": label, **res}), flush=True)
+            for n in args.ingest_processes:
+                res = measure(code.resolve(), args.engine, args.servers, args.seconds,
+                              args.postgres_url, n)  # fmt: skip
+                print(json.dumps({"round": r, "label": label, **res}), flush=True)
 
 
 if __name__ == "__main__":

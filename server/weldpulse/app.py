@@ -102,13 +102,17 @@ def gate(
     return Gate(layers, options.max_concurrent_rpcs, pool)
 
 
-def collector_for(events: Engine, options: IngestOptions) -> Collector:
-    """The durable ingest log, its appender and (if this process owns it) applier."""
+def collector_for(events: Engine | None, options: IngestOptions) -> Collector:
+    """The durable ingest log, its appender and (if this process owns it) applier.
+
+    Without `events` (an ingest-only process), only the appender.
+    """
     log: IngestLog | None = None
     lease: ApplierLease | None = None
     if options.nats_url:
         log = NatsLog(options.nats_url, options.nats_stream)
-        if events.dialect.name == "postgresql":  # servers on several machines: one applies
+        # Servers on several machines: the one holding the store's lock applies.
+        if events is not None and events.dialect.name == "postgresql":
             lease = StoreApplierLock(events, log.log_id)
     elif options.log_path:
         log = SqliteLog(Path(options.log_path), options.log_max_bytes)
@@ -124,7 +128,7 @@ def collector_for(events: Engine, options: IngestOptions) -> Collector:
 
 def build_server(
     metadata: Engine,
-    events: Engine,
+    events: Engine | None,
     port: int = 0,
     host: str = "127.0.0.1",
     limiter: Limiter | None = None,
@@ -138,7 +142,8 @@ def build_server(
 
     The ingestion writer is a thread that ends after the server stops: a
     stopping server first waits for in-flight calls, and each of those waits
-    for its commit.
+    for its commit. Without `events`, an ingest-only server: the ingest
+    service (appending to the shared log) and health, nothing that reads the store.
     """
     enrichment = ingest or IngestOptions()
     configure_structlog()
@@ -150,10 +155,6 @@ def build_server(
         interceptors=[gate(metadata, limiter or limiter_for(options), options, pool)],
         options=channel_options(options),
     )
-    analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
-        AnalyticsServicer(metadata, events), server
-    )
-    funnels_pb2_grpc.add_FunnelServiceServicer_to_server(FunnelServicer(metadata, events), server)
     collector = collector_for(events, enrichment)
     salts = Salts(metadata)
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(
@@ -167,26 +168,16 @@ def build_server(
         ),
         server,
     )
-    hub = Hub(metadata, events, pool)
-    live_pb2_grpc.add_LiveServiceServicer_to_server(LiveServicer(hub), server)
-    # A stopping server ends its live streams first (UNAVAILABLE); unary calls get the grace.
-    server.before_stop(hub.close)
-    sites_pb2_grpc.add_SitesServiceServicer_to_server(SitesServicer(metadata), server)
+    services = [INGEST_NAME]
+    if events is not None:
+        _add_store_services(server, metadata, events, pool)
+        services += [SERVICE_NAME, FUNNEL_NAME, LIVE_NAME, SITES_NAME]
     # Further services (tests add streaming ones); they go through the same interceptors.
     server.add_generic_rpc_handlers(tuple(extra_handlers))
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            INGEST_NAME,
-            FUNNEL_NAME,
-            LIVE_NAME,
-            SITES_NAME,
-            health.SERVICE_NAME,
-            reflection.SERVICE_NAME,
-        ),
-        server,
+        (*services, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
@@ -200,10 +191,23 @@ def build_server(
         collector.close()
 
     threading.Thread(target=close_writer, name="collector-stop", daemon=True).start()
-    for name in (SERVICE_NAME, INGEST_NAME, FUNNEL_NAME, LIVE_NAME, SITES_NAME, ""):
+    for name in (*services, ""):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("grpc server listening", host=host, port=bound)
     return server, bound
+
+
+def _add_store_services(server: Server, metadata: Engine, events: Engine, pool: Pool) -> None:
+    """The services that read the events store: only in the process that owns it."""
+    analytics_pb2_grpc.add_AnalyticsServiceServicer_to_server(
+        AnalyticsServicer(metadata, events), server
+    )
+    funnels_pb2_grpc.add_FunnelServiceServicer_to_server(FunnelServicer(metadata, events), server)
+    hub = Hub(metadata, events, pool)
+    live_pb2_grpc.add_LiveServiceServicer_to_server(LiveServicer(hub), server)
+    # A stopping server ends its live streams first (UNAVAILABLE); unary calls get the grace.
+    server.before_stop(hub.close)
+    sites_pb2_grpc.add_SitesServiceServicer_to_server(SitesServicer(metadata), server)
 
 
 def shutdown(
@@ -225,9 +229,9 @@ class Running:
         # Every file the server makes is the owner's alone: DuckDB remakes its .wal
         # after each checkpoint, with the process umask (salts, key hashes, events).
         os.umask(engines.PRIVATE)
-        self.metadata, events = engines.open_stores(settings.metadata_url, settings.events_url)
-        assert events is not None
-        self.events = events
+        # An ingest-only process never opens the events store (DuckDB allows one process).
+        events_url = None if settings.ingest.only else settings.events_url
+        self.metadata, self.events = engines.open_stores(settings.metadata_url, events_url)
         self.health = health.HealthServicer()
         self.server, self.port = build_server(
             self.metadata,
@@ -248,7 +252,8 @@ class Running:
         if self.metrics is not None:
             self.metrics.shutdown()
         self.metadata.dispose()
-        self.events.dispose()
+        if self.events is not None:
+            self.events.dispose()
 
 
 def wait_for_signal() -> None:

@@ -84,28 +84,36 @@ def keys_revoke(args: argparse.Namespace) -> dict[str, Any]:
 def up(args: argparse.Namespace) -> dict[str, Any]:
     from weldpulse.app import Running, wait_for_signal
     from weldpulse.envoy import Envoy
+    from weldpulse.ingest.processes import IngestProcesses
     from weldpulse.observability import configure_logging
 
     configure_logging()
     settings = Settings.from_env()
-    running = Running(settings)
+    running = Running(settings)  # first: it migrates the stores and owns the events store
+    ingest = IngestProcesses(settings.ingest.processes, settings.ingest.log_path)
     try:
+        ingest.start()
         envoy = Envoy(
             running.port,
             settings.http_port,
             trusted_hops=settings.ingest.trusted_hops,
             limits=settings.edge,
+            ingest_ports=ingest.ports,
         ).start()
     except RuntimeError:
+        ingest.stop()
         running.server.stop(grace=0)
         raise
+    extra = f", {len(ingest.ports)} ingest-only processes" if ingest.ports else ""
     print(
-        f"weldpulse: gRPC on {settings.host}:{running.port}, JSON on "
+        f"weldpulse: gRPC on {settings.host}:{running.port}{extra}, JSON on "
         f"http://{settings.host}:{envoy.http_port}/v1/ (Ctrl-C stops)",
         flush=True,
     )
     wait_for_signal()
-    # The server first, gracefully, so calls in flight through Envoy still finish.
+    # The servers first, gracefully, so calls in flight through Envoy still finish;
+    # the ingest-only ones before the main one, which stores what they logged.
+    ingest.stop()
     running.stop()
     envoy.stop()
     return {"stopped": True}

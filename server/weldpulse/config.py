@@ -53,6 +53,9 @@ class ServerOptions:
         )
 
 
+MAX_INGEST_PROCESSES = 16
+
+
 @dataclass(frozen=True)
 class IngestOptions:
     """How ingestion finds a visitor's address and place, and how it logs and acknowledges."""
@@ -74,10 +77,22 @@ class IngestOptions:
     # NATS JetStream as the log instead of the local file (several ingest servers, one store).
     nats_url: str | None = None
     nats_stream: str = "WELDPULSE_INGEST"
+    # `weldpulse up` starts this many ingest-only processes beside the server;
+    # Envoy sends them /v1/collect and /v1/import (docs/operations.md).
+    processes: int = 0
+    # This process only appends collects and imports to the log: it never opens
+    # the events store (one process owns it) and serves no other API.
+    only: bool = False
 
     def __post_init__(self) -> None:
         if self.ack not in ("durable", "applied"):
             raise ValueError("WELDPULSE_INGEST_ACK must be durable or applied")
+        if not 0 <= self.processes <= MAX_INGEST_PROCESSES:
+            raise ValueError(
+                f"WELDPULSE_INGEST_PROCESSES must be between 0 and {MAX_INGEST_PROCESSES}"
+            )
+        if self.only and self.ack == "applied":
+            raise ValueError("an ingest-only process cannot ack once applied: it does not apply")
 
     @classmethod
     def from_env(cls, default_log: Path | None = None) -> "IngestOptions":
@@ -93,6 +108,8 @@ class IngestOptions:
             max_backlog=int(env("WELDPULSE_INGEST_MAX_BACKLOG", "1000000")),
             nats_url=env("WELDPULSE_INGEST_NATS_URL") or None,
             nats_stream=env("WELDPULSE_INGEST_NATS_STREAM", "WELDPULSE_INGEST"),
+            processes=int(env("WELDPULSE_INGEST_PROCESSES", "0")),
+            only=env("WELDPULSE_INGEST_ONLY", "") in ("1", "true"),
         )
 
 

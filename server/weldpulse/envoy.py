@@ -38,16 +38,18 @@ def render_config(
     admin_port: int = 0,
     trusted_hops: int = 0,
     limits: EdgeLimits | None = None,
+    ingest_ports: Sequence[int] = (),
 ) -> str:
-    """The config for one gRPC server port, or several server processes to balance across."""
+    """The config for one gRPC server port, or several server processes to balance across.
+
+    `ingest_ports`: ingest-only processes that take /v1/collect and /v1/import
+    (round robin); without them those go to the servers too.
+    """
     edge = limits or EdgeLimits()
     ports = [grpc_port] if isinstance(grpc_port, int) else list(grpc_port)
-    endpoints = ", ".join(
-        f"{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {p}}}}}}}}}"
-        for p in ports
-    )
     return Template(TEMPLATE.read_text()).substitute(
-        lb_endpoints=f"[{endpoints}]",
+        lb_endpoints=_endpoints(ports),
+        ingest_endpoints=_endpoints(list(ingest_ports) or ports),
         http_port=http_port,
         admin_port=admin_port,
         descriptor=str(DESCRIPTOR),
@@ -67,6 +69,11 @@ def render_config(
     )
 
 
+def _endpoints(ports: Sequence[int]) -> str:
+    one = "{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {}}}}}}}}}"
+    return "[" + ", ".join(one.format(p) for p in ports) + "]"
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
@@ -81,11 +88,18 @@ class Envoy:
         log_path: Path | None = None,
         trusted_hops: int = 0,
         limits: EdgeLimits | None = None,
+        ingest_ports: Sequence[int] = (),
     ) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="weldpulse-envoy-"))
         self.config = self.workdir / "envoy.yaml"
         self.config.write_text(
-            render_config(grpc_port, http_port, trusted_hops=trusted_hops, limits=limits)
+            render_config(
+                grpc_port,
+                http_port,
+                trusted_hops=trusted_hops,
+                limits=limits,
+                ingest_ports=ingest_ports,
+            )
         )
         self.admin_path = self.workdir / "admin.txt"
         self.log_path = log_path or self.workdir / "envoy.log"

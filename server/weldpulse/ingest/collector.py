@@ -110,11 +110,12 @@ class Collector:
     `ack="durable"` resolves a submission once the log has fsync'd it;
     `ack="applied"` once the store has it too (read-your-writes, slower).
     With no `log`, a log in a fresh temporary folder (tests, in-memory stores).
+    With no `events` store, an ingest-only process: it appends, another applies.
     """
 
     def __init__(
         self,
-        events: Engine,
+        events: Engine | None,
         now: Callable[[], datetime] = _utc_now,
         roll_every_s: float = ROLL_EVERY_S,
         log: IngestLog | None = None,
@@ -122,6 +123,8 @@ class Collector:
         max_backlog: int = MAX_BACKLOG,
         applier_lock: ApplierLease | None = None,
     ) -> None:
+        if events is None and ack == "applied":
+            raise ValueError("without the events store, acknowledge once durable")
         if log is None:
             path = Path(tempfile.mkdtemp(prefix="weldpulse-log-")) / "ingest-log.sqlite3"
             log, applier_lock = SqliteLog(path), ApplierLock(path)
@@ -131,7 +134,9 @@ class Collector:
         self._backlog = 0
         self._backlog_at = 0.0
         self._queue: queue.Queue[Submission | None] = queue.Queue()
-        self.applier = Applier(events, log, now, roll_every_s, applier_lock)
+        self.applier = (
+            None if events is None else Applier(events, log, now, roll_every_s, applier_lock)
+        )
         self._thread = threading.Thread(target=self._append_loop, name="appender", daemon=True)
         self._thread.start()
 
@@ -159,7 +164,8 @@ class Collector:
         """Logs what is queued, stores what is logged (if this process applies), then stops."""
         self._queue.put(None)
         self._thread.join()
-        self.applier.close()
+        if self.applier is not None:
+            self.applier.close()
         self.log.close()
 
     def _append_loop(self) -> None:
@@ -199,10 +205,12 @@ class Collector:
                 future.set_exception(error)
             return
         self._backlog += sum(n for n, _, _ in batch)
-        if self.ack == "applied" and self.applier.owns_log():
-            self.applier.notify(last, [(n, f) for n, _, f in batch])
-            return
-        self.applier.wake()
+        # Without an applier (ingest-only), the owner's idle poll finds these records.
+        if self.applier is not None:
+            if self.ack == "applied" and self.applier.owns_log():
+                self.applier.notify(last, [(n, f) for n, _, f in batch])
+                return
+            self.applier.wake()
         for n, _, future in batch:
             future.set_result(n)
 
