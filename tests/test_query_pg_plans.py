@@ -51,11 +51,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 
 def _plans(events: Engine, body: dict[str, Any]) -> tuple[Any, list[str]]:
-    """The answer, and EXPLAIN (FORMAT JSON) of each statement reading sessions, as run."""
+    """The answer, and EXPLAIN (FORMAT JSON) of each statement joining sessions, as run."""
     plans: list[str] = []
 
     def explain(_c: Any, cursor: Any, sql: str, params: Any, _ctx: Any, _many: bool) -> None:
-        if "FROM sessions AS s" in sql and sql.lstrip().startswith("SELECT"):
+        if "sessions AS s" in sql and sql.lstrip().startswith("SELECT"):
             cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
             plans.append(json.dumps(cursor.fetchone()[0]))
 
@@ -69,15 +69,22 @@ def _plans(events: Engine, body: dict[str, Any]) -> tuple[Any, list[str]]:
     return answer, plans
 
 
-@pytest.mark.parametrize("dimensions", [[], ["source"]])
-def test_session_metrics_under_a_page_filter_join_by_hash(store: Engine, dimensions: list[str]):
-    answer, plans = _plans(store, {
-        "date_range": {"start": "2026-03-01", "end": "2026-03-30"},
-        "metrics": ["sessions", "bounce_rate", "views_per_session"],
-        "dimensions": dimensions,
-        "filters": {"dimension": "page", "op": "is", "values": ["/pricing"]},
-    })  # fmt: skip
-    # Every session of 5 pages cycling through 4 paths has seen /pricing.
-    assert [r.metrics[0] for r in answer.rows] == [600]
+PAGE = {"dimension": "page", "op": "is", "values": ["/pricing"]}
+SOURCE = {"dimension": "source", "op": "is", "values": ["Direct / None"]}
+
+
+@pytest.mark.parametrize("body, first", [
+    # Session metrics under an event filter: a semi-join of sessions on their events.
+    ({"metrics": ["sessions", "bounce_rate", "views_per_session"], "filters": PAGE}, 600),
+    ({"metrics": ["sessions", "views_per_session"], "dimensions": ["source"], "filters": PAGE},
+     600),
+    # Event metrics under a session filter: events joined to their sessions.
+    ({"metrics": ["pageviews", "visitors"], "dimensions": ["page"], "filters": SOURCE}, 750),
+])  # fmt: skip
+def test_sessions_and_events_join_by_hash(store: Engine, body: dict[str, Any], first: int):
+    range_ = {"date_range": {"start": "2026-03-01", "end": "2026-03-30"}}
+    answer, plans = _plans(store, range_ | body)
+    # 600 sessions of 5 pageviews cycling through 4 paths: each sees /pricing; 750 views a path.
+    assert answer.rows[0].metrics[0] == first
     assert plans and all('"Nested Loop"' not in p for p in plans), plans
     assert all('"Hash Join"' in p or '"Merge Join"' in p for p in plans), plans

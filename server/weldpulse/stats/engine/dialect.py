@@ -1,7 +1,5 @@
 """Engine differences in one place: JSON property values and RE2 matching, per SQL dialect."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Text, literal
@@ -76,21 +74,16 @@ def custom_plans(conn: Connection) -> None:
         conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
-@contextmanager
-def hash_joins(conn: Connection) -> Iterator[None]:
-    """PostgreSQL: no nested loops for the statements run inside (this transaction only).
+def hash_joins(conn: Connection) -> None:
+    """PostgreSQL: no nested loops for the rest of the transaction (a query call's snapshot).
 
-    Events have no index on session_id, so a nested loop between sessions and
-    events rescans the range's events once per session. The planner picks one
-    whenever it thinks a side has a row or so, as on a store never analyzed or
-    for days newer than its statistics: issue 10's session metrics under a page
-    filter took 2.5 s on 8,600 demo events that way, 23 ms as a hash join.
+    Events have no index on session_id, so a nested loop joining sessions and
+    events rescans the range's events once per row of the other side. The
+    planner picks one whenever it thinks a side has a row or so, as on a store
+    never analyzed or for days newer than its statistics: on 8,600 demo events
+    session metrics under a page filter took 2.5 s that way (23 ms as a hash
+    join), top pages filtered by source 8-12 s. The query engine's statements
+    aggregate ranges of rows, where a hash join is never the wrong choice by much.
     """
-    if conn.dialect.name != "postgresql":
-        yield
-        return
-    conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
-    yield
-    # Not in a `finally`: after an error the transaction is aborted, and rolling it back
-    # undoes the SET LOCAL anyway.
-    conn.exec_driver_sql("SET LOCAL enable_nestloop TO DEFAULT")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")

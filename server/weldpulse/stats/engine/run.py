@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import Connection, Executable
 from weldpulse.api.params import Range
 from weldpulse.stats.engine import buckets, paging, plan, rolled, runner
-from weldpulse.stats.engine.dialect import hash_joins
 from weldpulse.stats.engine.filters import Condition, Node
 from weldpulse.stats.engine.registry import GOAL, POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
@@ -122,9 +121,7 @@ def _table(
         stmts = rolled.session_statements(session_rollup, rolled_plan, dims, q.filters, clock)
         _add(run, stmts, len(dims), rows)
     elif "session" in kinds:
-        with hash_joins(run.conn):
-            found = run.execute(session_stmt(q.sites, span, dims, q.filters, clock)).all()
-        for r in found:
+        for r in run.execute(session_stmt(q.sites, span, dims, q.filters, clock)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
                 sessions=r.sessions, bounces=r.bounces, duration=r.duration, views=r.views,
