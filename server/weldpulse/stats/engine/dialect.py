@@ -74,16 +74,16 @@ def custom_plans(conn: Connection) -> None:
         conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
-def hash_joins(conn: Connection) -> None:
-    """PostgreSQL: no nested loops for the rest of the transaction (a query call's snapshot).
+def hash_joins(conn: Connection, on: bool) -> None:
+    """PostgreSQL: no nested loops (`on`) or the default again, until the transaction ends.
 
-    Events have no index on session_id, so a nested loop joining sessions and
-    events rescans the range's events once per row of the other side. The
-    planner picks one whenever it thinks a side has a row or so, as on a store
-    never analyzed or for days newer than its statistics: on 8,600 demo events
-    session metrics under a page filter took 2.5 s that way (23 ms as a hash
-    join), top pages filtered by source 8-12 s. The query engine's statements
-    aggregate ranges of rows, where a hash join is never the wrong choice by much.
+    For statements joining sessions and events: events have no index on
+    session_id, so a nested loop there rescans the range's events once per
+    session. The planner picks one whenever it thinks a side has a row or so,
+    as on a store never analysed or for days newer than its statistics: on
+    8,600 demo events session metrics under a page filter took 3.6 s that way,
+    15 ms as a hash join. Only there: with current statistics nested loops over
+    an index win elsewhere (GET /v1/pages 101 ms vs 469 ms with them all off).
     """
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+        conn.exec_driver_sql(f"SET LOCAL enable_nestloop = {'off' if on else 'DEFAULT'}")
