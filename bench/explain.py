@@ -64,6 +64,9 @@ def main(data_dir: str, shape: str, window: str = "30d") -> None:
                   f"{result['statements_ms']} ms, {result['rows']} rows")  # fmt: skip
             for s in result["statements"]:
                 print(f"\n--- {s['ms']} ms\n{s['sql']}\n{s['params']}")
+                if s["sql"].startswith("SET"):  # planner settings around a statement: replay
+                    conn.exec_driver_sql(s["sql"])
+                    continue
                 plan = conn.exec_driver_sql("EXPLAIN ANALYZE " + s["sql"], s["params"]).all()
                 print("\n".join(str(cell) for row in plan for cell in row))
     finally:

@@ -74,6 +74,11 @@ SHAPES: dict[str, Shape] = {
     "f_utm_campaign": _top_pages_of(_is("utm_campaign", "spring_sale")),
     "f_prop": Shape(filters=_is("prop:plan", "pro"), metrics=["visitors", "events"],
                     dimensions=["event_name"], targets=_FILTERED),
+    # Session metrics under an event filter (issue 10: 3.6-8.4 s on PostgreSQL; ≤ 250 ms).
+    "s_page": Shape(["visitors", "sessions", "bounce_rate", "avg_duration", "views_per_session"],
+                    filters=_is("page", "/pricing"), targets=_FILTERED),
+    "s_page_source": Shape(["sessions", "bounce_rate", "views_per_session"], ["source"],
+                           _is("page", "/pricing"), targets=_FILTERED),
     # Two dimensions and two filters, one a case-insensitive `contains` (≤ 400 ms).
     "f2_source_country": Shape(EVENT_METRICS, ["source", "country"], {"and": [
         {"dimension": "page", "op": "contains", "values": ["/blog"], "case_sensitive": False},

@@ -23,6 +23,8 @@ from weldpulse.stats.engine.sql import (
     Clock,
     by_links,
     event_stmt,
+    joins_events,
+    joins_sessions,
     session_stmt,
     time_on_page_stmt,
 )
@@ -104,14 +106,15 @@ def _table(
         filters = q.base_filters if GOAL in dims else q.filters
         stmt = event_stmt(q.sites, span, dims, filters, clock, wants_time and not links,
                           q.goals)  # fmt: skip
-        for r in run.execute(stmt):
+        for r in run.execute(stmt, joins_sessions(dims, filters)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
                 visitors=r.visitors, pageviews=r.pageviews, events=r.events,
                 time_total=r.time_total or 0, time_count=r.time_count,
             )  # fmt: skip
         if links:
-            for r in run.execute(time_on_page_stmt(q.sites, span, dims, q.filters, clock)):
+            stmt = time_on_page_stmt(q.sites, span, dims, q.filters, clock)
+            for r in run.execute(stmt, joins_sessions(dims, q.filters)):
                 key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
                 if key in rows:  # a pageview in scope: its row has events in scope
                     rows[key].update(time_total=r.time_total or 0, time_count=r.time_count)
@@ -121,7 +124,8 @@ def _table(
         stmts = rolled.session_statements(session_rollup, rolled_plan, dims, q.filters, clock)
         _add(run, stmts, len(dims), rows)
     elif "session" in kinds:
-        for r in run.execute(session_stmt(q.sites, span, dims, q.filters, clock)):
+        stmt = session_stmt(q.sites, span, dims, q.filters, clock)
+        for r in run.execute(stmt, joins_events(q.filters)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             rows.setdefault(key, {}).update(
                 sessions=r.sessions, bounces=r.bounces, duration=r.duration, views=r.views,

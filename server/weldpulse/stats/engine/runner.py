@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, CursorResult, Executable
 from weldpulse.api.params import Range
 from weldpulse.errors import TimedOut
+from weldpulse.stats.engine import dialect
 from weldpulse.stats.engine import plan as planner
 from weldpulse.stats.engine.plan import Plan
 
@@ -44,14 +45,20 @@ class Budget:
             "the date_range, the dimensions or the filters"
         )
 
-    def execute(self, stmt: Executable) -> CursorResult[Any]:
+    def execute(self, stmt: Executable, hash_joins: bool = False) -> CursorResult[Any]:
+        """Runs `stmt` (with `hash_joins`: as a statement joining sessions and events)."""
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise self.error()
         timer = threading.Timer(left, self._cancel)
         timer.start()
         try:
-            return self.conn.execute(stmt)
+            if not hash_joins:
+                return self.conn.execute(stmt)
+            dialect.hash_joins(self.conn, True)
+            result = self.conn.execute(stmt)
+            dialect.hash_joins(self.conn, False)  # after an error, the rollback resets it
+            return result
         except Exception:  # DuckDB's interrupt and psycopg's cancel surface differently
             if self.fired:
                 raise self.error() from None

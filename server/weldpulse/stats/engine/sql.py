@@ -132,9 +132,7 @@ def event_stmt(
     in_scope = select(*cols).where(*scope)
     # With goal: (event, goal) pairs; the window above saw each event once.
     e = goal_pairs(in_scope, goals).subquery("ep") if GOAL in dims else in_scope.subquery("e")
-    needs_sessions = any(d.kind == "session" for d in dims) or (
-        filters is not None and "session" in filters.dimensions()
-    )
+    needs_sessions = joins_sessions(dims, filters)
     s = sessions.alias("s")
     # The site and end bounds (a session ends at its last event) let the engine read only the
     # sessions that can match, not every site's.
@@ -159,6 +157,18 @@ def event_stmt(
         bucket(e.c.ts, d.column, clock) if d.kind == "time" else dim_value(d, e, s) for d in dims
     ]
     return _group(stmt, keys)
+
+
+def joins_sessions(dims: Sequence[Dimension], filters: Node | None) -> bool:
+    """Whether the event statements join sessions (for session dimensions or conditions)."""
+    return any(d.kind == "session" for d in dims) or (
+        filters is not None and "session" in filters.dimensions()
+    )
+
+
+def joins_events(filters: Node | None) -> bool:
+    """Whether the session statement joins events (for event conditions)."""
+    return filters is not None and "event" in filters.dimensions()
 
 
 def _event_columns(dims: Sequence[Dimension], filters: Node | None) -> list[str]:
@@ -192,7 +202,7 @@ def session_stmt(
         func.coalesce(func.sum(s.c.pageviews), 0).label("views"),
     ).where(s.c.site_id.in_(sites), s.c.started_at >= span.start, s.c.started_at <= span.end)
     if filters is not None:
-        if "event" in filters.dimensions():
+        if joins_events(filters):
             stmt = stmt.where(s.c.session_id.in_(_sessions_with_event(sites, span, filters)))
         else:  # session attributes hold for all of a session's events alike
             stmt = stmt.where(where(filters, None, s))
@@ -266,9 +276,7 @@ def time_on_page_stmt(
         )
         .subquery("p")
     )
-    needs_sessions = any(d.kind == "session" for d in dims) or (
-        filters is not None and "session" in filters.dimensions()
-    )
+    needs_sessions = joins_sessions(dims, filters)
     s = sessions.alias("s")
     source: FromClause = p.join(s, s.c.session_id == p.c.session_id) if needs_sessions else p
     stmt = select(
