@@ -43,6 +43,16 @@ PANELS = {
     "panel-devices": ("device_type", ["visitors", "pageviews"], None),
     "panel-events": ("event_name", ["visitors", "events"], NOT_PAGEVIEWS),
 }
+GOALS = [
+    {"name": "Signup", "event_name": "signup_click"},
+    {"name": "Saw pricing", "page_path": "/pricing*"},
+    {"name": "Read the blog", "page_path": "/blog/**"},
+]
+FUNNEL = {
+    "name": "Landing to signup",
+    "steps": [{"page_path": "/"}, {"page_path": "/pricing"}, {"goal": "Signup"}],
+    "window": {"mode": "session"},
+}
 TILES = ["visitors", "pageviews", "sessions", "bounce_rate", "avg_duration", "views_per_session"]
 
 pytestmark = pytest.mark.skipif(
@@ -57,6 +67,7 @@ class Demo:
     site_id: str
     site_key: str
     domain: str
+    other_site_id: str
 
 
 def _demo_module() -> Any:
@@ -75,14 +86,24 @@ def demo(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Demo:
     with stack.metadata.begin() as conn:
         project = accounts.create_project(conn, "Dashboard", "pro")
         site = accounts.create_site(conn, project, domain, "Shop", timezone=ZONE)
-        accounts.create_site(conn, project, f"blog.{domain}", "Blog")
+        blog = accounts.create_site(conn, project, f"blog.{domain}", "Blog")
     geo = enrich.GeoIP(str(seeded.write_demo_geoip(tmp_path_factory.mktemp("geo") / "geo.mmdb")))
     salts = Salts(stack.metadata)
     hits = seeded.demo_hits(Site(site["id"], domain), datetime.now(UTC).replace(tzinfo=None))
     collector = Collector(stack.events)
     collector.submit([enrich_hit(h, check(h), salts, geo) for h in hits]).result()
     collector.close()
-    return Demo(project, site["id"], site["site_key"], domain)
+    # Goals and a saved funnel, made the way a user makes them: over the API.
+    with stack.metadata.begin() as conn:
+        writer = accounts.create_api_key(conn, project, ["sites:write"])["key"]
+    write = {"Authorization": f"Bearer {writer}"}
+    path = f"/v1/sites/{site['id']}"
+    for goal in GOALS:
+        resp = stack.http.post(f"{path}/goals", json=goal, headers=write)
+        assert resp.status_code == 200, resp.text
+    resp = stack.http.post(f"{path}/funnels", json=FUNNEL, headers=write)
+    assert resp.status_code == 200, resp.text
+    return Demo(project, site["id"], site["site_key"], domain, blog["id"])
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +146,9 @@ def settle(driver: Any) -> None:
                 "return document.documentElement.dataset.pending === '0'"
                 " && document.querySelectorAll('.tile').length === 6"
             ),
+            # On PostgreSQL `conversion_rate` by goal under a source filter took 16 s alone on
+            # this loaded 2-core machine (the engine's, to look into); the view waits for it.
+            timeout=60,
             what="dashboard loaded",
         )
     except AssertionError as e:
@@ -339,8 +363,10 @@ def test_live_counter_moves_after_a_collect(driver: Any, stack: Stack, demo: Dem
     body = {"site_key": demo.site_key, "name": "pageview", "url": f"https://{demo.domain}/live"}
     resp = stack.http.post("/v1/collect", json=body, headers={"User-Agent": CHROME_UA})
     assert resp.status_code == 202, resp.text
-    # Without a stream route the page polls /v1/realtime every 5 s.
-    wait_for(lambda: int(count()) == before + 1, timeout=8, what="live counter moved")
+    # The numbers come from the live stream (one update a second), not from polling.
+    source = "return document.getElementById('live-count').dataset.source"
+    assert driver.execute_script(source) == "stream"
+    wait_for(lambda: int(count()) == before + 1, timeout=2, what="live counter moved")
 
 
 def test_revoked_key_lands_on_sign_in_with_a_message(driver: Any, stack: Stack, demo: Demo) -> None:
@@ -355,7 +381,9 @@ def test_revoked_key_lands_on_sign_in_with_a_message(driver: Any, stack: Stack, 
     assert driver.execute_script("return sessionStorage.length") == 0
     # A wrong key typed in gets the sign-in page again, with the reason.
     driver.find_element("id", "key").send_keys("ak_live_" + "x" * 28 + "\n")
-    wait_for(lambda: "not accepted" in driver.find_element("id", "signin-error").text)
+    # Read in one script: the page replaces the message, so a found element can go stale.
+    error = "return document.getElementById('signin-error')?.textContent ?? ''"
+    wait_for(lambda: "not accepted" in driver.execute_script(error), what="refused key's message")
 
 
 def test_accessible_and_readable_at_1280_and_375_light_and_dark(
@@ -442,48 +470,38 @@ def test_rate_limited_key_says_when_it_retries(driver: Any, stack: Stack, demo: 
     settle(driver)
 
 
-def test_goals_and_funnels_panels_follow_the_api_or_say_it_lacks_them(
-    driver: Any, stack: Stack, demo: Demo
-) -> None:
-    """Against conversions-api.md where the server has those routes; else the page's note."""
+def test_goals_and_funnels_panels_equal_the_api(driver: Any, stack: Stack, demo: Demo) -> None:
+    """Goal rows (visitors, conversions, rate) and the saved funnel's steps, as conversions-api.md answers."""
     key = new_key(stack, demo)
     auth = {"Authorization": f"Bearer {key}"}
-    site = f"/v1/sites/{demo.site_id}"
-    goals_route = stack.http.get(f"{site}/goals", headers=auth).status_code
-    funnels_route = stack.http.get(f"{site}/funnels", headers=auth).status_code
-    if goals_route == 200 and funnels_route == 200:
-        with stack.metadata.begin() as conn:
-            writer = accounts.create_api_key(conn, demo.project, ["sites:write"])["key"]
-        write = {"Authorization": f"Bearer {writer}"}
-        if not stack.http.get(f"{site}/goals", headers=auth).json()["data"]:
-            goal = {"name": "Signup", "event_name": "signup_click"}
-            assert stack.http.post(f"{site}/goals", json=goal, headers=write).status_code == 200
-            steps = [{"page_path": "/"}, {"page_path": "/pricing"}, {"goal": "Signup"}]
-            funnel = {"name": "Landing to signup", "steps": steps, "window": {"mode": "session"}}
-            assert stack.http.post(f"{site}/funnels", json=funnel, headers=write).status_code == 200
-    open_dashboard(driver, stack, key)
-    goals_text = driver.find_element("id", "goals-body").text
-    funnels_text = driver.find_element("id", "funnels-body").text
-    if goals_route == 404:
-        assert goals_text == "Goals are not available on this server yet."
-    if funnels_route == 404:
-        assert funnels_text == "Funnels are not available on this server yet."
-    if goals_route == 404 or funnels_route == 404:
-        return
-    days = local_days(-29)
+    open_dashboard(driver, stack, key, "?range=7d")
+    days = local_days(-6)
     metrics = ["visitors", "events", "conversion_rate"]
     want = api(stack, key, {"site_id": demo.site_id, "timezone": ZONE, "date_range": days,
                             "metrics": metrics, "dimensions": ["goal"], "limit": 100})  # fmt: skip
-    assert shown(driver)["panels"]["panel-goals"] == [
-        [r["dimensions"][0], *r["metrics"]] for r in want["results"]
-    ]
-    saved = stack.http.get(f"{site}/funnels", headers=auth).json()["data"][0]
-    body = {"site_id": demo.site_id, "timezone": ZONE, "date_range": days, "funnel_id": saved["id"]}
-    steps = stack.http.post("/v1/funnel", json=body, headers=auth).json()["steps"]
+    rows = [[r["dimensions"][0], *r["metrics"]] for r in want["results"]]
+    assert {r[0] for r in rows} == {g["name"] for g in GOALS}, "demo data completes every goal"
+    assert all(0 < r[3] < 1 for r in rows)
+    assert shown(driver)["panels"]["panel-goals"] == rows
+    saved = stack.http.get(f"/v1/sites/{demo.site_id}/funnels", headers=auth).json()["data"]
+    assert [f["name"] for f in saved] == [FUNNEL["name"]]
+    body = {
+        "site_id": demo.site_id,
+        "timezone": ZONE,
+        "date_range": days,
+        "funnel_id": saved[0]["id"],
+    }
+    resp = stack.http.post("/v1/funnel", json=body, headers=auth)
+    assert resp.status_code == 200, resp.text
+    steps = resp.json()["steps"]
+    assert steps[0]["visitors"] > steps[-1]["visitors"] > 0, "demo data drops off along the funnel"
     page_steps = driver.execute_script(
-        "return [...document.querySelectorAll('.funnel li')].map((li) => +li.dataset.visitors)"
+        "return [...document.querySelectorAll('.funnel li')].map((li) =>"
+        " [li.dataset.label, +li.dataset.visitors, +li.dataset.conversion, +li.dataset.dropoff])"
     )
-    assert page_steps == [s["visitors"] for s in steps]
+    assert page_steps == [
+        [s["label"], s["visitors"], s["conversion_rate"], s["dropoff"]] for s in steps
+    ]
 
 
 def test_csv_export_holds_every_row_of_the_tab(
@@ -535,19 +553,17 @@ def test_custom_events_break_down_by_a_property(driver: Any, stack: Stack, demo:
 def test_share_link_with_a_site_limited_key_shows_that_site_only(
     driver: Any, stack: Stack, demo: Demo
 ) -> None:
-    from sqlalchemy import update
-    from weldpulse.storage.schema import api_keys
-
+    # What `weldpulse share --site` makes: a stats:read key limited to the site.
     with stack.metadata.begin() as conn:
-        created = accounts.create_api_key(conn, demo.project, ["stats:read"])
-        limit = update(api_keys).where(api_keys.c.id == created["id"]).values(site_id=demo.site_id)
-        conn.execute(limit)
-    auth = {"Authorization": f"Bearer {created['key']}"}
-    if len(stack.http.get("/v1/sites", headers=auth).json()["data"]) != 1:
-        pytest.skip("this server does not limit a key to its site yet (issue 12's auth part)")
-    # The link `weldpulse share` prints: the key in the fragment.
+        created = accounts.create_api_key(conn, demo.project, ["stats:read"], site_id=demo.site_id)
+    # The link it prints: the key in the fragment.
     open_dashboard(driver, stack, created["key"])
     options = driver.execute_script(
         "return [...document.querySelectorAll('#site option')].map((o) => o.value)"
     )
     assert options == [demo.site_id]
+    assert shown(driver)["tiles"]["visitors"] > 0
+    # The other site of the project stays out of reach, even asked for by its id in the URL.
+    auth = {"Authorization": f"Bearer {created['key']}"}
+    resp = stack.http.get(f"/v1/sites/{demo.other_site_id}/goals", headers=auth)
+    assert resp.status_code == 403, resp.text

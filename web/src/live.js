@@ -32,10 +32,12 @@ export function startLive(box, site, onError) {
     return false;
   };
 
-  const show = (rows) => {
+  // Which source the numbers come from ("stream" or "poll"), for the reader and the tests.
+  const show = (rows, source) => {
     const n = rows.reduce((sum, r) => sum + r.current_visitors, 0);
     count.textContent = formatMetric("visitors", n);
     count.dataset.value = String(n);
+    count.dataset.source = source;
     when.textContent = `· updated ${new Date().toLocaleTimeString("en-GB")}`;
     status.textContent = "";
   };
@@ -43,7 +45,7 @@ export function startLive(box, site, onError) {
   async function poll() {
     while (!signal.aborted) {
       try {
-        show((await call("/v1/realtime", { params: { site_id: site.id }, signal })).data);
+        show((await call("/v1/realtime", { params: { site_id: site.id }, signal })).data, "poll");
       } catch (e) {
         if (trouble(e)) return;
         await sleep(Math.max(POLL_MS, (e.retryAfter || 0) * 1000), signal);
@@ -56,7 +58,8 @@ export function startLive(box, site, onError) {
   async function live() {
     while (!signal.aborted) {
       try {
-        await stream("/v1/realtime/stream", { site_id: site.id, interval_seconds: 2 }, (u) => show(u.data), signal);
+        // One update a second: the server sends one snapshot per tick to every stream.
+        await stream("/v1/realtime/stream", { site_id: site.id, interval_seconds: 1 }, (u) => show(u.data, "stream"), signal);
       } catch (e) {
         // No stream route on this server: poll the realtime route instead.
         if (e instanceof ApiError && e.status === 404) return poll();

@@ -216,9 +216,13 @@ function selectSite(id, { replace = false } = {}) {
   site = sites.find((s) => s.id === id) ?? sites[0];
   state.site = site.id;
   document.getElementById("site").value = site.id;
+  restartLive();
+  update({ replace });
+}
+
+function restartLive() {
   stopLive();
   stopLive = startLive(ui.live, site, (e) => failed(null, e));
-  update({ replace });
 }
 
 // ---- one view ---------------------------------------------------------------
@@ -463,7 +467,8 @@ function funnels(signal) {
     const b = base();
     const answer = await call("/v1/funnel", {
       method: "POST",
-      body: { site_id: b.site_id, date_range: b.date_range, timezone: b.timezone, funnel_id: chosen.id, filters: b.filters },
+      // Goal conditions are the funnel's steps, not a filter of its events: the route takes none.
+      body: { site_id: b.site_id, date_range: b.date_range, timezone: b.timezone, funnel_id: chosen.id, filters: filterExpression(state.filters.filter((f) => f.dimension !== "goal")) },
       signal,
     });
     const first = answer.steps[0]?.visitors || 1;
@@ -472,10 +477,13 @@ function funnels(signal) {
       h("ol", { class: "funnel" }, answer.steps.map((s) => {
         const bar = h("span", { class: "bar", "aria-hidden": "true" });
         bar.style.width = `${(100 * s.visitors) / first}%`;
-        return h("li", { dataset: { visitors: String(s.visitors) } },
+        const numbers = { label: s.label, visitors: String(s.visitors), conversion: String(s.conversion_rate), dropoff: String(s.dropoff) };
+        return h("li", { dataset: numbers },
           h("span", { class: "label" }, bar, h("span", {}, s.label)),
           h("span", { class: "num" }, `${formatMetric("visitors", s.visitors)} · ${formatMetric("conversion_rate", s.conversion_rate)}`),
-          s.dropoff ? h("span", { class: "muted drop" }, `−${formatMetric("visitors", s.dropoff)} dropped off`) : null);
+          s.dropoff
+            ? h("span", { class: "muted drop" }, `−${formatMetric("visitors", s.dropoff)} dropped off (${formatMetric("conversion_rate", 1 - s.step_conversion_rate)} of the step before)`)
+            : null);
       })),
     );
   });
@@ -492,6 +500,13 @@ window.addEventListener("popstate", () => {
 });
 window.addEventListener("resize", () => {
   if (chart) chart.setSize({ width: Math.max(ui.chart.clientWidth, 280), height: ui.chart.clientWidth < 500 ? 200 : 280 });
+});
+
+// A page kept in the back/forward cache would keep its stream open, and with it one of the
+// browser's six connections to this origin: close it on leaving, open it again on coming back.
+window.addEventListener("pagehide", () => stopLive());
+window.addEventListener("pageshow", (e) => {
+  if (e.persisted && site) restartLive();
 });
 
 // A share link opened in a tab already on the page changes only the fragment.
