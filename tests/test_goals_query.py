@@ -6,9 +6,10 @@ over visitors from Google.
 """
 
 import secrets
+from datetime import date
 
 from conftest import Stack
-from weldpulse.storage import accounts
+from weldpulse.storage import accounts, rollups
 
 DAY = {"start": "2026-11-02", "end": "2026-11-02"}
 
@@ -84,3 +85,32 @@ def test_conversion_rate_per_goal_and_source(stack: Stack) -> None:
     bad = stack.http.post("/v1/query", headers=auth, json={
         "site_id": site, "date_range": DAY, "metrics": ["conversion_rate"]})  # fmt: skip
     assert bad.status_code == 400 and "conversion_rate" in bad.json()["error"], bad.text
+
+
+def test_session_metrics_under_a_goal_filter_read_raw_rows_whatever_is_rolled(
+    stack: Stack,
+) -> None:
+    """The planner must not send a goal condition to the day rollups (they cannot tell who
+    completed a goal): the answer is the same before and after the day is rolled."""
+    site, key = _site_with_goals(stack)
+    body = {"site_id": site, "date_range": DAY, "filters": {"dimension": "goal", "op": "is",
+            "values": ["Signup"]}, "metrics": ["visitors", "sessions", "bounce_rate"]}  # fmt: skip
+
+    def answer() -> list:
+        resp = stack.http.post("/v1/query", json=body, headers={"Authorization": f"Bearer {key}"})
+        assert resp.status_code == 200, resp.text
+        return resp.json()["results"]
+
+    before = answer()
+    assert before[0]["metrics"][:2] == [2, 2]  # v1 and v3 signed up, one session each
+    rollups.roll_pending(stack.events, date(2026, 11, 4))
+    assert answer() == before
+
+
+def test_funnel_filters_naming_a_goal_are_a_400(stack: Stack) -> None:
+    site, key = _site_with_goals(stack)
+    body = {"site_id": site, "date_range": DAY, "steps": [{"page_path": "/**"}, {"goal": "Signup"}],
+            "filters": {"dimension": "goal", "op": "is", "values": ["Signup"]}}  # fmt: skip
+    resp = stack.http.post("/v1/funnel", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["code"] == "BAD_REQUEST" and "filters" in resp.json()["error"]

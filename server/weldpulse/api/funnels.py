@@ -10,7 +10,7 @@ from weldpulse.api.context import authorize_site, principal_var
 from weldpulse.errors import ApiError, BadRequest
 from weldpulse.stats import funnels as stats
 from weldpulse.stats.engine.dialect import custom_plans
-from weldpulse.stats.engine.filters import parse_filters
+from weldpulse.stats.engine.filters import Node, parse_filters
 from weldpulse.stats.engine.request import parse_span
 from weldpulse.stats.engine.zones import aware
 from weldpulse.storage import accounts
@@ -39,6 +39,12 @@ def _site(site_id: str) -> str:
     if site_id not in principal_var.get().site_ids:
         raise BadRequest(f"Invalid site_id: no site {site_id[:MAX_ID]!r} in this project")
     return site_id
+
+
+def _has_goal(node: Node) -> bool:
+    """Whether a filter has a `goal` condition anywhere (a funnel step, not a filter)."""
+    own = node.cond is not None and node.cond.dim.name == "goal"
+    return own or any(_has_goal(child) for child in node.children)
 
 
 def _ratio(part: int, whole: int) -> float:
@@ -128,6 +134,10 @@ class FunnelServicer(funnels_pb2_grpc.FunnelServiceServicer):
             window = request.window if request.HasField("window") else None
             definition = _definition(request.steps, window)
         filters = parse_filters(request.filters) if request.HasField("filters") else None
+        if filters is not None and _has_goal(filters):
+            raise BadRequest(
+                "Invalid filters: a funnel's filters cannot name a goal (make it a step)"
+            )
         steps = self._resolve(site_id, definition)
         stmt = stats.funnel_stmt(site_id, span, steps, definition.minutes, filters)
         with snapshot(self.events) as conn:

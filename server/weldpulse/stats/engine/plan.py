@@ -61,6 +61,8 @@ def _conditions(node: Node) -> list[tuple[str, str, tuple[str, ...], bool]]:
     own = [(node.cond.dim.name, node.cond.op, node.cond.values, node.cond.case_sensitive)] if (
         node.cond
     ) else []  # fmt: skip
+    if node.kind == "goals":  # completing a goal: no rollup has the column for it
+        own = [("goal", "completes", (), True)]
     return own + [c for child in node.children for c in _conditions(child)]
 
 
