@@ -5,7 +5,7 @@ from typing import Any, TypeAlias
 
 import grpc
 from sqlalchemy import Engine
-from weldpulse.api.context import authorize_site, principal_var
+from weldpulse.api.context import caller_sites, principal_var
 from weldpulse.api.live import realtime_rows
 from weldpulse.api.params import (
     bucket_start,
@@ -13,7 +13,6 @@ from weldpulse.api.params import (
     parse_interval,
     parse_limit,
     parse_range,
-    parse_site,
 )
 from weldpulse.stats.engine import presets
 from weldpulse.stats.engine import request as query_request
@@ -40,8 +39,7 @@ def _limit(
 
 
 def _sites(site_id: str) -> tuple[str, ...]:
-    authorize_site(site_id)
-    return parse_site(site_id, principal_var.get().site_ids)
+    return caller_sites(site_id)
 
 
 def _ratio(part: float | None, whole: int) -> float:

@@ -3,6 +3,7 @@
 import contextvars
 from dataclasses import dataclass, field
 
+from weldpulse.api.params import parse_site
 from weldpulse.errors import Forbidden
 from weldpulse.storage.accounts import Principal
 
@@ -32,3 +33,10 @@ def authorize_site(site_id: str) -> None:
     limit = principal_var.get().site_limit
     if site_id and limit is not None and site_id != limit:
         raise Forbidden("site_id: this API key is limited to one site (see GET /v1/sites)")
+
+
+def caller_sites(site_id: str) -> tuple[str, ...]:
+    """The sites a call reads: all of the caller's, or the one asked for (403 outside a
+    site-limited key's site, 400 outside the caller's project)."""
+    authorize_site(site_id)
+    return parse_site(site_id, principal_var.get().site_ids)

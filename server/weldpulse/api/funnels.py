@@ -6,7 +6,7 @@ from typing import Any, TypeAlias
 
 import grpc
 from sqlalchemy import Engine
-from weldpulse.api.context import authorize_site, principal_var
+from weldpulse.api.context import caller_sites
 from weldpulse.errors import ApiError, BadRequest
 from weldpulse.stats import funnels as stats
 from weldpulse.stats.engine.dialect import custom_plans
@@ -35,10 +35,7 @@ def _site(site_id: str) -> str:
     """The site if it is one of the caller's; another project's site is as unknown as none."""
     if not site_id:
         raise BadRequest("Missing required field: site_id")
-    authorize_site(site_id)
-    if site_id not in principal_var.get().site_ids:
-        raise BadRequest(f"Invalid site_id: no site {site_id[:MAX_ID]!r} in this project")
-    return site_id
+    return caller_sites(site_id[:MAX_ID])[0]
 
 
 def _has_goal(node: Node) -> bool:

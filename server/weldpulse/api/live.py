@@ -19,8 +19,7 @@ from grpc import aio
 from prometheus_client import Counter as Metric
 from prometheus_client import Gauge
 from sqlalchemy import Engine, Select, or_, select
-from weldpulse.api.context import authorize_site, principal_var
-from weldpulse.api.params import parse_site
+from weldpulse.api.context import caller_sites, principal_var
 from weldpulse.errors import BadRequest, RateLimited, Unauthorized, Unavailable
 from weldpulse.stats.engine import presets
 from weldpulse.storage import schema
@@ -227,8 +226,7 @@ class LiveServicer(live_pb2_grpc.LiveServiceServicer):
         self, request: live_pb2.StreamRealtimeRequest, context: aio.ServicerContext
     ) -> AsyncIterator[live_pb2.StreamRealtimeResponse]:
         principal = principal_var.get()
-        authorize_site(request.site_id)
-        sites = parse_site(request.site_id, principal.site_ids)
+        sites = caller_sites(request.site_id)
         interval = parse_interval(request.interval_seconds)
         async for update in self.hub.updates(principal.key_id, sites, interval):
             yield update

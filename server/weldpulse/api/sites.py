@@ -8,8 +8,7 @@ from typing import Any, TypeAlias
 import grpc
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-from weldpulse.api.context import authorize_site, principal_var
-from weldpulse.api.params import parse_site
+from weldpulse.api.context import caller_sites, principal_var
 from weldpulse.errors import BadRequest, Forbidden, NotFound
 from weldpulse.storage import accounts, goals
 from weldpulse.v1 import analytics_pb2, sites_pb2_grpc
@@ -44,8 +43,7 @@ def _own_site(site_id: str) -> str:
     """The site id if it is one of the caller's project, else a 400 naming site_id."""
     if not site_id:
         raise BadRequest("Missing required field: site_id")
-    authorize_site(site_id)
-    return parse_site(site_id[:200], principal_var.get().site_ids)[0]
+    return caller_sites(site_id[:200])[0]
 
 
 @contextmanager
