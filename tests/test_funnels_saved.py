@@ -154,3 +154,20 @@ def test_names_are_unique_and_a_site_keeps_at_most_50(stack: Stack) -> None:
     assert over.status_code == 400 and "50 funnels" in over.json()["error"], over.text
     listed = call(stack, "GET", path, write).json()["data"]
     assert [f["name"] for f in listed] == [f"n{i}" for i in range(50)]  # oldest first
+
+
+@pytest.mark.parametrize(
+    "bad_id", ["\x00", "a\x00b", "x" * 36, "00000000-0000-0000-0000-00000000000G"]
+)
+def test_ids_that_name_no_funnel_or_goal_are_not_found(
+    stack: Stack, keys: Keys, bad_id: str
+) -> None:
+    """An id that is no UUID (a NUL: PostgreSQL refuses it in a text parameter, found as a 500
+    by the fuzzer) names nothing: a 400 naming funnel_id to run it, a 404 to delete it."""
+    run = call(stack, "POST", "/v1/funnel", keys.read,
+               {"site_id": keys.site, "date_range": DAY, "funnel_id": bad_id})  # fmt: skip
+    assert run.status_code == 400 and "funnel_id" in run.json()["error"], run.text
+    quoted = bad_id.replace("\x00", "%00")
+    for path in (f"funnels/{quoted}", f"goals/{quoted}"):
+        gone = call(stack, "DELETE", f"/v1/sites/{keys.site}/{path}", keys.write)
+        assert gone.status_code == 404 and gone.json()["code"] == "NOT_FOUND", gone.text

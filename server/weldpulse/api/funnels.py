@@ -7,6 +7,7 @@ from typing import Any, TypeAlias
 import grpc
 from sqlalchemy import Engine
 from weldpulse.api.context import caller_sites
+from weldpulse.api.params import is_record_id
 from weldpulse.errors import ApiError, BadRequest
 from weldpulse.stats import funnels as stats
 from weldpulse.stats.engine.dialect import custom_plans
@@ -116,7 +117,8 @@ class FunnelServicer(funnels_pb2_grpc.FunnelServiceServicer):
             if request.funnel_id:
                 if request.steps or request.HasField("window"):
                     raise BadRequest("Invalid funnel_id: give either funnel_id or steps/window")
-                saved = conn.execute(store.funnel_stmt(site_id, request.funnel_id[:MAX_ID])).first()
+                if is_record_id(request.funnel_id):
+                    saved = conn.execute(store.funnel_stmt(site_id, request.funnel_id)).first()
                 if saved is None:
                     raise BadRequest(
                         f"Invalid funnel_id: no funnel {request.funnel_id[:MAX_ID]!r} in this site"
@@ -184,8 +186,10 @@ class FunnelServicer(funnels_pb2_grpc.FunnelServiceServicer):
         self, request: pb.DeleteFunnelRequest, context: Ctx
     ) -> pb.DeleteFunnelResponse:
         site_id = _site(request.site_id)
-        with self.metadata.begin() as conn:
-            gone = conn.execute(store.delete_funnel_stmt(site_id, request.funnel_id[:MAX_ID]))
-        if gone.rowcount == 0:
+        gone = 0
+        if is_record_id(request.funnel_id):
+            with self.metadata.begin() as conn:
+                gone = conn.execute(store.delete_funnel_stmt(site_id, request.funnel_id)).rowcount
+        if gone == 0:
             raise NotFound(f"No funnel {request.funnel_id[:MAX_ID]!r} in this site")
         return pb.DeleteFunnelResponse()

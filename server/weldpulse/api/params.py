@@ -14,6 +14,16 @@ MAX_LIMIT = 1000
 MAX_BUCKETS = 10_000
 UNITS = ("minute", "hour", "day", "week", "month")
 _INTERVAL = re.compile(r"^\s*(\d{1,4})\s*(minute|hour|day|week|month)s?\s*$", re.IGNORECASE)
+_RECORD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_record_id(value: str) -> bool:
+    """Whether `value` can name a stored goal or funnel (their ids are lower-case UUIDs).
+
+    Anything else names none, so it is answered as not found without a lookup:
+    PostgreSQL refuses a NUL in a text parameter, which was a 500.
+    """
+    return _RECORD_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)

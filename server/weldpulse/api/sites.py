@@ -9,6 +9,7 @@ import grpc
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from weldpulse.api.context import caller_sites, principal_var
+from weldpulse.api.params import is_record_id
 from weldpulse.errors import BadRequest, Forbidden, NotFound
 from weldpulse.storage import accounts, goals
 from weldpulse.v1 import analytics_pb2, sites_pb2_grpc
@@ -100,7 +101,7 @@ class SitesServicer(sites_pb2_grpc.SitesServiceServicer):
     def DeleteGoal(self, request: pb.DeleteGoalRequest, context: Ctx) -> pb.DeleteGoalResponse:
         site = _own_site(request.site_id)
         gone = 0
-        if len(request.goal_id) <= MAX_ID:  # a longer one is no goal's id
+        if is_record_id(request.goal_id):
             with self.metadata.begin() as conn:
                 gone = conn.execute(goals.delete_goal_stmt(site, request.goal_id)).rowcount
         if not gone:
