@@ -8,8 +8,8 @@ log position in the same transaction, and keeps the finished days' rollups.
 """
 
 import dataclasses
-import json
 import logging
+import operator
 import queue
 import tempfile
 import threading
@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
+import orjson
 from sqlalchemy import Engine, select
 from weldpulse.domain import SESSION_GAP, Event
 from weldpulse.ingest.hits import Enriched
@@ -84,17 +85,23 @@ class Overloaded(Exception):
 _FIELDS = tuple(f.name for f in dataclasses.fields(Event))
 
 
+_fields = operator.attrgetter(*_FIELDS)
+
+
 def encode(items: Sequence[Enriched]) -> bytes:
-    """One log record: the events' fields as JSON arrays, the previous-day visitor id last."""
-    rows = [[*(getattr(i.event, n) for n in _FIELDS), i.previous_visitor_id] for i in items]
-    return json.dumps(rows, default=datetime.isoformat, separators=(",", ":")).encode()
+    """One log record: the events' fields as JSON arrays, the previous-day visitor id last.
+
+    orjson writes what json.dumps(default=datetime.isoformat) wrote (UTF-8
+    rather than \\u escapes), ~10x faster: records of either kind replay alike.
+    """
+    return orjson.dumps([[*_fields(i.event), i.previous_visitor_id] for i in items])
 
 
 def decode(bodies: Sequence[bytes]) -> list[Enriched]:
     """The events of many log records, parsed as one JSON document (one call, not one each)."""
     width = len(_FIELDS)
     out = []
-    for records in json.loads(b"[" + b",".join(bodies) + b"]"):
+    for records in orjson.loads(b"[" + b",".join(bodies) + b"]"):
         for row in records:
             ts = datetime.fromisoformat(row[1])
             out.append(Enriched(Event(row[0], ts, *row[2:width]), row[width]))
