@@ -8,14 +8,16 @@ log position in the same transaction, and keeps the finished days' rollups.
 """
 
 import dataclasses
+import gc
 import logging
 import operator
 import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -106,6 +108,24 @@ def decode(bodies: Sequence[bytes]) -> list[Enriched]:
             ts = datetime.fromisoformat(row[1])
             out.append(Enriched(Event(row[0], ts, *row[2:width]), row[width]))
     return out
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a run is applied.
+
+    A run allocates ~10 containers an event, none in a cycle (refcounts free
+    them), yet each 700 allocations start a collection that walks them all:
+    40% of the apply's CPU on 100,000 events. Cycles made meanwhile (any
+    thread's) are collected once it is enabled again.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 Submission = tuple[int, bytes, "Future[int]"]
@@ -325,11 +345,12 @@ class Applier:
         if not records:
             self._discard()  # idle: catch up
             return False
-        items = decode([body for _, body in records])
         last = records[-1][0]
         self._compact_finished_day()
-        events = _continue_sessions(self.engine, items)
-        writer.record(self.engine, events, position=(self.log.log_id, last))
+        with _cyclic_gc_paused():
+            items = decode([body for _, body in records])
+            events = _continue_sessions(self.engine, items)
+            writer.record(self.engine, events, position=(self.log.log_id, last))
         with self._mutex:
             self._position = last
         INGESTED.inc(len(items))
