@@ -24,10 +24,10 @@ MAX_VISITOR_ID_BYTES = 200
 MAX_USER_AGENT_BYTES = 512
 MAX_IP_BYTES = 64
 MAX_FUTURE = timedelta(minutes=5)
-T = TypeVar("T")
 # Older events than this are no web analytics; near datetime.min, session
 # arithmetic (ts - 30 minutes, the previous day's salt) would overflow.
 MIN_TIMESTAMP = datetime(1970, 1, 1)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
