@@ -1,5 +1,7 @@
 """The durable ingest log: same answers as direct writes, backpressure and a full log → 503."""
 
+import dataclasses
+import json
 import random
 import tempfile
 import threading
@@ -18,7 +20,7 @@ from weldpulse.app import build_server
 from weldpulse.config import IngestOptions
 from weldpulse.domain import Event
 from weldpulse.envoy import Envoy
-from weldpulse.ingest.collector import Collector, _continue_sessions
+from weldpulse.ingest.collector import Collector, _continue_sessions, decode, encode
 from weldpulse.ingest.hits import Enriched
 from weldpulse.storage import accounts, locks, rollups, writer
 from weldpulse.storage.schema import events
@@ -93,6 +95,18 @@ def test_the_log_path_answers_exactly_as_direct_commits(
         assert raw[path][0] == raw[path][1], path
         assert rolled[path][0] == rolled[path][1] == raw[path][0], path
     assert raw["/v1/stats"][0][0]["pageviews"] > 300
+
+
+def test_records_json_dumps_wrote_before_orjson_still_replay() -> None:
+    items = _event_set("s", 3, n=40)
+    odd = dataclasses.replace(
+        items[0].event, ts=DAY + timedelta(microseconds=7), pathname="/ü/\u2028", props={"k": "ß"}
+    )
+    items.append(Enriched(odd, 2**63 - 1))
+    fields = [f.name for f in dataclasses.fields(Event)]
+    rows = [[*(getattr(i.event, n) for n in fields), i.previous_visitor_id] for i in items]
+    old = json.dumps(rows, default=datetime.isoformat, separators=(",", ":")).encode()
+    assert decode([old, encode(items[:3])]) == items + items[:3]
 
 
 def _answers(stack: Stack, tenant: Tenant, path: str, *sites: str) -> list[list[dict]]:

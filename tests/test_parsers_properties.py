@@ -8,7 +8,7 @@ stack and checks that every accepted event is stored exactly once.
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote_from_bytes
 
@@ -21,9 +21,11 @@ from hypothesis import strategies as st
 from iso3166 import countries_by_alpha2
 from sqlalchemy import func, select
 from weldpulse.api.ingest import _parse_timestamp, _props
+from weldpulse.domain import SESSION_GAP
 from weldpulse.errors import BadRequest
 from weldpulse.ingest import enrich
-from weldpulse.ingest.hits import Hit, Site, check
+from weldpulse.ingest.hits import Hit, Once, Site, Step, check, check_ip, direct, enrich_hit
+from weldpulse.ingest.visitors import Salts
 from weldpulse.storage.schema import events
 
 FIELDS = ("name", "url", "referrer", "user_agent", "visitor_id", "props", "timestamp", "ip")
@@ -181,6 +183,54 @@ def test_bot_detection_agrees_with_crawlerdetect(ua: str) -> None:
 def test_country_codes_are_assigned_iso_codes_or_nothing(value: str) -> None:
     code = enrich.country_code(value)
     assert code == "" or (code == value.strip().upper() and code in countries_by_alpha2)
+
+
+class FixedSalts(Salts):
+    """A salt per day without a store: what the memo must not change is the arithmetic."""
+
+    def __init__(self) -> None:
+        pass
+
+    def for_day(self, day: date) -> bytes:
+        return day.isoformat().encode()
+
+
+def _outcome(hit: Hit, salts: Salts, once: Step) -> object:
+    """What an import makes of one hit: its first error's message, or the enriched event."""
+    try:
+        props = check(hit, once)
+        if hit.ip:
+            once(check_ip, hit.ip)
+        return enrich_hit(hit, props, salts, enrich.GeoIP(None), once=once)
+    except BadRequest as err:
+        return err.message
+
+
+MIDNIGHT = datetime(2024, 3, 2)
+moments = st.integers(-2 * 3600, 2 * 3600).map(lambda s: MIDNIGHT + timedelta(seconds=s))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    pools=st.tuples(
+        st.lists(urls, min_size=1, max_size=3),
+        st.lists(st.one_of(st.just("https://www.google.com/"), urls), min_size=1, max_size=3),
+        st.lists(user_agents, min_size=1, max_size=2),
+        st.lists(st.sampled_from(["", "203.0.113.9", "2001:db8::1", "nope"]), min_size=1),
+        st.lists(st.sampled_from(["", "v1", "x" * 201]), min_size=1, max_size=2),
+        st.lists(st.one_of(moments, st.just(MIDNIGHT + SESSION_GAP)), min_size=1, max_size=3),
+    ),
+    data=st.data(),
+)
+def test_an_imports_memo_checks_and_enriches_each_hit_as_alone(
+    pools: tuple[list, ...], data: st.DataObject
+) -> None:
+    # One call's hits repeat values from small pools, so the memo answers most steps.
+    once, salts = Once(), FixedSalts()
+    for _ in range(data.draw(st.integers(1, 12))):
+        url, referrer, ua, ip, visitor, ts = (data.draw(st.sampled_from(p)) for p in pools)
+        hit = Hit(Site("s", DOMAIN), ts, "pageview", url, referrer, ua, ip, {}, visitor)
+        assert _outcome(hit, salts, once) == _outcome(hit, salts, direct)
 
 
 # End to end: random payloads with valid keys through Envoy.

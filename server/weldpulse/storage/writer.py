@@ -1,12 +1,17 @@
 """Writes enriched events and keeps the sessions table current (a SESSION_GAP ends one)."""
 
+import io
 import json
+import operator
 import secrets
+from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime
+from itertools import compress
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as csv
 from sqlalchemy import (
     BigInteger,
     Connection,
@@ -82,6 +87,11 @@ SESSION_COLUMNS = tuple(c.name for c in sessions.columns)
 UPDATABLE = (
     "ended_at", "duration", "pageviews", "events", "entry_page", "exit_page", "last_pageview_at",
 )  # fmt: skip
+# The event columns stored as the Event has them (the others are computed here).
+PLAIN_COLUMNS = tuple(
+    c for c in EVENT_COLUMNS if c not in ("session_id", "props", "prev_pathname", "prev_ts", "seq")
+)
+_plain = operator.attrgetter(*PLAIN_COLUMNS)
 DAY_KEY = ("site_id", "day", "visitor_id", "country", "region", "device_type", "browser", "os")
 
 
@@ -101,35 +111,35 @@ def _sessionize(
     changed: dict[int, dict] = {}
     session_ids, prev_pathnames, prev_ts = [], [], []
     for e in batch:
-        key = (e.site_id, e.visitor_id)
+        ts, pageview, key = e.ts, e.name == PAGEVIEW, (e.site_id, e.visitor_id)
         s = latest.get(key)
-        if s is None or e.ts - s["ended_at"] > SESSION_GAP:
+        if s is None or ts - s["ended_at"] > SESSION_GAP:
             s = latest[key] = _new_session(e)
             created[s["session_id"]] = s
         elif s["session_id"] not in created:
             changed[s["session_id"]] = s
-        s["ended_at"] = max(s["ended_at"], e.ts)
-        s["duration"] = (s["ended_at"] - s["started_at"]).total_seconds()
+        if ts > s["ended_at"]:
+            s["ended_at"] = ts
         s["events"] += 1
         previous = s["last_pageview_at"]
-        if e.name == PAGEVIEW and (previous is None or previous <= e.ts):
+        if pageview and (previous is None or previous <= ts):
             prev_pathnames.append(s["exit_page"] if previous else None)
             prev_ts.append(previous)
-            s["last_pageview_at"] = e.ts
+            s["last_pageview_at"] = ts
         else:  # not a pageview, or one arriving after a later one: no link
             prev_pathnames.append(None)
             prev_ts.append(None)
-        if e.name == PAGEVIEW:
+        if pageview:
             s["pageviews"] += 1
             s["entry_page"] = s["entry_page"] or e.pathname
             s["exit_page"] = e.pathname
         session_ids.append(s["session_id"])
-    fields = [e.__dict__ for e in batch]  # dict lookups: ~2x faster than getattr per cell
-    columns: dict[str, list] = {
-        name: [f[name] for f in fields]
-        for name in EVENT_COLUMNS
-        if name not in ("session_id", "props", "prev_pathname", "prev_ts", "seq")
-    }
+    for s in (*created.values(), *changed.values()):
+        s["duration"] = (s["ended_at"] - s["started_at"]).total_seconds()
+    # One tuple per event, transposed in C: ~3x faster than a list per column.
+    columns: dict[str, Any] = dict(
+        zip(PLAIN_COLUMNS, map(list, zip(*map(_plain, batch), strict=True)), strict=True)
+    )
     columns["seq"] = _next_seqs(conn, len(batch))
     columns["session_id"] = session_ids
     columns["prev_pathname"] = prev_pathnames
@@ -148,25 +158,24 @@ def _next_seqs(conn: Connection, n: int) -> list[int]:
     are unique across every server sharing one PostgreSQL store. Values a
     rolled-back batch drew are skipped, never reused; only their order counts.
     """
-    stmt = select(EVENTS_SEQ.next_value()).select_from(func.generate_series(1, n))
-    return sorted(conn.execute(stmt).scalars())
+    values = select(EVENTS_SEQ.next_value().label("v")).select_from(func.generate_series(1, n))
+    if conn.dialect.name in ("duckdb", "postgresql"):  # one row, not n through the driver
+        return sorted(conn.execute(select(func.array_agg(values.subquery().c.v))).scalar_one())
+    return sorted(conn.execute(values).scalars())
 
 
-def _visitor_days(batch: list[Event]) -> dict[str, list]:
-    """The batch's rows of the visitor_days rollup: pageviews and events per visitor-day."""
-    counts: dict[tuple, list[int]] = {}
-    for e in batch:
-        key = (e.site_id, e.ts.date(), e.visitor_id, e.country, e.region, e.device_type,
-               e.browser, e.os)  # fmt: skip
-        c = counts.setdefault(key, [0, 0])
-        c[0] += e.name == PAGEVIEW
-        c[1] += 1
-    columns: dict[str, list] = {name: [] for name in (*DAY_KEY, "pageviews", "events")}
-    for key, (views, total) in counts.items():
-        for name, value in zip(DAY_KEY, key, strict=True):
-            columns[name].append(value)
-        columns["pageviews"].append(views)
-        columns["events"].append(total)
+def _visitor_days(cols: dict[str, list]) -> dict[str, list]:
+    """The batch's rows of the visitor_days rollup: pageviews and events per visitor-day.
+
+    Counted from the event columns with Counter (its counting loop is C), not per event.
+    """
+    days = [ts.date() for ts in cols["ts"]]
+    keys = list(zip(*(days if name == "day" else cols[name] for name in DAY_KEY), strict=True))
+    total = Counter(keys)
+    views = Counter(compress(keys, [name == PAGEVIEW for name in cols["name"]]))
+    columns = dict(zip(DAY_KEY, map(list, zip(*total, strict=True)), strict=True))
+    columns["pageviews"] = [views[key] for key in total]
+    columns["events"] = list(total.values())
     return columns
 
 
@@ -240,14 +249,40 @@ class DuckDBWriter(BulkWriter):
         self._scan(conn, "_weldpulse_changed", columns, sql)
 
 
+CSV_OPTIONS = csv.WriteOptions(include_header=False)
+
+
 class PostgresWriter(BulkWriter):
-    """PostgreSQL's bulk path: COPY, several times faster than multi-row INSERT."""
+    """PostgreSQL's bulk path: COPY of CSV that Arrow writes, a whole batch in one C call.
+
+    psycopg's write_row was ~20 µs a row in Python; Arrow quotes every string
+    (so "" stays an empty string) and leaves nulls unquoted empty (NULL in CSV).
+    """
 
     def append(self, conn: Connection, table: Table, columns: dict[str, list]) -> None:
+        self._copy(conn, table.name, columns)
+
+    def update_sessions(self, conn: Connection, changed: list[dict]) -> None:
+        """COPY into a temporary table, then one UPDATE … FROM (not one UPDATE per session)."""
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE _weldpulse_changed ON COMMIT DROP AS "
+            f"SELECT session_id, {', '.join(UPDATABLE)} FROM sessions WITH NO DATA"
+        )
+        self._copy(conn, "_weldpulse_changed", _by_column(changed, ("session_id", *UPDATABLE)))
+        conn.exec_driver_sql(
+            "UPDATE sessions SET "
+            + ", ".join(f"{c} = ch.{c}" for c in UPDATABLE)
+            + " FROM _weldpulse_changed AS ch WHERE sessions.session_id = ch.session_id"
+        )
+
+    @staticmethod
+    def _copy(conn: Connection, table: str, columns: dict[str, list]) -> None:
+        data = io.BytesIO()
+        csv.write_csv(pa.table(columns), data, CSV_OPTIONS)
         cursor = _driver(conn).cursor()
-        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in zip(*columns.values(), strict=True):
-                copy.write_row(row)
+        names = ", ".join(columns)
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
+            copy.write(data.getbuffer())
 
 
 _WRITERS: dict[str, BulkWriter] = {"duckdb": DuckDBWriter(), "postgresql": PostgresWriter()}
@@ -293,7 +328,7 @@ def record(engine: Engine, batch: Iterable[Event], position: tuple[str, int] | N
             bulk.append(conn, events, event_cols)
             if created:
                 bulk.append(conn, sessions, _by_column(created.values(), SESSION_COLUMNS))
-            bulk.append(conn, visitor_days, _visitor_days(ordered))
+            bulk.append(conn, visitor_days, _visitor_days(event_cols))
             if changed:
                 bulk.update_sessions(conn, list(changed.values()))
         if position is not None:
