@@ -4,7 +4,9 @@
 reflection) in the layers call → errors → auth → rate limit → concurrency.
 The layers run in a pool thread *before* the request message is read: a
 call without a valid key is refused at once even if its message never
-comes, so keyless callers cannot hold the server's call slots. Unary and
+comes, so keyless callers cannot hold the server's call slots. An async
+unary handler whose layers never block (the public collect: no key to
+look up) runs with them on the event loop instead, holding no thread. Unary and
 server-streaming methods are served; a client-streaming shape is refused
 (fail closed: nothing reaches a servicer without the layers). Per-call
 state (the request id, the headers to send, the caller's Principal)
@@ -80,6 +82,9 @@ class NotServed(ApiError):
 class Layer:
     """One concern around a gated call; `scope` is entered before the request is read."""
 
+    # True if `scope` never blocks (no I/O), so it may run on the event loop.
+    on_loop = False
+
     def applies_to(self, method: str) -> bool:
         return True
 
@@ -134,6 +139,17 @@ class Gate(aio.ServerInterceptor):
         if serving.is_async(handler) and handler.unary_stream is not None:
             serve = self._live(layers, method, handler.unary_stream)
             return grpc.stream_stream_rpc_method_handler(serve, **kind)
+        if handler.unary_unary is not None and serving.is_async(handler):
+            if not all(layer.on_loop for layer in layers):
+                gated = grpc.stream_unary_rpc_method_handler(self._refuse(layers, method), **kind)
+                return self._admitted(gated, method)
+            serve = self._on_loop(layers, method, handler.unary_unary)
+            gated = grpc.stream_unary_rpc_method_handler(serve, **kind)
+            if not self.saturation.admit(method):
+                return serving.refusal(
+                    gated, grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
+                )
+            return gated
         if handler.request_streaming or serving.is_async(handler):
             # Client streaming (and async unary handlers) cannot be put behind the layers.
             gated = grpc.stream_unary_rpc_method_handler(self._refuse(layers, method), **kind)
@@ -143,11 +159,38 @@ class Gate(aio.ServerInterceptor):
         else:
             serve = self._unary(layers, method, handler.unary_unary)
             gated = grpc.stream_unary_rpc_method_handler(serve, **kind)
+        return self._admitted(gated, method)
+
+    def _admitted(self, gated: Any, method: str) -> Any:
+        """`gated` run in the pool, or refused at once when every slot is taken."""
         if not self.saturation.admit(method):
             return serving.refusal(
                 gated, grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
             )
         return serving.bridge(gated, self.pool, self.saturation)
+
+    def _on_loop(self, layers: list[Layer], method: str, inner: Callable[..., Any]) -> Any:
+        """An async unary handler with its (non-blocking) layers, all on the event loop.
+
+        No pool thread and no hop between threads per call: the layers see
+        the sync context API (an abort becomes the call's status here), the
+        handler the aio context, and the call holds one of the Gate's slots.
+        """
+        pool, saturation = self.pool, self.saturation
+
+        async def serve(requests: Any, context: aio.ServicerContext) -> Any:
+            sync = serving.SyncContext(context, asyncio.get_running_loop(), pool)
+            with saturation:
+                try:
+                    with _entered(layers, method, sync):
+                        return await inner(await _first(requests, method), context)
+                except serving.Aborted as aborted:
+                    status = aborted.code, aborted.details
+                # Outside the except: the abort's exception then chains no traceback that
+                # would keep this call's frames (and its message, up to 1 MB) until a GC.
+                await context.abort(*status)
+
+        return serve
 
     def _unary(self, layers: list[Layer], method: str, inner: Callable[..., Any]) -> Any:
         def serve(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
@@ -325,6 +368,8 @@ class CallLayer(Layer):
     `x-request-id` response header, so a user can quote it.
     """
 
+    on_loop = True
+
     @contextmanager
     def scope(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
         given = _metadata(context, "x-request-id")
@@ -375,6 +420,8 @@ def _status(context: grpc.ServicerContext) -> str:
 
 class ErrorLayer(Layer):
     """Turns ApiError into its status, and anything else into a logged, opaque INTERNAL."""
+
+    on_loop = True
 
     @contextmanager
     def scope(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
@@ -474,6 +521,8 @@ class ConcurrencyLayer(Layer):
     callers can hold all of the Gate's `max_concurrent_rpcs` slots. Live
     streams are capped by api.live instead.
     """
+
+    on_loop = True
 
     def applies_to(self, method: str) -> bool:
         return method not in STREAMS
