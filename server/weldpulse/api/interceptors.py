@@ -65,6 +65,9 @@ SCOPES = {
         for m in ("CreateSite", "UpdateSite", "CreateGoal", "DeleteGoal")
     },
 }
+# Methods whose successful calls log no line (counted in the metrics all the same): a
+# collect is a page view, and at thousands a second the access log would be the work.
+QUIET_WHEN_OK = PUBLIC_METHODS
 # Long-lived streams: not under the per-key cap of calls at once (api.live caps them).
 STREAMS = frozenset({"/weldpulse.v1.LiveService/StreamRealtime"})
 DEFAULT_SCOPE = "stats:read"
@@ -361,7 +364,8 @@ def _metadata(context: grpc.ServicerContext, name: str) -> str | None:
 
 
 class CallLayer(Layer):
-    """Request id, one JSON access-log line and metrics per call; cancels its SQL when it ends.
+    """Request id, one JSON access-log line (none for a successful collect) and metrics per
+    call; cancels its SQL when it ends.
 
     The request id is Envoy's `x-request-id` (or a new one for direct gRPC
     calls); it is bound to every log line of the call and sent back as the
@@ -402,6 +406,8 @@ def _log_call(
         ERRORS.labels(call.method, code).inc()
     if guard.cancelled:
         CANCELLED_STATEMENTS.inc(guard.cancelled)
+    if code == "OK" and call.method in QUIET_WHEN_OK:
+        return
     log.info(
         "rpc",
         code=code,
