@@ -179,7 +179,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             DROPPED.labels(reason="overloaded").inc(len(items))
             raise Unavailable(f"{err}; nothing was recorded, retry", RETRY_AFTER) from None
         try:
-            await asyncio.wait_for(signal, COMMIT_TIMEOUT)
+            async with asyncio.timeout(COMMIT_TIMEOUT):
+                await signal
         except TimeoutError:
             if future.cancel():  # withdrawn before the appender took it: never stored
                 DROPPED.labels(reason="unavailable").inc(len(items))

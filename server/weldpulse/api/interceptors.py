@@ -118,6 +118,7 @@ class Gate(aio.ServerInterceptor):
         self.layers = tuple(layers)
         self.saturation = _Saturation(max_concurrent_rpcs)
         self.pool = pool or ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc")
+        self._built: dict[str, tuple[Any, Any, Any]] = {}  # method: (handler, served, refused)
 
     async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         handler = await continuation(handler_call_details)
@@ -127,34 +128,40 @@ class Gate(aio.ServerInterceptor):
         # No handler: grpc answers UNIMPLEMENTED at once, without a thread or a slot.
         if handler is None:
             return None
+        # Built once per method (a collect is ~20 µs cheaper); admitted per call.
+        built = self._built.get(method)
+        if built is None or built[0] is not handler:
+            built = self._built[method] = (handler, *self._build(handler, method))
+        _, served, refused = built
+        if refused is not None and not self.saturation.admit(method):
+            return refused
+        return served
+
+    def _build(self, handler: Any, method: str) -> tuple[Any, Any]:
+        """The handler serving `method`'s calls, and the one refusing a call past the
+        slots (None: the call takes no slot)."""
         if _service(method) in OPEN_SERVICES:
             # No layers, but a sync call holds a pool thread: it takes a slot too.
             if serving.is_async(handler):
-                return handler
-            if not self.saturation.admit(method):
-                return serving.refusal(
-                    handler, grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
-                )
-            return serving.bridge(handler, self.pool, self.saturation)
+                return handler, None
+            return self._slotted(handler)
         layers = [layer for layer in self.layers if layer.applies_to(method)]
         kind = {"request_deserializer": _lenient(handler.request_deserializer)}
         kind["response_serializer"] = handler.response_serializer
         if serving.is_async(handler) and handler.unary_stream is not None:
             serve = self._live(layers, method, handler.unary_stream)
-            return grpc.stream_stream_rpc_method_handler(serve, **kind)
-        if handler.unary_unary is not None and serving.is_async(handler):
-            if not all(layer.on_loop for layer in layers):
-                gated = grpc.stream_unary_rpc_method_handler(self._refuse(layers, method), **kind)
-                return self._admitted(gated, method)
+            return grpc.stream_stream_rpc_method_handler(serve, **kind), None
+        if (
+            handler.unary_unary is not None
+            and serving.is_async(handler)
+            and all(layer.on_loop for layer in layers)
+        ):
             serve = self._on_loop(layers, method, handler.unary_unary)
             gated = grpc.stream_unary_rpc_method_handler(serve, **kind)
-            if not self.saturation.admit(method):
-                return serving.refusal(
-                    gated, grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
-                )
-            return gated
+            return gated, _refusal(gated)
         if handler.request_streaming or serving.is_async(handler):
-            # Client streaming (and async unary handlers) cannot be put behind the layers.
+            # Client streaming (and async unary handlers whose layers block) cannot be put
+            # behind the layers.
             gated = grpc.stream_unary_rpc_method_handler(self._refuse(layers, method), **kind)
         elif handler.response_streaming:
             serve = self._stream(layers, method, handler.unary_stream)
@@ -162,15 +169,11 @@ class Gate(aio.ServerInterceptor):
         else:
             serve = self._unary(layers, method, handler.unary_unary)
             gated = grpc.stream_unary_rpc_method_handler(serve, **kind)
-        return self._admitted(gated, method)
+        return self._slotted(gated)
 
-    def _admitted(self, gated: Any, method: str) -> Any:
-        """`gated` run in the pool, or refused at once when every slot is taken."""
-        if not self.saturation.admit(method):
-            return serving.refusal(
-                gated, grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
-            )
-        return serving.bridge(gated, self.pool, self.saturation)
+    def _slotted(self, gated: Any) -> tuple[Any, Any]:
+        """`gated` run in the pool, taking a slot, and its refusal when none is free."""
+        return serving.bridge(gated, self.pool, self.saturation), _refusal(gated)
 
     def _on_loop(self, layers: list[Layer], method: str, inner: Callable[..., Any]) -> Any:
         """An async unary handler with its (non-blocking) layers, all on the event loop.
@@ -254,6 +257,12 @@ class Gate(aio.ServerInterceptor):
                 await step(next, held, None)
 
         return serve
+
+
+def _refusal(gated: Any) -> Any:
+    return serving.refusal(
+        gated, grpc.StatusCode.RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"
+    )
 
 
 def _held(

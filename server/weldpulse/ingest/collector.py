@@ -161,7 +161,8 @@ class Collector:
         self.max_backlog = max_backlog
         self._backlog = 0
         self._backlog_at = 0.0
-        self._queue: queue.Queue[Submission | None] = queue.Queue()
+        # SimpleQueue: a put is a C call, not a Condition's lock and notify (one per collect).
+        self._queue: queue.SimpleQueue[Submission | None] = queue.SimpleQueue()
         self.applier = (
             None if events is None else Applier(events, log, now, roll_every_s, applier_lock)
         )
