@@ -106,7 +106,8 @@ class Gate(aio.ServerInterceptor):
     once with RESOURCE_EXHAUSTED. Async server-streaming handlers (the live
     stream) run on the loop and hold no thread: the layers run in the pool
     before the message and again when the stream ends, and they do not take
-    one of those slots.
+    one of those slots. Async unary handlers whose layers never block (the
+    collect) run with their layers on the loop, and do take a slot.
     """
 
     def __init__(
