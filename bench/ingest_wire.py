@@ -2,9 +2,12 @@
 
 Starts `python -m weldpulse.app` (one or more processes) behind one Envoy on
 fresh stores and drives it with wrk (Debian package `wrk`; a Python client
-would be the bottleneck on 2 cores). The floor is the same collect route
-with a bot's user agent: site lookup, transcoding and validation, nothing
-stored. `--code DIR` runs another checkout's server (its `server` and
+would be the bottleneck on 2 cores). The floor is a no-op RPC through the
+same Envoy: the collect route (same config, filters and transcoding) in
+front of a bare grpc.aio server whose Collect returns at once, so
+collects / floor is the share of the stack's own limit the server reaches.
+`bot` is the real server's collect with a bot's user agent (site lookup,
+validation; nothing stored). `--code DIR` runs another checkout's server (its `server` and
 `gen/python`), so before and after are measured side by side in one run:
 
     python bench/ingest_wire.py --code /tmp/before --label before --code . --label after
@@ -59,6 +62,28 @@ with meta.begin() as conn:
 print(json.dumps({"site_key": site["site_key"], "site_id": site["id"], "key": key,
                   "fresh_key": fresh["site_key"], "fresh_id": fresh["id"], "read": read}))
 """
+# The floor's server: IngestService.Collect as an async no-op, and health (Envoy checks it).
+NOOP = """
+import asyncio
+from grpc import aio
+from grpc_health.v1 import health, health_pb2_grpc
+from weldpulse.v1 import ingest_pb2, ingest_pb2_grpc
+
+class Noop(ingest_pb2_grpc.IngestServiceServicer):
+    async def Collect(self, request, context):
+        return ingest_pb2.CollectResponse()
+
+async def main():
+    server = aio.server()
+    ingest_pb2_grpc.add_IngestServiceServicer_to_server(Noop(), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(f"noop: gRPC on 127.0.0.1:{port}", flush=True)
+    await server.wait_for_termination()
+
+asyncio.run(main())
+"""
 COLLECT_LUA = """
 local n = 0
 request = function()
@@ -105,6 +130,30 @@ def _wrk(port: int, script: str, connections: int, seconds: int, path: str = "/"
     lat = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)", out, re.M))
     return {"per_s": round(rate, 1), "non_2xx": int(non2xx.group(1)) if non2xx else 0,
             "p50": lat.get("50"), "p90": lat.get("90"), "p99": lat.get("99")}  # fmt: skip
+
+
+def _floor(data: Path, lua: str, seconds: int) -> dict[str, Any]:
+    """wrk on the no-op server behind an Envoy of the same config (this tree's protos)."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'server'}:{ROOT / 'gen' / 'python'}"}
+    noop = subprocess.Popen(
+        [sys.executable, "-c", NOOP], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        line = noop.stdout.readline()  # type: ignore[union-attr]
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+        envoy = Envoy([port], log_path=data / "envoy-floor.log", limits=OPEN_EDGE).start()
+        try:
+            _wrk(envoy.http_port, lua, 32, 2)  # warm-up
+            before = _cpu_s([noop])
+            started = time.perf_counter()
+            result = _wrk(envoy.http_port, lua, 32, seconds)
+            result["cores"] = round((_cpu_s([noop]) - before) / (time.perf_counter() - started), 2)
+            return result
+        finally:
+            envoy.stop()
+    finally:
+        noop.terminate()
+        noop.wait(10)
 
 
 def _freshness(port: int, info: dict[str, Any], stop: threading.Event, out: list[float]) -> None:
@@ -190,9 +239,12 @@ def measure(
     }  # fmt: skip
     try:
         port = envoy.http_port
+        result["floor"] = _floor(
+            data, COLLECT_LUA % {"site_key": info["site_key"], "ua": UA}, seconds
+        )
         lua = COLLECT_LUA % {"site_key": info["site_key"], "ua": BOT}
         _wrk(port, lua, 32, 2)  # warm-up
-        result["floor"] = _wrk(port, lua, 32, seconds)
+        result["bot"] = _wrk(port, lua, 32, seconds)
         lua = COLLECT_LUA % {"site_key": info["site_key"], "ua": UA}
         _wrk(port, lua, 32, 2)
         stop, visible = threading.Event(), []  # type: ignore[var-annotated]
@@ -214,6 +266,9 @@ def measure(
                 name: round((_cpu_s(ps) - before[name]) / wall, 2) for name, ps in watched.items()
             }
             result["collect_cores"]["wrk"] = round((_children_cpu_s() - wrk_before) / wall, 2)
+            result["collect_per_floor"] = round(
+                result["collect"]["per_s"] / result["floor"]["per_s"], 2
+            )
         finally:
             stop.set()
             marker.join()

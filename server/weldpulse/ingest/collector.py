@@ -7,6 +7,8 @@ large runs of records from the log into the events store, recording the
 log position in the same transaction, and keeps the finished days' rollups.
 """
 
+import asyncio
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -128,7 +130,33 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-Submission = tuple[int, bytes, "Future[int]"]
+# Events, their log record, the caller's future, and an asyncio future to wake its loop.
+Submission = tuple[int, bytes, "Future[int]", "asyncio.Future[None] | None"]
+
+
+def _wake(submissions: Sequence[Submission]) -> None:
+    """Wakes the waiting event loops: one call_soon_threadsafe per loop, not one per call."""
+    _signal([signal for *_, signal in submissions])
+
+
+def _signal(signals: Sequence["asyncio.Future[None] | None"]) -> None:
+    loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for signal in signals:
+        if signal is not None:
+            loops.setdefault(signal.get_loop(), []).append(signal)
+    for loop, waiting in loops.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, waiting)
+
+
+def _signal_when_done(future: "Future[int]", signal: "asyncio.Future[None]") -> None:
+    future.add_done_callback(lambda _: _signal([signal]))
+
+
+def _resolve(signals: list["asyncio.Future[None]"]) -> None:
+    for signal in signals:
+        if not signal.done():  # a caller that gave up cancelled its signal
+            signal.set_result(None)
 
 
 class Collector:
@@ -160,24 +188,29 @@ class Collector:
         self.max_backlog = max_backlog
         self._backlog = 0
         self._backlog_at = 0.0
-        self._queue: queue.Queue[Submission | None] = queue.Queue()
+        # SimpleQueue: a put is a C call, not a Condition's lock and notify (one per collect).
+        self._queue: queue.SimpleQueue[Submission | None] = queue.SimpleQueue()
         self.applier = (
             None if events is None else Applier(events, log, now, roll_every_s, applier_lock)
         )
         self._thread = threading.Thread(target=self._append_loop, name="appender", daemon=True)
         self._thread.start()
 
-    def submit(self, items: Sequence[Enriched]) -> "Future[int]":
+    def submit(
+        self, items: Sequence[Enriched], signal: "asyncio.Future[None] | None" = None
+    ) -> "Future[int]":
         """A future resolving to the number of events once they are acknowledged.
 
         Until the appender takes them (the future is then running), the
         caller may withdraw them with `future.cancel()`: they are never stored.
+        `signal`, an asyncio future, is resolved on its loop once the future
+        is done (an async caller awaits it; one loop wake-up per log commit).
         Raises Overloaded at once when the store is too far behind.
         """
         if self._over_backlog():
             raise Overloaded(f"more than {self.max_backlog} events wait to be stored")
         future: Future[int] = Future()
-        self._queue.put((len(items), encode(items), future))
+        self._queue.put((len(items), encode(items), future, signal))
         return future
 
     def _over_backlog(self) -> bool:
@@ -221,25 +254,30 @@ class Collector:
 
     def _append(self, batch: list[Submission]) -> None:
         try:
-            last = self.log.append([(n, body) for n, body, _ in batch])
+            last = self.log.append([(n, body) for n, body, _, _ in batch])
         except Exception as err:
             if not isinstance(err, LogFull):
                 log.exception("could not log %d submissions", len(batch))
             error = (
                 Overloaded(f"the ingest log is full: {err}") if isinstance(err, LogFull) else err
             )
-            for _, _, future in batch:
+            for _, _, future, _ in batch:
                 future.set_exception(error)
+            _wake(batch)
             return
-        self._backlog += sum(n for n, _, _ in batch)
+        self._backlog += sum(n for n, *_ in batch)
         # Without an applier (ingest-only), the owner's idle poll finds these records.
         if self.applier is not None:
             if self.ack == "applied" and self.applier.owns_log():
-                self.applier.notify(last, [(n, f) for n, _, f in batch])
+                for _, _, future, signal in batch:
+                    if signal is not None:  # resolved later, by the applier's thread
+                        _signal_when_done(future, signal)
+                self.applier.notify(last, [(n, f) for n, _, f, _ in batch])
                 return
             self.applier.wake()
-        for n, _, future in batch:
+        for n, _, future, _ in batch:
             future.set_result(n)
+        _wake(batch)
 
 
 class Applier:
