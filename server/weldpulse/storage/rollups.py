@@ -192,7 +192,9 @@ def attr_day_rows(site: str, day: date) -> Select:
         select(e.visitor_id, e.name, *(e[c] for c in EVENT_ATTRS),
                *(s[c] for c in sorted(session_cols)))
         .select_from(events.join(sessions, s.session_id == e.session_id))
-        .where(e.site_id == site, e.ts >= rng.start, e.ts <= rng.end, s.site_id == site)
+        # A session holds its events' times: only those overlapping the day can match.
+        .where(e.site_id == site, e.ts >= rng.start, e.ts <= rng.end, s.site_id == site,
+               s.started_at <= rng.end, s.ended_at >= rng.start)
         .cte("day_events")
     )  # fmt: skip
     x = day_events.c

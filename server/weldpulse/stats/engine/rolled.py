@@ -158,7 +158,9 @@ def _attr_visitors(p: Plan, dims: Sequence[Dimension], filters: Node | None,
     e, s = events.c, sessions.alias("s")
     scope: list[ColumnElement[bool]] = [e.site_id.in_(p.sites)]
     if any(x.kind == "session" for x in dims):  # the session's attributes, as event_stmt joins
-        scope += [s.c.session_id == e.session_id, s.c.site_id.in_(p.sites)]
+        # A session holds its events' times: only those overlapping the range can match.
+        scope += [s.c.session_id == e.session_id, s.c.site_id.in_(p.sites),
+                  s.c.started_at <= p.rng.end, s.c.ended_at >= p.rng.start]  # fmt: skip
     if filters is not None:
         scope.append(where(filters, events, s))
     keys = [dim_value(x, events, s) for x in dims]
