@@ -38,6 +38,19 @@ SHAPES: list[dict[str, Any]] = [
     {"metrics": ["sessions", "bounce_rate"], "dimensions": ["entry_page"]},
     {"metrics": ["bounce_rate"], "dimensions": ["entry_page"],
      "filters": {"dimension": "entry_page", "op": "is", "values": ["/", "(none)", "/pricing"]}},
+    # attr_days ("attrs"): page and session attributes, one or a combo, no filter or filters
+    # on those dimensions only; with visitors (multi-day correction) and without.
+    {"metrics": ["visitors", "pageviews", "percentage"], "dimensions": ["page"]},
+    {"metrics": ["visitors", "sessions", "bounce_rate"], "dimensions": ["utm_campaign"]},
+    {"metrics": ["visitors", "events", "avg_duration", "views_per_session"],
+     "dimensions": ["referrer"],
+     "filters": {"not": {"dimension": "referrer", "op": "contains", "values": ["GOOGLE"],
+                         "case_sensitive": False}}},
+    {"metrics": ["pageviews", "events", "sessions"], "dimensions": ["browser", "os", "device_type"]},
+    {"metrics": ["percentage", "visitors", "pageviews"], "dimensions": ["region", "country"],
+     "filters": {"dimension": "country", "op": "is_not", "values": ["US"]}},
+    {"metrics": ["visitors", "sessions"], "dimensions": ["channel"]},
+    {"metrics": ["sessions", "bounce_rate"], "dimensions": ["time:day", "city"]},
 ]  # fmt: skip
 
 

@@ -148,10 +148,12 @@ def date_ranges(draw: Any, windows: list, tz: str) -> dict:
     return {"start": a, "end": b}
 
 
-def conditions(api: Api) -> st.SearchStrategy:
+def conditions(api: Api, dims: list[str] | None = None) -> st.SearchStrategy:
+    """Filters on `dims` only (default: any dimension)."""
+
     @st.composite
     def leaf(draw: Any) -> dict:
-        dim = draw(st.sampled_from(api.dims))
+        dim = draw(st.sampled_from(dims or api.dims))
         op = draw(st.sampled_from(ref.OPS))
         if op.endswith("matches"):
             values = draw(st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=2))
@@ -182,6 +184,12 @@ def depth(e: dict) -> int:
     return 1 + depth(e["not"]) if "not" in e else 1
 
 
+# Dimensions the planner reads from attr_days (storage.schema.ATTR_KINDS), as query names.
+ATTR_SHAPES = [("page",), ("hostname",), ("source",), ("referrer",), ("channel",),
+               ("country",), ("region",), ("city",), ("device_type",), ("browser",), ("os",),
+               *((u,) for u in ref.UTM), ("country", "region"), ("device_type", "browser", "os")]  # fmt: skip
+
+
 @st.composite
 def queries(draw: Any, api: Api) -> dict:
     kinds = draw(st.sampled_from(["event", "event", "session", "both"]))
@@ -191,7 +199,12 @@ def queries(draw: Any, api: Api) -> dict:
     metrics = draw(st.lists(st.sampled_from(pool_m), min_size=1, max_size=4, unique=True))
     session = any(m in ref.SESSION_METRICS for m in metrics)
     pool = [d for d in api.dims if not (session and ref.is_event_dim(d))]
-    dims = draw(st.lists(st.sampled_from(pool), max_size=3, unique=True))
+    # A quarter: an attr_days shape (one attribute or combo, no time, filters on it alone),
+    # which random dimensions and filters rarely make.
+    attrs = [k for k in ATTR_SHAPES if set(k) <= set(pool)] if not draw(st.integers(0, 3)) else []
+    dims = list(draw(st.permutations(draw(st.sampled_from(attrs))))) if attrs else draw(
+        st.lists(st.sampled_from(pool), max_size=3, unique=True)
+    )  # fmt: skip
     tz = draw(st.sampled_from([None, *ZONES]))
     site = draw(st.sampled_from([None, *api.data.sites]))
     req: dict[str, Any] = {"metrics": metrics}
@@ -201,7 +214,12 @@ def queries(draw: Any, api: Api) -> dict:
         req["timezone"] = tz
     zone = tz or (api.data.sites[site] if site else "UTC")
     req["date_range"] = rng = draw(date_ranges(api.data.windows, zone))
-    if draw(st.integers(0, 3)) and len(dims) < 3:
+    if attrs and draw(st.integers(0, 2)):  # whole days, so rolled days meet multi-day visitors
+        first, days = draw(st.sampled_from(api.data.windows))
+        start = first + timedelta(days=draw(st.integers(0, days - 2)))
+        end = start + timedelta(days=draw(st.integers(1, days - 1)))
+        req["date_range"] = rng = {"start": start.isoformat(), "end": end.isoformat()}
+    if not attrs and draw(st.integers(0, 3)) and len(dims) < 3:
         unit = draw(st.sampled_from(["hour", "day", "day", "week", "month", "minute"]))
         main = ref.resolve(rng, ZoneInfo(zone), "date_range")
         if unit == "minute" and main.hi - main.lo > timedelta(hours=3):  # ≤ 180 buckets
@@ -210,8 +228,8 @@ def queries(draw: Any, api: Api) -> dict:
             req["date_range"] = rng = {"start": lo.isoformat() + "Z", "end": hi.isoformat() + "Z"}
         dims.insert(draw(st.integers(0, len(dims))), f"time:{unit}")
     req["dimensions"] = dims
-    if draw(st.booleans()):
-        req["filters"] = draw(conditions(api))
+    if draw(st.integers(0, 2) if attrs else st.booleans()) == 1:  # attrs: a third filtered
+        req["filters"] = draw(conditions(api, dims if attrs else None))
     if draw(st.booleans()):
         fields = draw(
             st.lists(st.sampled_from(metrics + dims), min_size=1, max_size=2, unique=True)

@@ -102,13 +102,23 @@ def multi_day(sites: Sequence[str], rng: Range, s: Split) -> CompoundSelect:
     return union(listed, also_rolled)
 
 
-def part(key: ColumnElement, names: Sequence[str], **sums: ColumnElement) -> Select:
+Key = ColumnElement | Sequence[ColumnElement]  # one group column, or several (combos)
+
+
+def keyed(key: Key) -> list[ColumnElement]:
+    """The group columns of a part as labelled: `key`, or key0, key1, ... for several."""
+    if isinstance(key, ColumnElement):
+        return [key.label("key")]
+    return [k.label(f"key{i}") for i, k in enumerate(key)]
+
+
+def part(key: Key, names: Sequence[str], **sums: ColumnElement) -> Select:
     """One part of a union: `key` and a column per name, the given expression or 0."""
-    return select(key.label("key"), *(sums.get(n, literal(0)).label(n) for n in names))
+    return select(*keyed(key), *(sums.get(n, literal(0)).label(n) for n in names))
 
 
 def once_per_range(
-    key: ColumnElement, site: ColumnElement, visitor: ColumnElement, at: ColumnElement,
+    key: Key, site: ColumnElement, visitor: ColumnElement, at: ColumnElement,
     where: Sequence[ColumnElement[bool]], rng: Range, s: Split, multi: CompoundSelect,
     names: Sequence[str],
 ) -> Select:  # fmt: skip
@@ -117,14 +127,17 @@ def once_per_range(
     Those ids are counted once over the whole range here, minus once per
     rolled (site, day) that counted them already; raw pieces skip them.
     """
+    labelled = keyed(key)
     seen = (
-        select(key.label("key"), site.label("site"), cast(at, Date).label("day"), visitor)
+        select(*labelled, site.label("site"), cast(at, Date).label("day"), visitor)
         .where(*where, at >= rng.start, at <= rng.end, visitor.in_(multi))
         .distinct()
         .subquery()
     )
     once = func.count(distinct(seen.c[visitor.name])) - func.count().filter(seen.c.day.in_(s.days))
-    return part(seen.c.key, names, visitors=once).group_by(seen.c.key)
+    keys = [seen.c[k.name] for k in labelled]
+    return part(keys[0] if isinstance(key, ColumnElement) else keys, names,
+                visitors=once).group_by(*keys)  # fmt: skip
 
 
 def total(column: ColumnElement) -> ColumnElement[int]:
@@ -132,7 +145,7 @@ def total(column: ColumnElement) -> ColumnElement[int]:
 
 
 def distinct_parts(
-    sites: Sequence[str], rng: Range, s: Split, rolled_rows: Select, key: ColumnElement,
+    sites: Sequence[str], rng: Range, s: Split, rolled_rows: Select, key: Key,
     site: ColumnElement, visitor: ColumnElement, at: ColumnElement,
     scope: Sequence[ColumnElement[bool]], names: Sequence[str], **sums: ColumnElement,
 ) -> list[Select]:  # fmt: skip
@@ -146,7 +159,9 @@ def distinct_parts(
 
     def raw(count: ColumnElement, ranges: Sequence[Range]) -> Select:
         selected = part(key, names, visitors=count, **sums)
-        return selected.where(*scope, within(at, ranges)).group_by(key)
+        return selected.where(*scope, within(at, ranges)).group_by(
+            *([key] if isinstance(key, ColumnElement) else key)
+        )
 
     if not s.days:
         return [raw(func.count(distinct(visitor)), [rng])]

@@ -1,6 +1,6 @@
-"""Day rollups of pages and referrers: rolling a finished day, and unmarking days on writes.
+"""Day rollups: rolling a finished day, and unmarking days on writes.
 
-A (site, day) is read from page_days/source_days only while rolled_days
+A (site, day) is read from its day rollups only while rolled_days
 marks it. Every write that changes what a day's rows would be removes the
 mark in the same transaction (`unmark`), so a query never combines a stale
 rollup with new raw rows; the collector rolls unmarked finished days again.
@@ -41,6 +41,9 @@ from weldpulse.stats.queries import (
 )
 from weldpulse.storage.locks import write_transaction
 from weldpulse.storage.schema import (
+    ATTR_KINDS,
+    EVENT_ATTRS,
+    attr_days,
     breakdown_days,
     event_days,
     events,
@@ -165,6 +168,56 @@ def breakdown_day_rows(site: str, day: date) -> CompoundSelect:
     return union_all(*parts)
 
 
+ATTR_SUMS = ("visitors", "pageviews", "events", "sessions", "bounces", "duration", "views")
+
+
+def _attr_part(kind: str, keys: list[ColumnElement], **sums: ColumnElement) -> Select:
+    """One kind's attr_days columns, grouped by its keys: the given sums, zeros for the others."""
+    values = [*keys, *[literal("")] * (3 - len(keys))]
+    zero = {"duration": literal(0.0, Float)}
+    return select(
+        literal(kind).label("kind"),
+        *(v.label(f"v{i}") for i, v in enumerate(values)),
+        *(sums.get(n, zero.get(n, literal(0, Integer))).label(n) for n in ATTR_SUMS),
+    ).group_by(*keys)
+
+
+def attr_day_rows(site: str, day: date) -> Select:
+    """attr_days rows of one site and day: every kind, from the day's events (with their
+    sessions' attributes) and the sessions that started that day."""
+    rng, e, s = _day(day), events.c, sessions.c
+    session_cols = {c for cols in ATTR_KINDS.values() for c in cols} - set(EVENT_ATTRS)
+    # One join read by every kind (each kind's own join would scan the day once per kind).
+    day_events = (
+        select(e.visitor_id, e.name, *(e[c] for c in EVENT_ATTRS),
+               *(s[c] for c in sorted(session_cols)))
+        .select_from(events.join(sessions, s.session_id == e.session_id))
+        # A session holds its events' times: only those overlapping the day can match.
+        .where(e.site_id == site, e.ts >= rng.start, e.ts <= rng.end, s.site_id == site,
+               s.started_at <= rng.end, s.ended_at >= rng.start)
+        .cte("day_events")
+    )  # fmt: skip
+    x = day_events.c
+    parts = []
+    for kind, cols in ATTR_KINDS.items():
+        parts.append(
+            _attr_part(kind, [x[c] for c in cols], visitors=func.count(distinct(x.visitor_id)),
+                       pageviews=func.count().filter(x.name == PAGEVIEW), events=func.count())
+        )  # fmt: skip
+        if not set(cols) & set(EVENT_ATTRS):
+            parts.append(
+                _attr_part(kind, [s[c] for c in cols], sessions=func.count(),
+                           bounces=func.sum(session_bounce), duration=func.sum(s.duration),
+                           views=func.sum(s.pageviews))
+                .where(s.site_id == site, s.started_at >= rng.start, s.started_at <= rng.end)
+            )  # fmt: skip
+    c = union_all(*parts).subquery("day_attrs").c
+    group = (c.kind, c.v0, c.v1, c.v2)
+    return select(*_key(site, day), *group, *(func.sum(c[n]).label(n) for n in ATTR_SUMS)).group_by(
+        *group
+    )
+
+
 def multi_day_rows(site: str, day: date) -> Select:
     """Visitor ids of one site and day that visitor_days also has on another site or day.
 
@@ -187,7 +240,8 @@ def multi_day_rows(site: str, day: date) -> Select:
 def roll_day(engine: Engine, site: str, day: date) -> None:
     """(Re)computes one site's day rollups from raw rows and marks them current."""
     with write_transaction(engine, exclusive=True) as conn:
-        tables = (page_days, source_days, event_days, breakdown_days, multi_day_visitors)
+        tables = (page_days, source_days, event_days, breakdown_days, attr_days,
+                  multi_day_visitors)  # fmt: skip
         for table in (*tables, rolled_days):
             conn.execute(delete(table).where(table.c.site_id == site, table.c.day == day))
         for table, rows in (
@@ -195,6 +249,7 @@ def roll_day(engine: Engine, site: str, day: date) -> None:
             (source_days, source_day_rows),
             (event_days, event_day_rows),
             (breakdown_days, breakdown_day_rows),
+            (attr_days, attr_day_rows),
             (multi_day_visitors, multi_day_rows),
         ):
             stmt = rows(site, day)

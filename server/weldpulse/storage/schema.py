@@ -240,6 +240,45 @@ breakdown_days = Table(
     Column("pageviews", Integer, nullable=False),
 )
 
+# Per site, day and attribute kind (a key of queries.ATTR_KINDS: one dimension or a combo,
+# values v0.. as stored, "" where the kind has fewer): the query engine's own figures.
+# visitors, pageviews and events: of the day's events, grouped by the event's page or
+# hostname or by its session's attribute (a session keeps its start's attributes for
+# events on later days); sessions, bounces, duration and views: of the sessions starting
+# that day. Rolled with the other day rollups (storage.rollups), read while rolled_days
+# marks the day.
+# Its kinds: the columns each groups by, of events for EVENT_ATTRS, else of the event's
+# session (whose attributes never change after its first event, so a day's rows stay exact
+# until a write unmarks the day). geo and devices are queries.BREAKDOWNS' combos.
+EVENT_ATTRS = ("pathname", "hostname")
+ATTR_KINDS: dict[str, tuple[str, ...]] = {
+    "page": ("pathname",),
+    "hostname": ("hostname",),
+    "source": ("referrer_source",),
+    **{name: (name,) for name in ("referrer", "channel", "country", "region", "city",
+                                  "device_type", "browser", "os")},
+    **{f"utm_{p}": (f"utm_{p}",) for p in ("source", "medium", "campaign", "content", "term")},
+    "geo": ("country", "region"),
+    "devices": ("device_type", "browser", "os"),
+}  # fmt: skip
+attr_days = Table(
+    "attr_days",
+    events_db,
+    Column("site_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("v0", Text, nullable=False),
+    Column("v1", Text, nullable=False),
+    Column("v2", Text, nullable=False),
+    Column("visitors", Integer, nullable=False),  # distinct visitors with an event that day
+    Column("pageviews", Integer, nullable=False),
+    Column("events", Integer, nullable=False),
+    Column("sessions", Integer, nullable=False),
+    Column("bounces", Integer, nullable=False),
+    Column("duration", Float, nullable=False),  # sum of the sessions' seconds
+    Column("views", Integer, nullable=False),  # sum of the sessions' pageviews
+)
+
 # Visitor ids of a rolled (site, day) that the roll saw on another (site, day):
 # the few ids whose per-day distinct counts must not simply be added up.
 multi_day_visitors = Table(

@@ -19,6 +19,7 @@ from weldpulse.api.params import Range
 from weldpulse.stats.engine.filters import Node
 from weldpulse.stats.engine.registry import Dimension, Metric
 from weldpulse.stats.exact import Split, rolled_days_of, split
+from weldpulse.storage.schema import ATTR_KINDS, EVENT_ATTRS
 from weldpulse.timezones import is_utc
 
 
@@ -55,6 +56,7 @@ PAGE_METRICS = {"visitors", "pageviews", "events", "time_on_page", "percentage"}
 CUSTOM_METRICS = {"visitors", "events", "pageviews", "percentage"}
 SOURCE_METRICS = {"sessions", "bounce_rate", "avg_duration", "views_per_session"}
 ENTRY_METRICS = {"sessions", "bounce_rate"}
+ATTR_METRICS = {"visitors", "pageviews", "events", "percentage"}
 
 
 def _conditions(node: Node) -> list[tuple[str, str, tuple[str, ...], bool]]:
@@ -82,6 +84,16 @@ def _on(node: Node | None, names: set[str]) -> bool:
     return node is None or {c[0] for c in _conditions(node)} <= names
 
 
+def attr_kind(dims: tuple[Dimension, ...]) -> str | None:
+    """The attr_days kind (schema.ATTR_KINDS) grouping by exactly the non-time dimensions, if
+    any: page and hostname from the event row, the others from its session's."""
+    attrs = [d for d in dims if d.kind != "time"]
+    if not attrs or any((d.kind == "event") != (d.column in EVENT_ATTRS) for d in attrs):
+        return None
+    columns = {d.column for d in attrs}
+    return next((k for k, cols in ATTR_KINDS.items() if set(cols) == columns), None)
+
+
 def _whole_days(dims: tuple[Dimension, ...], zone: ZoneInfo, rng: Range) -> bool:
     """Whether a time dimension (if any) has buckets made of whole UTC days."""
     time = next((d for d in dims if d.kind == "time"), None)
@@ -95,7 +107,8 @@ def event_rollup(
     zone: ZoneInfo, rng: Range,
 ) -> str | None:  # fmt: skip
     """The rollup the event statements of a query part can read: "totals" (visitor_days,
-    breakdown_days, page_days times), "pages" (page_days), "custom" (event_days), or None."""
+    breakdown_days, page_days times), "pages" (page_days), "custom" (event_days), "attrs"
+    (attr_days: page, hostname or session attributes, no time), or None."""
     wanted = {m.name for m in metrics if m.kind == "event"}
     names = [d.name for d in dims]
     if filters is None and all(d.kind == "time" for d in dims) and wanted <= TOTAL_METRICS:
@@ -105,6 +118,9 @@ def event_rollup(
         return "pages"
     if names == ["event_name"] and _scoped(filters, "is_not", set()):
         return "custom" if wanted <= CUSTOM_METRICS else None
+    # A day's distinct visitors per value add up across days but for multi-day ids (exact.py).
+    if attr_kind(dims) and all(d.kind != "time" for d in dims) and _on(filters, set(names)):
+        return "attrs" if wanted <= ATTR_METRICS else None
     return None
 
 
@@ -113,11 +129,14 @@ def session_rollup(
     zone: ZoneInfo, rng: Range,
 ) -> str | None:  # fmt: skip
     """The rollup the session statements of a query part can read: "sources" (source_days),
-    "entries" (page_days entries), or None."""
+    "entries" (page_days entries), "attrs" (attr_days: session attributes), or None."""
     wanted = {m.name for m in metrics if m.kind == "session"}
     names = {d.name for d in dims if d.kind != "time"}
     if names <= {"source"} and _on(filters, {"source"}) and wanted <= SOURCE_METRICS:
         return "sources" if _whole_days(dims, zone, rng) else None
     if [d.name for d in dims] == ["entry_page"] and _on(filters, {"entry_page"}):
         return "entries" if wanted <= ENTRY_METRICS else None
+    kind = attr_kind(dims)
+    if kind and not set(ATTR_KINDS[kind]) & set(EVENT_ATTRS) and _on(filters, names):
+        return "attrs" if wanted <= SOURCE_METRICS and _whole_days(dims, zone, rng) else None
     return None

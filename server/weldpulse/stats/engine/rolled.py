@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     FromClause,
     Select,
+    Subquery,
     Text,
     cast,
     func,
@@ -23,7 +24,7 @@ from sqlalchemy import (
 from weldpulse.api.params import Range
 from weldpulse.domain import PAGEVIEW
 from weldpulse.stats.engine.filters import Node
-from weldpulse.stats.engine.plan import Plan
+from weldpulse.stats.engine.plan import Plan, attr_kind
 from weldpulse.stats.engine.registry import Dimension
 from weldpulse.stats.engine.sql import (
     Clock,
@@ -36,7 +37,15 @@ from weldpulse.stats.engine.sql import (
 from weldpulse.stats.engine.zones import Span
 from weldpulse.stats.exact import distinct_parts, part, total, within
 from weldpulse.stats.queries import exact_visitors
-from weldpulse.storage.schema import event_days, events, page_days, source_days
+from weldpulse.storage.schema import (
+    ATTR_KINDS,
+    attr_days,
+    event_days,
+    events,
+    page_days,
+    sessions,
+    source_days,
+)
 
 
 def _span(r: Range) -> Span:
@@ -75,6 +84,8 @@ def event_statements(
     elif rollup == "pages":
         # Without visitors asked, the rows with pageviews in scope come from additive counts.
         out = [_page_visitors(p, filters, distinct=visitors)]
+    elif rollup == "attrs":
+        out = [_attr_visitors(p, dims, filters, distinct=visitors)]
     else:
         out = [_custom_visitors(p)]
     if top is not None and rollup in ("pages", "custom") and not time_on_page:
@@ -117,6 +128,60 @@ def _page_visitors(p: Plan, filters: Node | None, distinct: bool) -> Select:
         views.label("events"),
         rows.c.pathname.label("d0"),
     ).group_by(rows.c.pathname)
+    return stmt.where(where(filters, rows, rows)) if filters is not None else stmt
+
+
+def _attr_rows(p: Plan, dims: Sequence[Dimension], *sums: str) -> Subquery:
+    """attr_days rows of the rolled days, of the kind of `dims`, with its values named as the
+    events and sessions columns they hold (so dim_value and where read them)."""
+    kind = attr_kind(tuple(dims))
+    assert kind is not None
+    a = attr_days.c
+    return (
+        select(*(a[f"v{i}"].label(c) for i, c in enumerate(ATTR_KINDS[kind])),
+               cast(a.day, DateTime).label("started_at"), *(a[n] for n in sums))
+        .where(a.site_id.in_(p.sites), a.day.in_(p.days), a.kind == kind, a[sums[0]] > 0)
+        .subquery("attr_rows")
+    )  # fmt: skip
+
+
+def _attr_visitors(p: Plan, dims: Sequence[Dimension], filters: Node | None,
+                   distinct: bool) -> Select:  # fmt: skip
+    """Per value of the page, hostname or session attributes: distinct visitors (if `distinct`,
+    else 0), pageviews and events of the events in range (attr_days' rolled days). Conditions
+    on those dimensions filter whole groups: they apply after the union, and prune raw rows."""
+    names = ("visitors", "pageviews", "events")
+    d = _attr_rows(p, dims, "events", "visitors", "pageviews")
+    rolled = part([dim_value(x, d, d) for x in dims], names,
+                  visitors=d.c.visitors if distinct else literal(0), pageviews=d.c.pageviews,
+                  events=d.c.events)  # fmt: skip
+    e, s = events.c, sessions.alias("s")
+    scope: list[ColumnElement[bool]] = [e.site_id.in_(p.sites)]
+    if any(x.kind == "session" for x in dims):  # the session's attributes, as event_stmt joins
+        # A session holds its events' times: only those overlapping the range can match.
+        scope += [s.c.session_id == e.session_id, s.c.site_id.in_(p.sites),
+                  s.c.started_at <= p.rng.end, s.c.ended_at >= p.rng.start]  # fmt: skip
+    if filters is not None:
+        scope.append(where(filters, events, s))
+    keys = [dim_value(x, events, s) for x in dims]
+    views = func.count().filter(e.name == PAGEVIEW)
+    if distinct:
+        parts = distinct_parts(p.sites, p.rng, p.split, rolled, keys, e.site_id,
+                               e.visitor_id, e.ts, scope, names, pageviews=views,
+                               events=func.count())  # fmt: skip
+    else:  # pageviews and events add up across days: no multi-day correction
+        raw = part(keys, names, pageviews=views, events=func.count()).where(*scope)
+        parts = [rolled, *([raw.where(within(e.ts, p.raw)).group_by(*keys)] if p.raw else [])]
+    c = union_all(*parts).subquery("attr_parts").c
+    rows = select(*(c[f"key{i}"].label(x.column) for i, x in enumerate(dims)), c.visitors,
+                  c.pageviews, c.events).subquery("attrs")  # fmt: skip
+    group = [rows.c[x.column] for x in dims]
+    stmt = select(
+        total(rows.c.visitors).label("visitors"),
+        total(rows.c.pageviews).label("pageviews"),
+        total(rows.c.events).label("events"),
+        *(g.label(f"d{i}") for i, g in enumerate(group)),
+    ).group_by(*group)
     return stmt.where(where(filters, rows, rows)) if filters is not None else stmt
 
 
@@ -182,6 +247,9 @@ def session_statements(
         )
         duration: ColumnElement = func.sum(rows.c.duration)
         views: ColumnElement = total(rows.c.views)
+    elif rollup == "attrs":
+        rows = _attr_rows(p, dims, "sessions", "bounces", "duration", "views")
+        duration, views = func.sum(rows.c.duration), total(rows.c.views)
     else:  # entries
         e = page_days.c
         rows = (
@@ -194,5 +262,5 @@ def session_statements(
                   duration.label("duration"), views.label("views"))  # fmt: skip
     if filters is not None:
         stmt = stmt.where(where(filters, None, rows))
-    at = rows.c.started_at if rollup == "sources" else None
+    at = rows.c.started_at if rollup in ("sources", "attrs") else None
     return [*out, _grouped(stmt, _keys(dims, at, clock, rows))]
