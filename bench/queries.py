@@ -100,6 +100,9 @@ SHAPES: dict[str, Shape] = {
     ]}, extra={"timezone": "Europe/Berlin"}),
     # Goals (issue 11): conversion rate per goal (≤ 250 ms at 30 days, 10M events).
     "g_goal": Shape(["visitors", "conversion_rate"], ["goal"], targets=(250.0, None)),
+    # A goal as the filter, per source (issue 10 at 100M: goal filtered <= 1 s at 30 days).
+    "g_filtered": Shape(["visitors", "conversion_rate"], ["source"], _is("goal", "Signup"),
+                        targets=(1000.0, None)),
 }  # fmt: skip
 
 # The goals of the big site (g_goal): event names and page paths, `*` and `**`.
