@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import duckdb
 from sqlalchemy import Connection, CursorResult, Executable
 from weldpulse.api.params import Range
-from weldpulse.errors import TimedOut
+from weldpulse.errors import TimedOut, Unavailable
 from weldpulse.stats.engine import dialect
 from weldpulse.stats.engine.plan import Plan
 from weldpulse.stats.exact import rolled_days_of, split
@@ -118,9 +119,15 @@ class Budget:
             result = self.conn.execute(stmt)
             dialect.hash_joins(self.conn, False)  # after an error, the rollback resets it
             return result
-        except Exception:  # DuckDB's interrupt and psycopg's cancel surface differently
+        except Exception as err:  # DuckDB's interrupt and psycopg's cancel surface differently
             if self.fired:
                 raise self.error() from None
+            if isinstance(getattr(err, "orig", None), duckdb.OutOfMemoryException):
+                raise Unavailable(
+                    "Query needed more memory than the server may use "
+                    "(WELDPULSE_DUCKDB_MEMORY_LIMIT); narrow the date_range, the dimensions or "
+                    "the filters, or retry when fewer queries run"
+                ) from err
             raise
         finally:
             WATCHDOG.disarm(token)
