@@ -6,7 +6,8 @@ turn, the order swapped every round, so the two see the same load on a shared ma
 BEFORE_SERVER_DIR holds the other build's `weldpulse` package (e.g. `git archive main
 server | tar -x -C /tmp/before`): its server runs with it first on PYTHONPATH, on DATA_A;
 this checkout's server on DATA_B. DATA_A and DATA_B are copies of a `make bench` data
-folder (load.json naming their own files). Prints JSON: p50 per build, ratio, RSS max.
+folder (load.json naming their own files). Prints JSON: p50 per build, ratio, the median
+CPU ms the server spent per call, RSS max.
 """
 
 import argparse
@@ -24,7 +25,9 @@ from run import ROOT, WINDOWS, Server
 from weldpulse.storage import accounts, engines, goals
 
 
-def _calls(info: dict[str, Any], server: Server, shapes: list[str]) -> dict[str, Callable]:
+def _calls(
+    info: dict[str, Any], server: Server, shapes: list[str], windows: list[str]
+) -> dict[str, Callable]:
     """A POST per shape and window, each with its own key (the per-key rate limit)."""
     meta = engines.connect(info["meta_url"])
     site = info["sites"][0]
@@ -36,7 +39,8 @@ def _calls(info: dict[str, Any], server: Server, shapes: list[str]) -> dict[str,
             if goal["name"] not in have:
                 goals.create_goal(conn, site, **goal)
         for name in shapes:
-            for window, days in WINDOWS.items():
+            for window in windows:
+                days = WINDOWS[window]
                 key = accounts.create_api_key(conn, info["project"], ["stats:read"])["key"]
                 body = SHAPES[name].body(site, days)
                 headers = {"Authorization": f"Bearer {key}"}
@@ -47,6 +51,13 @@ def _calls(info: dict[str, Any], server: Server, shapes: list[str]) -> dict[str,
     return out
 
 
+def _cpu(server: Server) -> float:
+    """CPU seconds the server process has used (its DuckDB threads too): under a shared
+    machine's load a call's CPU time varies less than its wall time."""
+    t = server.ps.cpu_times()
+    return float(t.user + t.system)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("before", type=Path)
@@ -55,6 +66,7 @@ def main() -> None:
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--requests", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--windows", default=",".join(WINDOWS), help="e.g. 30d")
     args = parser.parse_args()
     shapes = args.shapes.split(",")
     infos = [json.loads((d / "load.json").read_text()) for d in (args.data_a, args.data_b)]
@@ -65,15 +77,27 @@ def main() -> None:
     servers.append(Server(infos[1], args.data_b))
     loads: list[float] = []
     try:
-        calls = [_calls(info, s, shapes) for info, s in zip(infos, servers, strict=True)]
+        calls = [
+            _calls(info, s, shapes, args.windows.split(","))
+            for info, s in zip(infos, servers, strict=True)
+        ]
         times: dict[str, list[list[float]]] = {label: [[], []] for label in calls[0]}
+        failed = {label: [0, 0] for label in calls[0]}
+        cpus: dict[str, list[list[float]]] = {label: [[], []] for label in calls[0]}
         for round_ in range(args.warmup + args.requests):
             for label in calls[0]:
                 for build in (0, 1) if round_ % 2 == 0 else (1, 0):
+                    cpu = _cpu(servers[build])
                     started = time.perf_counter()
-                    calls[build][label]()
+                    try:
+                        calls[build][label]()
+                    except httpx.HTTPStatusError as error:  # past the time budget under load
+                        print(f"ab: {label} on {build}: {error.response.text}", flush=True)
+                        failed[label][build] += 1
+                        continue
                     if round_ >= args.warmup:
                         times[label][build].append((time.perf_counter() - started) * 1000)
+                        cpus[label][build].append((_cpu(servers[build]) - cpu) * 1000)
                     servers[build].sample_rss()
             loads.append(os.getloadavg()[0])
             print(f"ab: round {round_ + 1} done, load {loads[-1]:.1f}", flush=True)
