@@ -106,12 +106,14 @@ def main() -> None:
             s.stop()
     out: dict[str, Any] = {}
     for label, (a, b) in times.items():
+        if not a or not b:
+            out[label] = {"failed": failed[label]}
+            continue
         pa, pb = statistics.median(a), statistics.median(b)
-        out[label] = {
-            "before": round(pa, 1),
-            "after": round(pb, 1),
-            "after/before": round(pb / pa, 2),
-        }
+        ca, cb = statistics.median(cpus[label][0]), statistics.median(cpus[label][1])
+        out[label] = {"before": round(pa, 1), "after": round(pb, 1),
+                      "after/before": round(pb / pa, 2), "failed": failed[label],
+                      "cpu_before": round(ca, 1), "cpu_after": round(cb, 1)}  # fmt: skip
     out["rss_mib"] = {
         "before": round(servers[0].max_rss / 2**20),
         "after": round(servers[1].max_rss / 2**20),
