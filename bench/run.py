@@ -70,7 +70,8 @@ def events_url(engine: str, data_dir: Path, n: int) -> str:
     if engine == "embedded":
         return f"duckdb:///{data_dir / 'events.duckdb'}"
     base = os.environ.get("BENCH_POSTGRES_URL") or os.environ["WELDPULSE_TEST_POSTGRES_URL"]
-    name = f"weldpulse_bench_{n}"
+    # BENCH_POSTGRES_DB: a database of one's own, when several people bench on one server.
+    name = os.environ.get("BENCH_POSTGRES_DB") or f"weldpulse_bench_{n}"
     admin = base.rsplit("/", 1)[0]
     with (
         engines.connect(f"{admin}/postgres")

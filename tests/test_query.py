@@ -14,10 +14,11 @@ import pytest
 from conftest import Stack, Tenant
 from google.protobuf import json_format
 from sqlalchemy import text
+from weldpulse.config import DuckDBOptions
 from weldpulse.domain import Event
-from weldpulse.errors import TimedOut
+from weldpulse.errors import TimedOut, Unavailable
 from weldpulse.stats.engine import runner
-from weldpulse.storage import accounts, writer
+from weldpulse.storage import accounts, engines, writer
 from weldpulse.storage.engines import snapshot
 from weldpulse.v1 import analytics_pb2 as pb
 from weldpulse.v1 import analytics_pb2_grpc
@@ -369,6 +370,28 @@ def test_a_statement_past_the_budget_is_cancelled_in_the_database(stack: Stack) 
     with snapshot(stack.events) as conn, pytest.raises(TimedOut):
         runner.Budget(conn, 0.3).execute(text(slow))
     assert time.monotonic() - began < 5
+
+
+def test_a_statement_past_duckdbs_memory_limit_is_503_not_oom() -> None:
+    """The server's DuckDB has a memory limit (WELDPULSE_DUCKDB_MEMORY_LIMIT): a statement
+    needing more, with nowhere to spill, fails with an error saying so (HTTP 503)."""
+    engine = engines.connect("duckdb:///:memory:", DuckDBOptions("8MB", 1, "").config())
+    big = "SELECT i % 1000000 AS k, list(i) FROM range(3000000) t(i) GROUP BY k LIMIT 1"
+    try:
+        with snapshot(engine) as conn, pytest.raises(Unavailable, match="MEMORY_LIMIT"):
+            runner.Budget(conn, 30).execute(text(big))
+    finally:
+        engine.dispose()
+
+
+def test_duckdb_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert DuckDBOptions.from_env().config() == {"memory_limit": "512MB"}
+    monkeypatch.setenv("WELDPULSE_DUCKDB_MEMORY_LIMIT", "2GB")
+    monkeypatch.setenv("WELDPULSE_DUCKDB_THREADS", "4")
+    monkeypatch.setenv("WELDPULSE_DUCKDB_TEMP_DIRECTORY", "/var/tmp/wp")
+    assert DuckDBOptions.from_env().config() == {
+        "memory_limit": "2GB", "threads": 4, "temp_directory": "/var/tmp/wp",
+    }  # fmt: skip
 
 
 def test_exact_halves_round_away_from_zero(stack: Stack, tenant: Tenant) -> None:

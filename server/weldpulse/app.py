@@ -231,7 +231,9 @@ class Running:
         os.umask(engines.PRIVATE)
         # An ingest-only process never opens the events store (DuckDB allows one process).
         events_url = None if settings.ingest.only else settings.events_url
-        self.metadata, self.events = engines.open_stores(settings.metadata_url, events_url)
+        self.metadata, self.events = engines.open_stores(
+            settings.metadata_url, events_url, settings.duckdb.config()
+        )
         self.health = health.HealthServicer()
         self.server, self.port = build_server(
             self.metadata,

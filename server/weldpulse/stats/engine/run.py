@@ -12,7 +12,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, Executable
+from sqlalchemy import Connection, Executable, Integer, Select, literal_column, select, union_all
 from weldpulse.api.params import Range
 from weldpulse.stats.engine import buckets, paging, plan, rolled, runner
 from weldpulse.stats.engine.filters import Condition, Node
@@ -77,60 +77,88 @@ def _ratio(part: Any, whole: Any, places: int) -> float:
     return _round(_exact(part) / _exact(whole), places) if whole else 0.0
 
 
-def _table(
-    run: Budget, q: Query, span: Span, dims: Sequence[Dimension],
+Tables = list[dict[Key, Values]]  # one per span, in the order of the spans
+
+
+def _tables(
+    run: Budget, q: Query, spans: Sequence[Span], dims: Sequence[Dimension],
     top: tuple[Sequence[str], int] | None = None,
-) -> dict[Key, Values]:  # fmt: skip
-    """Raw per-group figures of `dims` over `span`: event and session statements merged
-    (`top`: at least the first groups by those metrics; see rolled.event_statements)."""
+) -> Tables:  # fmt: skip
+    """Raw per-group figures of `dims` over each span: event and session statements merged
+    (`top`: at least the first groups by those metrics; see rolled.event_statements).
+
+    The statements reading the day rollups run as one per part for all the spans (a
+    comparison's two); raw rows are read span by span."""
     kinds = {m.kind for m in q.metrics}
     time = next((d for d in dims if d.kind == "time"), None)
-    rng = Range(span.start, span.end)
-    clock = (q.zone, rng) if time else None
-    wants_time = any(m.name == "time_on_page" for m in q.metrics)
     dims = tuple(dims)
-    event_rollup = plan.event_rollup(q.metrics, dims, q.filters, q.zone, rng)
-    session_rollup = plan.session_rollup(q.metrics, dims, q.filters, q.zone, rng)
-    if (event_rollup and "event" in kinds) or (session_rollup and "session" in kinds):
-        rolled_plan = run.plan(q.sites, rng)
-    rows: dict[Key, Values] = {}
-    if "event" in kinds and event_rollup:
-        visitors = any(m.name in ("visitors", "percentage") for m in q.metrics)
-        stmts = rolled.event_statements(event_rollup, rolled_plan, dims, q.filters, clock,
-                                        wants_time, visitors, top)  # fmt: skip
-        _add(run, stmts, len(dims), rows)
-    elif "event" in kinds:
-        links = wants_time and by_links(dims, q.filters)
-        # With the goal dimension, joining the selected goals already keeps only the events
-        # completing one: the filter without goal conditions is all that is left to apply.
-        filters = q.base_filters if GOAL in dims else q.filters
-        stmt = event_stmt(q.sites, span, dims, filters, clock, wants_time and not links,
-                          q.goals)  # fmt: skip
-        for r in run.execute(stmt, joins_sessions(dims, filters)):
-            key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
-            rows.setdefault(key, {}).update(
-                visitors=r.visitors, pageviews=r.pageviews, events=r.events,
-                time_total=r.time_total or 0, time_count=r.time_count,
-            )  # fmt: skip
-        if links:
-            stmt = time_on_page_stmt(q.sites, span, dims, q.filters, clock)
-            for r in run.execute(stmt, joins_sessions(dims, q.filters)):
-                key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
-                if key in rows:  # a pageview in scope: its row has events in scope
-                    rows[key].update(time_total=r.time_total or 0, time_count=r.time_count)
+    tables: Tables = [{} for _ in spans]
+    ranges = [Range(span.start, span.end) for span in spans]
+    clocks = [(q.zone, rng) if time else None for rng in ranges]
+    rollups = [(plan.event_rollup(q.metrics, dims, q.filters, q.zone, rng) if "event" in kinds
+                else None,
+                plan.session_rollup(q.metrics, dims, q.filters, q.zone, rng) if "session" in kinds
+                else None) for rng in ranges]  # fmt: skip
+    run.prefetch(q.sites, [rng for rng, parts in zip(ranges, rollups, strict=True) if any(parts)])
+    wants_time = any(m.name == "time_on_page" for m in q.metrics)
+    visitors = any(m.name in ("visitors", "percentage") for m in q.metrics)
+    rolled_parts: list[tuple[int, Select]] = []
+    for i, (span, rng, clock) in enumerate(zip(spans, ranges, clocks, strict=True)):
+        if rollup := rollups[i][0]:
+            stmts = rolled.event_statements(rollup, run.plan(q.sites, rng), dims, q.filters, clock,
+                                            wants_time, visitors, top)  # fmt: skip
+            rolled_parts += [(i, stmt) for stmt in stmts]
+        elif "event" in kinds:
+            _raw_events(run, q, span, dims, clock, wants_time, tables[i])
+    _add(run, rolled_parts, len(dims), tables)
     if any(m.name == "conversion_rate" for m in q.metrics):
-        _add_divisors(run, q, rows, dims, span, clock)
-    if "session" in kinds and session_rollup:
-        stmts = rolled.session_statements(session_rollup, rolled_plan, dims, q.filters, clock)
-        _add(run, stmts, len(dims), rows)
-    elif "session" in kinds:
-        stmt = session_stmt(q.sites, span, dims, q.filters, clock)
-        for r in run.execute(stmt, joins_events(q.filters)):
+        for span, clock, rows in zip(spans, clocks, tables, strict=True):
+            _add_divisors(run, q, rows, dims, span, clock)
+    rolled_parts = []
+    for i, (span, rng, clock) in enumerate(zip(spans, ranges, clocks, strict=True)):
+        if rollup := rollups[i][1]:
+            stmts = rolled.session_statements(rollup, run.plan(q.sites, rng), dims,
+                                              q.filters, clock)  # fmt: skip
+            rolled_parts += [(i, stmt) for stmt in stmts]
+        elif "session" in kinds:
+            _raw_sessions(run, q, span, dims, clock, tables[i])
+    _add(run, rolled_parts, len(dims), tables)
+    return tables
+
+
+def _raw_events(
+    run: Budget, q: Query, span: Span, dims: tuple[Dimension, ...], clock: Clock | None,
+    wants_time: bool, rows: dict[Key, Values],
+) -> None:  # fmt: skip
+    links = wants_time and by_links(dims, q.filters)
+    # With the goal dimension, joining the selected goals already keeps only the events
+    # completing one: the filter without goal conditions is all that is left to apply.
+    filters = q.base_filters if GOAL in dims else q.filters
+    stmt = event_stmt(q.sites, span, dims, filters, clock, wants_time and not links, q.goals)
+    for r in run.execute(stmt, joins_sessions(dims, filters)):
+        key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
+        rows.setdefault(key, {}).update(
+            visitors=r.visitors, pageviews=r.pageviews, events=r.events,
+            time_total=r.time_total or 0, time_count=r.time_count,
+        )  # fmt: skip
+    if links:
+        stmt = time_on_page_stmt(q.sites, span, dims, q.filters, clock)
+        for r in run.execute(stmt, joins_sessions(dims, q.filters)):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
-            rows.setdefault(key, {}).update(
-                sessions=r.sessions, bounces=r.bounces, duration=r.duration, views=r.views,
-            )  # fmt: skip
-    return rows
+            if key in rows:  # a pageview in scope: its row has events in scope
+                rows[key].update(time_total=r.time_total or 0, time_count=r.time_count)
+
+
+def _raw_sessions(
+    run: Budget, q: Query, span: Span, dims: tuple[Dimension, ...], clock: Clock | None,
+    rows: dict[Key, Values],
+) -> None:  # fmt: skip
+    stmt = session_stmt(q.sites, span, dims, q.filters, clock)
+    for r in run.execute(stmt, joins_events(q.filters)):
+        key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
+        rows.setdefault(key, {}).update(
+            sessions=r.sessions, bounces=r.bounces, duration=r.duration, views=r.views,
+        )  # fmt: skip
 
 
 def figures(
@@ -138,14 +166,35 @@ def figures(
 ) -> dict[Key, Values]:
     """The raw sums per group of the query's dimensions over its range, for presets to shape;
     with `top` (metrics, n) at least the first n groups by those metrics descending."""
-    return _table(run, q, q.span, q.dimensions, top)
+    return _tables(run, q, [q.span], q.dimensions, top)[0]
 
 
-def _add(run: Budget, stmts: Sequence[Executable], n: int, rows: dict[Key, Values]) -> None:
-    """Adds up the sums of several statements' rows per group (d0 … d{n-1})."""
-    for stmt in stmts:
+def _merged(parts: Sequence[tuple[int, Select]]) -> list[tuple[Executable, int | None]]:
+    """The statements as few: those with the same columns as one UNION ALL whose `period`
+    column says whose rows are whose (None); a statement alone as it is, with its span's."""
+    by_columns: dict[tuple[str, ...], list[tuple[int, Select]]] = {}
+    for i, stmt in parts:
+        by_columns.setdefault(tuple(sorted(stmt.selected_columns.keys())), []).append((i, stmt))
+    out: list[tuple[Executable, int | None]] = []
+    for names, group in by_columns.items():
+        if len(group) == 1:
+            out.append((group[0][1], group[0][0]))
+            continue
+        members = []
+        for i, stmt in group:
+            sub = stmt.subquery()
+            period = literal_column(str(i), Integer).label("period")
+            members.append(select(period, *(sub.c[name] for name in names)))
+        out.append((union_all(*members), None))
+    return out
+
+
+def _add(run: Budget, parts: Sequence[tuple[int, Select]], n: int, tables: Tables) -> None:
+    """Adds up the sums of several statements' rows per span and group (d0 … d{n-1})."""
+    for stmt, span in _merged(parts):
         for r in run.execute(stmt):
             values = dict(r._mapping)
+            rows = tables[values.pop("period") if span is None else span]
             key = tuple(_key(values.pop(f"d{i}")) for i in range(n))
             into = rows.setdefault(key, {})
             for name, value in values.items():
@@ -195,16 +244,21 @@ def _metrics(raw: Values, metrics: Sequence[Metric], total_visitors: float) -> l
     return [float(values[m.name]()) for m in metrics]
 
 
-def _figures(run: Budget, q: Query, span: Span) -> tuple[dict[Key, Values], Values]:
-    """The raw figures of every group of `span` (none without dimensions) and of its total."""
+Figures = tuple[dict[Key, Values], Values]  # every group's raw figures, and the total's
+
+
+def _figures(run: Budget, q: Query, spans: Sequence[Span]) -> list[Figures]:
+    """The raw figures of every group of each span (none without dimensions) and of its total."""
     needs_total = q.include_totals or any(m.name == "percentage" for m in q.metrics)
-    total_raw = _table(run, q, span, ())[()] if needs_total or not q.dimensions else {}
-    return (_table(run, q, span, q.dimensions) if q.dimensions else {}), total_raw
+    totals = [t.get((), {}) for t in _tables(run, q, spans, ())] if (
+        needs_total or not q.dimensions) else [{} for _ in spans]  # fmt: skip
+    tables = _tables(run, q, spans, q.dimensions) if q.dimensions else [{} for _ in spans]
+    return list(zip(tables, totals, strict=True))
 
 
-def _rows(run: Budget, q: Query, span: Span) -> tuple[list[Row], Row]:
+def _rows(q: Query, span: Span, figures: Figures) -> tuple[list[Row], Row]:
     """Every row of `span` (unordered) and its totals row."""
-    table, total_raw = _figures(run, q, span)
+    table, total_raw = figures
     total_visitors = total_raw.get("visitors", 0)
     totals = Row((), _metrics(total_raw, q.metrics, total_visitors))
     if not q.dimensions:
@@ -246,13 +300,18 @@ def _change(now: list[float], then: list[float], metrics: Sequence[Metric]) -> l
 MAX_KEYS = 100
 
 
-def _on_keys(q: Query, page: list[Row]) -> Query:
-    """The query for the comparison's groups: where no rollup serves it, narrowed to the
-    page's values of each non-time dimension (a superset of the page's keys, so exact)."""
+def _narrows(q: Query) -> bool:
+    """Whether the comparison reads raw rows only, narrowed to the page's groups (_on_keys):
+    then it runs once the page is known; else with the query's own statements."""
     rng = Range(q.span.start, q.span.end)
     args = (q.metrics, q.dimensions, q.filters, q.zone, rng)
-    if plan.event_rollup(*args) or plan.session_rollup(*args) or not page:
-        return q
+    rolls = plan.event_rollup(*args) or plan.session_rollup(*args)
+    return not rolls and any(d.kind != "time" for d in q.dimensions)
+
+
+def _on_keys(q: Query, page: list[Row]) -> Query:
+    """The query for the comparison's groups: narrowed to the page's values of each
+    non-time dimension (a superset of the page's keys, so exact)."""
     conds = []
     for i, d in enumerate(q.dimensions):
         values = tuple(sorted({r.dimensions[i] for r in page}))
@@ -264,14 +323,22 @@ def _on_keys(q: Query, page: list[Row]) -> Query:
     return replace(q, filters=narrowed)
 
 
-def _compare(run: Budget, q: Query, page: list[Row], totals: Row | None) -> None:
-    """Comparison rows for the page's rows only: their metrics are computed, no others."""
+def _on_page(run: Budget, q: Query, page: list[Row]) -> Figures:
+    """The comparison's figures of the page's groups (and its total), from raw rows."""
     assert q.compare is not None
     needs_total = q.include_totals or any(m.name == "percentage" for m in q.metrics)
-    total_raw = _table(run, q, q.compare, ())[()] if needs_total or not q.dimensions else {}
-    table: dict[Key, Values] = {(): total_raw}
-    if q.dimensions:
-        table = _table(run, _on_keys(q, page), q.compare, q.dimensions)
+    total_raw = _tables(run, q, [q.compare], ())[0].get((), {}) if needs_total else {}
+    if not page:  # no row to compare
+        return {}, total_raw
+    return _tables(run, _on_keys(q, page), [q.compare], q.dimensions)[0], total_raw
+
+
+def _compare(q: Query, page: list[Row], totals: Row | None, then: Figures) -> None:
+    """Comparison rows for the page's rows only: their metrics are computed, no others."""
+    assert q.compare is not None
+    table, total_raw = then
+    if not q.dimensions:
+        table = {(): total_raw}
     total_visitors = total_raw.get("visitors", 0)
     t = next((i for i, d in enumerate(q.dimensions) if d.kind == "time"), None)
     if t is not None:
@@ -286,9 +353,9 @@ def _compare(run: Budget, q: Query, page: list[Row], totals: Row | None) -> None
         row.comparison = Row(key, _metrics(table.get(key, {}), q.metrics, total_visitors))
         row.change = _change(row.metrics, row.comparison.metrics, q.metrics)
     if totals is not None:
-        then = _metrics(total_raw, q.metrics, total_visitors)
-        totals.comparison = Row((), then)
-        totals.change = _change(totals.metrics, then, q.metrics)
+        then_totals = _metrics(total_raw, q.metrics, total_visitors)
+        totals.comparison = Row((), then_totals)
+        totals.change = _change(totals.metrics, then_totals, q.metrics)
 
 
 def answer(conn: Connection, q: Query) -> Answer:
@@ -297,12 +364,16 @@ def answer(conn: Connection, q: Query) -> Answer:
 
 
 def _answer(run: Budget, q: Query) -> Answer:
-    rows, totals = _rows(run, q, q.span)
+    # A comparison not narrowed to the page reads both spans at once: one statement per part.
+    later = q.compare is not None and _narrows(q)
+    spans = [q.span] if q.compare is None or later else [q.span, q.compare]
+    figures = _figures(run, q, spans)
+    rows, totals = _rows(q, q.span, figures[0])
     ordered = _order(rows, q)
     page = ordered[q.offset : q.offset + q.limit]
     end = q.offset + q.limit
     token = paging.token(q.fingerprint, end) if end < len(ordered) else None
     shown = totals if q.include_totals else None
     if q.compare is not None:
-        _compare(run, q, page, shown)
+        _compare(q, page, shown, _on_page(run, q, page) if later else figures[1])
     return Answer(page, shown, len(ordered), token)
