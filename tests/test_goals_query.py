@@ -114,3 +114,31 @@ def test_funnel_filters_naming_a_goal_are_a_400(stack: Stack) -> None:
     resp = stack.http.post("/v1/funnel", json=body, headers={"Authorization": f"Bearer {key}"})
     assert resp.status_code == 400, resp.text
     assert resp.json()["code"] == "BAD_REQUEST" and "filters" in resp.json()["error"]
+
+
+def test_conversion_rates_are_the_same_once_the_day_is_rolled(stack: Stack) -> None:
+    """conversion_rate's divisor is a query of its own that the planner may answer from the
+    day rollups (every visitor, or visitors per source): rolled or not, the same rates."""
+    site, key = _site_with_goals(stack)
+    signup = {"dimension": "goal", "op": "is", "values": ["Signup"]}
+    bodies = [{"dimensions": ["goal"]}, {"dimensions": ["goal", "source"]},
+              {"dimensions": ["source"], "filters": signup}, {"filters": signup}]  # fmt: skip
+
+    def answers() -> list:
+        out = []
+        for extra in bodies:
+            body = {"site_id": site, "date_range": DAY,
+                    "metrics": ["visitors", "conversion_rate"], **extra}  # fmt: skip
+            resp = stack.http.post("/v1/query", json=body,
+                                   headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+            assert resp.status_code == 200, resp.text
+            out.append([(*r["dimensions"], *r["metrics"]) for r in resp.json()["results"]])
+        return out
+
+    before = answers()
+    assert before[0] == [("Pricing", 2, 0.6667), ("Signup", 2, 0.6667), ("Blog", 1, 0.3333),
+                         ("Blog deep", 1, 0.3333)]  # fmt: skip
+    assert before[2] == [("Direct / None", 1, 1.0), ("Google", 1, 0.5)]
+    assert before[3] == [(2, 0.6667)]
+    rollups.roll_pending(stack.events, date(2026, 11, 4))
+    assert answers() == before

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Executable, Integer, Select, literal_column, 
 from weldpulse.api.params import Range
 from weldpulse.stats.engine import buckets, paging, plan, rolled, runner
 from weldpulse.stats.engine.filters import Condition, Node
-from weldpulse.stats.engine.registry import GOAL, POINTS, Dimension, Metric
+from weldpulse.stats.engine.registry import GOAL, METRICS, POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
 from weldpulse.stats.engine.runner import Budget
 from weldpulse.stats.engine.sql import (
@@ -112,8 +112,8 @@ def _tables(
             _raw_events(run, q, span, dims, clock, wants_time, tables[i])
     _add(run, rolled_parts, len(dims), tables)
     if any(m.name == "conversion_rate" for m in q.metrics):
-        for span, clock, rows in zip(spans, clocks, tables, strict=True):
-            _add_divisors(run, q, rows, dims, span, clock)
+        for span, rows in zip(spans, tables, strict=True):
+            _add_divisors(run, q, rows, dims, span)
     rolled_parts = []
     for i, (span, rng, clock) in enumerate(zip(spans, ranges, clocks, strict=True)):
         if rollup := rollups[i][1]:
@@ -212,16 +212,18 @@ def _sum(a: Any, b: Any) -> Any:
 
 
 def _add_divisors(
-    run: Budget, q: Query, rows: dict[Key, Values], dims: Sequence[Dimension], span: Span,
-    clock: Clock | None,
-) -> None:  # fmt: skip
+    run: Budget, q: Query, rows: dict[Key, Values], dims: Sequence[Dimension], span: Span
+) -> None:
     """conversion_rate's divisor on each row: the visitors of the events in scope without the
     goal conditions, with the row's values of its other dimensions."""
-    others = [d for d in dims if d is not GOAL]
+    others = tuple(d for d in dims if d is not GOAL)
     at = next((i for i, d in enumerate(dims) if d is GOAL), None)
-    stmt = event_stmt(q.sites, span, others, q.base_filters, clock, False)
-    divisors = {tuple(_key(r._mapping[f"d{i}"]) for i in range(len(others))): r.visitors
-                for r in run.execute(stmt)}  # fmt: skip
+    # The same question as a query of its own, so the planner may answer it from the day
+    # rollups (with no other dimension: every visitor of the range, a raw scan before).
+    base = replace(q, metrics=(METRICS["visitors"],), dimensions=others, filters=q.base_filters,
+                   goals=(), base_filters=None, compare=None)  # fmt: skip
+    table = _tables(run, base, [span], others)[0]
+    divisors = {key: values.get("visitors", 0) for key, values in table.items()}
     for key, raw in rows.items():
         other = key if at is None else key[:at] + key[at + 1 :]
         raw["base_visitors"] = divisors.get(other, 0)
