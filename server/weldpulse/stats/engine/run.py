@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Executable
 from weldpulse.api.params import Range
-from weldpulse.stats.engine import buckets, paging, plan, rolled, runner
+from weldpulse.stats.engine import buckets, local, paging, plan, rolled, runner
 from weldpulse.stats.engine.filters import Condition, Node
 from weldpulse.stats.engine.registry import GOAL, POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
@@ -93,8 +93,12 @@ def _table(
     session_rollup = plan.session_rollup(q.metrics, dims, q.filters, q.zone, rng)
     if (event_rollup and "event" in kinds) or (session_rollup and "session" in kinds):
         rolled_plan = run.plan(q.sites, rng)
+    if "local" in (event_rollup, session_rollup):
+        local_plan = local.plan(run.execute, q.sites, rng, q.zone, time.column if time else None)
     rows: dict[Key, Values] = {}
-    if "event" in kinds and event_rollup:
+    if "event" in kinds and event_rollup == "local":
+        _add(run, local.event_statements(local_plan, dims, clock), len(dims), rows)
+    elif "event" in kinds and event_rollup:
         visitors = any(m.name in ("visitors", "percentage") for m in q.metrics)
         stmts = rolled.event_statements(event_rollup, rolled_plan, dims, q.filters, clock,
                                         wants_time, visitors, top)  # fmt: skip
@@ -120,7 +124,9 @@ def _table(
                     rows[key].update(time_total=r.time_total or 0, time_count=r.time_count)
     if any(m.name == "conversion_rate" for m in q.metrics):
         _add_divisors(run, q, rows, dims, span, clock)
-    if "session" in kinds and session_rollup:
+    if "session" in kinds and session_rollup == "local":
+        _add(run, local.session_statements(local_plan, dims, clock), len(dims), rows)
+    elif "session" in kinds and session_rollup:
         stmts = rolled.session_statements(session_rollup, rolled_plan, dims, q.filters, clock)
         _add(run, stmts, len(dims), rows)
     elif "session" in kinds:
