@@ -35,9 +35,10 @@ TABLES = (("events", "ts"), ("sessions", "started_at"), ("visitor_days", "day"))
 ORDER = {"events": "ts, seq", "sessions": "started_at, session_id", "visitor_days": "day"}
 IDS = {"visitor_id", "session_id"}
 # Rollup tables, copied once with their counts times k (multi_day_visitors: k times, like ids).
-ROLLUPS = ("page_days", "source_days", "event_days", "breakdown_days", "rolled_days")
+ROLLUPS = ("page_days", "source_days", "event_days", "breakdown_days", "local_slots",
+           "rolled_days")  # fmt: skip
 COUNTS = {"visitors", "pageviews", "time_total", "time_count", "entries", "bounces", "sessions",
-          "duration", "total"}  # fmt: skip
+          "duration", "total", "firsts", "lasts", "views"}  # fmt: skip
 
 
 def copy_metadata(src: Path, dst: Path) -> None:

@@ -112,10 +112,12 @@ def _readable(day: date, unit: str | None, pieces: Sequence[Piece], rng: Range) 
     changes = [p.start for p in pieces[1:] if a < p.start < z]
     if any((c - start) % SLOT for c in changes):
         return False  # an offset change inside a slot would split its events' buckets
-    if changes:  # DST days: the bucket of every slot
-        keys = [_key(start + i * SLOT, unit, pieces) if a <= start + i * SLOT < z else "out"
-                for i in range(96)]  # fmt: skip
-        return sum(x != y for x, y in pairwise(keys)) <= 1
+    if changes:  # DST days: the bucket of every slot, the same at its start and its end
+        slots = [start + i * SLOT for i in range(96)]
+        keys = [_key(t, unit, pieces) if a <= t < z else "out" for t in slots]
+        ends = [_key(t + SLOT - ONE_MICROSECOND, unit, pieces) if a <= t < z else "out"
+                for t in slots]  # fmt: skip
+        return keys == ends and sum(x != y for x, y in pairwise(keys)) <= 1
     # One offset all day: buckets of a day or more change at most once in it.
     cuts = (a > start) + (z < start + DAY)
     first, last = _key(a, unit, pieces), _key(z - ONE_MICROSECOND, unit, pieces)
