@@ -92,10 +92,11 @@ def scale(src_dir: Path, k: int) -> Path:
         names = [r[0] for r in con.execute(f"DESCRIBE src.{table}").fetchall()]
         scaled = ", ".join(f"{c} * {k} AS {c}" if c in COUNTS else c for c in names)
         con.execute(f"INSERT INTO {table} SELECT {scaled} FROM src.{table} ORDER BY day")
-    con.execute(
-        f"INSERT INTO multi_day_visitors SELECT {select_list(con, 'multi_day_visitors', k)} "
-        f"FROM src.multi_day_visitors, range({k}) AS r(copy) ORDER BY day, copy"
-    )
+    for table in ("multi_day_visitors", "visitor_spans"):  # ids: copied like the events'
+        con.execute(
+            f"INSERT INTO {table} SELECT {select_list(con, table, k)} "
+            f"FROM src.{table}, range({k}) AS r(copy) ORDER BY day, copy"
+        )
     # Fresh seq values continue after the copies' (the writer draws from this sequence).
     (top,) = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchall()[0]
     con.execute("DROP SEQUENCE events_seq")

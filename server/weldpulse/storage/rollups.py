@@ -54,6 +54,7 @@ from weldpulse.storage.schema import (
     sessions,
     source_days,
     visitor_days,
+    visitor_spans,
 )
 
 
@@ -192,7 +193,7 @@ def roll_day(engine: Engine, site: str, day: date) -> None:
     """(Re)computes one site's day rollups from raw rows and marks them current."""
     with write_transaction(engine, exclusive=True) as conn:
         tables = (page_days, source_days, event_days, breakdown_days, multi_day_visitors,
-                  local_slots)  # fmt: skip
+                  local_slots, visitor_spans)  # fmt: skip
         for table in (*tables, rolled_days):
             conn.execute(delete(table).where(table.c.site_id == site, table.c.day == day))
         for table, rows in (
@@ -202,6 +203,7 @@ def roll_day(engine: Engine, site: str, day: date) -> None:
             (breakdown_days, breakdown_day_rows),
             (multi_day_visitors, multi_day_rows),
             (local_slots, local_slot_rows),
+            (visitor_spans, visitor_span_rows),
         ):
             stmt = rows(site, day)
             conn.execute(insert(table).from_select(list(stmt.selected_columns.keys()), stmt))
@@ -278,3 +280,14 @@ def local_slot_rows(site: str, day: date) -> Select:
     return select(
         *_key(site, day), c.slot_at, *(func.sum(c[n]).label(n) for n in SLOT_SUMS)
     ).group_by(c.slot_at)
+
+
+def visitor_span_rows(site: str, day: date) -> Select:
+    """visitor_spans rows of one site and day: each visitor's first and last event time."""
+    rng, e = _day(day), events.c
+    return (
+        select(*_key(site, day), e.visitor_id, func.min(e.ts).label("first_ts"),
+               func.max(e.ts).label("last_ts"))
+        .where(e.site_id == site, e.ts >= rng.start, e.ts <= rng.end)
+        .group_by(e.visitor_id)
+    )  # fmt: skip

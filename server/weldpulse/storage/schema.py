@@ -288,3 +288,16 @@ local_slots = Table(
     Column("duration", Float, nullable=False),
     Column("views", Integer, nullable=False),  # those sessions' pageviews
 )
+
+# Per site, rolled UTC day and visitor: its first and last event that day. Queries
+# count the few multi-day visitors of local buckets from them (local.py) instead
+# of scanning their events; trusted only while rolled_days marks the day.
+visitor_spans = Table(
+    "visitor_spans",
+    events_db,
+    Column("site_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("visitor_id", BigInteger, nullable=False),
+    Column("first_ts", DateTime, nullable=False),
+    Column("last_ts", DateTime, nullable=False),
+)

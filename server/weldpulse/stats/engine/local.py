@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    union,
 )
 from weldpulse.api.params import Range
 from weldpulse.domain import ONE_MICROSECOND, PAGEVIEW
@@ -40,7 +41,7 @@ from weldpulse.stats.engine.registry import Dimension
 from weldpulse.stats.engine.sql import Clock, bucket, session_stmt
 from weldpulse.stats.engine.zones import Span
 from weldpulse.stats.exact import Split, multi_day, total, within
-from weldpulse.storage.schema import events, local_slots, rolled_days
+from weldpulse.storage.schema import events, local_slots, rolled_days, visitor_spans
 from weldpulse.timezones import Piece, offsets
 
 SLOT = timedelta(minutes=15)
@@ -170,18 +171,33 @@ def event_statements(p: LocalPlan, dims: Sequence[Dimension], clock: Clock | Non
         raw = select(single.label("visitors"), views, literal(0).label("events"))
         out.append(_grouped(raw.where(scope, within(e.ts, p.raw)), key, e.ts))
     # Multi-day ids once per bucket, minus once per rolled (site, day) that counted them.
-    cols = [key(e.ts).label("d0")] if key else []
-    seen = (
-        select(*cols, e.site_id, cast(e.ts, Date).label("day"), e.visitor_id)
-        .where(scope, within(e.ts, [p.rng]), e.visitor_id.in_(multi))
-        .distinct()
-        .subquery("seen")
-    )
+    seen = union(*_seen(p, key, multi)).subquery("seen")
     once = func.count(distinct(seen.c.visitor_id)) - func.count().filter(seen.c.day.in_(p.days))
     stmt = select(once.label("visitors"), literal(0).label("pageviews"), literal(0).label("events"))
     if key is not None:
         stmt = stmt.add_columns(seen.c.d0).group_by(seen.c.d0)
     return [*out, stmt]
+
+
+def _seen(p: LocalPlan, key: Callable[[ColumnElement], Any] | None, multi: Any) -> list[Select]:
+    """(d0, site_id, day, visitor_id) of the multi-day ids per bucket and (site, UTC day) they
+    have an event in: rolled days from their first and last event (one cut at most, so those
+    are in the buckets the visitor-day touches, if in range), raw pieces from events."""
+    v, e = visitor_spans.c, events.c
+
+    def row(at: ColumnElement, site: ColumnElement, day: ColumnElement, visitor: ColumnElement,
+            *where: ColumnElement[bool]) -> Select:  # fmt: skip
+        cols = [key(at).label("d0")] if key else []
+        return select(*cols, site.label("site_id"), day.label("day"),
+                      visitor.label("visitor_id")).where(*where)  # fmt: skip
+
+    rolled = (v.site_id.in_(p.sites), v.day.in_(p.days), v.visitor_id.in_(multi))
+    out = [row(at, v.site_id, v.day, v.visitor_id, *rolled, within(at, [p.rng]))
+           for at in (v.first_ts, v.last_ts)]  # fmt: skip
+    if p.raw:
+        out.append(row(e.ts, e.site_id, cast(e.ts, Date), e.visitor_id, e.site_id.in_(p.sites),
+                       within(e.ts, p.raw), e.visitor_id.in_(multi)))  # fmt: skip
+    return out
 
 
 def session_statements(

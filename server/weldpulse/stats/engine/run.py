@@ -91,7 +91,10 @@ def _table(
     dims = tuple(dims)
     event_rollup = plan.event_rollup(q.metrics, dims, q.filters, q.zone, rng)
     session_rollup = plan.session_rollup(q.metrics, dims, q.filters, q.zone, rng)
-    if (event_rollup and "event" in kinds) or (session_rollup and "session" in kinds):
+    day_rollups = {r for r in (event_rollup, session_rollup) if r and r != "local"}
+    if (event_rollup in day_rollups and "event" in kinds) or (
+        session_rollup in day_rollups and "session" in kinds
+    ):
         rolled_plan = run.plan(q.sites, rng)
     if "local" in (event_rollup, session_rollup):
         local_plan = local.plan(run.execute, q.sites, rng, q.zone, time.column if time else None)
