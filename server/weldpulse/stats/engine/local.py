@@ -8,7 +8,9 @@ the slots before the cut and the lasts of the slots from it on count each
 visitor-day once per part it touches. Pageviews and sessions add up per slot.
 A day is read so when at most one such cut lies inside it, on a slot edge,
 and no offset change falls inside a slot (`_readable`); other days read raw
-rows. Ids seen on several (site, day)s are corrected as in exact.py.
+rows. Ids seen on several (site, day)s are corrected as in exact.py, their
+(site, day)s' buckets read from visitor_spans (first and last event) by the
+same rule.
 """
 
 from bisect import bisect_right
@@ -41,7 +43,13 @@ from weldpulse.stats.engine.registry import Dimension
 from weldpulse.stats.engine.sql import Clock, bucket, session_stmt
 from weldpulse.stats.engine.zones import Span
 from weldpulse.stats.exact import Split, multi_day, total, within
-from weldpulse.storage.schema import events, local_slots, rolled_days, visitor_spans
+from weldpulse.storage.schema import (
+    events,
+    local_slots,
+    rolled_days,
+    visitor_days,
+    visitor_spans,
+)
 from weldpulse.timezones import Piece, offsets
 
 SLOT = timedelta(minutes=15)
@@ -77,7 +85,19 @@ def plan(
     pieces = offsets(zone, rng.start, rng.end)
     days = tuple(sorted(r.day for r in execute(_rolled(sites, rng))
                         if _readable(r.day, unit, pieces, rng)))  # fmt: skip
-    return LocalPlan(sites, rng, days, _raw(rng, days))
+    raw = _raw(rng, days)
+    if raw and days:  # a raw piece makes exact.multi_day look up every rolled day's ids
+        v = visitor_days.c
+        wanted = sorted({d for r in raw for d in _days_of(r)})
+        held = select(v.day).where(v.site_id.in_(sites), v.day.in_(wanted)).distinct()
+        have = {r.day for r in execute(held)}
+        # Every event writes its visitor-day: pieces on days without one have no rows.
+        raw = tuple(r for r in raw if have.intersection(_days_of(r)))
+    return LocalPlan(sites, rng, days, raw)
+
+
+def _days_of(r: Range) -> list[date]:
+    return [r.start.date() + timedelta(i) for i in range((r.end.date() - r.start.date()).days + 1)]
 
 
 def _raw(rng: Range, days: Sequence[date]) -> tuple[Range, ...]:
