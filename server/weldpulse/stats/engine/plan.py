@@ -4,8 +4,10 @@ A part (the event or the session statements of one span) reads the day
 rollups only where they hold exactly what it asks: whole UTC days marked
 current in rolled_days for every site, dimensions and filters the rollup has
 columns for, and time buckets that are whole UTC days (a zone whose offset is
-0 all along the span). Everything else reads raw rows, which are exact for
-any query; so the planner may always say "raw" and only speed is lost.
+0 all along the span; other zones' local days, weeks and months read the
+15-minute slot rollup instead, see local.py). Everything else reads raw
+rows, which are exact for any query; so the planner may always say "raw"
+and only speed is lost.
 """
 
 from collections.abc import Callable

@@ -96,7 +96,9 @@ def _table(
         session_rollup in day_rollups and "session" in kinds
     ):
         rolled_plan = run.plan(q.sites, rng)
-    if "local" in (event_rollup, session_rollup):
+    if (event_rollup == "local" and "event" in kinds) or (
+        session_rollup == "local" and "session" in kinds
+    ):
         local_plan = local.plan(run.execute, q.sites, rng, q.zone, time.column if time else None)
     rows: dict[Key, Values] = {}
     if "event" in kinds and event_rollup == "local":
