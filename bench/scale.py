@@ -36,9 +36,9 @@ ORDER = {"events": "ts, seq", "sessions": "started_at, session_id", "visitor_day
 IDS = {"visitor_id", "session_id"}
 # Rollup tables, copied once with their counts times k (multi_day_visitors: k times, like ids).
 ROLLUPS = ("page_days", "source_days", "event_days", "breakdown_days", "attr_days",
-           "rolled_days")  # fmt: skip
+           "local_slots", "rolled_days")  # fmt: skip
 COUNTS = {"visitors", "pageviews", "time_total", "time_count", "entries", "bounces", "sessions",
-          "duration", "total", "events", "views"}  # fmt: skip
+          "duration", "total", "events", "views", "firsts", "lasts"}  # fmt: skip
 
 
 def copy_metadata(src: Path, dst: Path) -> None:
@@ -92,10 +92,11 @@ def scale(src_dir: Path, k: int) -> Path:
         names = [r[0] for r in con.execute(f"DESCRIBE src.{table}").fetchall()]
         scaled = ", ".join(f"{c} * {k} AS {c}" if c in COUNTS else c for c in names)
         con.execute(f"INSERT INTO {table} SELECT {scaled} FROM src.{table} ORDER BY day")
-    con.execute(
-        f"INSERT INTO multi_day_visitors SELECT {select_list(con, 'multi_day_visitors', k)} "
-        f"FROM src.multi_day_visitors, range({k}) AS r(copy) ORDER BY day, copy"
-    )
+    for table in ("multi_day_visitors", "visitor_spans"):  # ids: copied like the events'
+        con.execute(
+            f"INSERT INTO {table} SELECT {select_list(con, table, k)} "
+            f"FROM src.{table}, range({k}) AS r(copy) ORDER BY day, copy"
+        )
     # Fresh seq values continue after the copies' (the writer draws from this sequence).
     (top,) = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchall()[0]
     con.execute("DROP SEQUENCE events_seq")

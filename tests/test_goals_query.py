@@ -7,6 +7,7 @@ over visitors from Google.
 
 import secrets
 from datetime import date
+from typing import Any
 
 from conftest import Stack
 from weldpulse.storage import accounts, rollups
@@ -121,7 +122,7 @@ def test_conversion_rates_are_the_same_once_the_day_is_rolled(stack: Stack) -> N
     day rollups (every visitor, or visitors per source): rolled or not, the same rates."""
     site, key = _site_with_goals(stack)
     signup = {"dimension": "goal", "op": "is", "values": ["Signup"]}
-    bodies = [{"dimensions": ["goal"]}, {"dimensions": ["goal", "source"]},
+    bodies: list[dict[str, Any]] = [{"dimensions": ["goal"]}, {"dimensions": ["goal", "source"]},
               {"dimensions": ["source"], "filters": signup}, {"filters": signup}]  # fmt: skip
 
     def answers() -> list:

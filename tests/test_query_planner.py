@@ -136,14 +136,18 @@ LOCAL_CASES = [
 def test_local_day_buckets_equal_reference(api: Api) -> None:
     """Local days, weeks and months cut UTC days (plan.LocalDays): whole days, partial ends and
     DST days, against the previous period, must equal the reference."""
+    rollups.roll_pending(api.stack.events, date(2026, 11, 30))  # read from local_slots
     for i, (zone, first) in enumerate(LOCAL_CASES):
         last = first + timedelta(days=2)
         for j, shape in enumerate(LOCAL_SHAPES):
-            rng = (
-                {"start": first.isoformat(), "end": last.isoformat()}
-                if (i + j) % 2 == 0
-                else {"start": f"{first}T07:15:00Z", "end": f"{last}T21:40:00Z"}
-            )
+            mid = first + timedelta(days=1)
+            rng = [
+                {"start": first.isoformat(), "end": last.isoformat()},
+                {"start": f"{first}T07:15:00Z", "end": f"{last}T21:40:00Z"},
+                # Ends on slot edges: the end days' slots are read, one UTC day cut twice is not.
+                {"start": f"{first}T13:45:00Z", "end": f"{last}T02:29:59.999999Z"},
+                {"start": f"{mid}T06:00:00Z", "end": f"{mid}T17:59:59.999999Z"},
+            ][(i + j) % 4]
             req = {**shape, "date_range": rng, "timezone": zone, "limit": 100}
             check(api, req if j else {**req, "compare": {"mode": "previous_period"}})
 

@@ -248,6 +248,36 @@ def queries(draw: Any, api: Api) -> dict:
     return req
 
 
+LOCAL_EVENT_METRICS = ["visitors", "pageviews", "percentage"]
+
+
+@st.composite
+def local_queries(draw: Any, api: Api) -> dict:
+    """Queries the slot rollup answers (plan.py "local"): a local day, week or month bucket
+    (or none), no filter, ranges of local dates, of slot-aligned instants or of any instant."""
+    pool = draw(st.sampled_from([LOCAL_EVENT_METRICS, ref.SESSION_METRICS]))
+    metrics = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True))
+    tz = draw(st.sampled_from(ZONES[1:]))
+    req: dict[str, Any] = {"metrics": metrics, "timezone": tz}
+    if draw(st.booleans()):
+        req["site_id"] = draw(st.sampled_from(list(api.data.sites)))
+    rng = draw(date_ranges(api.data.windows, tz))
+    if draw(st.booleans()):  # UTC instants on 15-minute slot edges, as local midnights are
+        first, days = draw(st.sampled_from(api.data.windows))
+        lo = datetime.combine(first, datetime.min.time()) + 15 * timedelta(
+            minutes=draw(st.integers(-96, 96 * days)))  # fmt: skip
+        hi = lo + 15 * timedelta(minutes=draw(st.integers(1, 96 * 3))) - timedelta(microseconds=1)
+        rng = {"start": lo.isoformat() + "Z", "end": hi.isoformat() + "Z"}
+    req["date_range"] = rng
+    unit = draw(st.sampled_from(["day", "day", "week", "month", None]))
+    req["dimensions"] = [f"time:{unit}"] if unit else []
+    if draw(st.booleans()):
+        req["compare"] = {"mode": "custom", "date_range": draw(date_ranges(api.data.windows, tz))}
+    req["include_totals"] = draw(st.booleans())
+    req["limit"] = draw(st.integers(1, 7))
+    return req
+
+
 GOAL_METRICS = ["visitors", "events", "pageviews", "conversion_rate", "percentage", "time_on_page"]
 
 
@@ -367,13 +397,22 @@ def check(api: Api, req: dict) -> None:
 # ---- tests --------------------------------------------------------------------------------
 
 
+LOCAL_CASES = int(os.environ.get("WELDPULSE_LOCAL_CASES", "15"))
+
+
 def run(api: Api) -> None:
     @SETTINGS
     @given(st.data())
     def prop(data: st.DataObject) -> None:
         check(api, data.draw(queries(api)))
 
+    @settings(SETTINGS, max_examples=LOCAL_CASES)
+    @given(st.data())
+    def local(data: st.DataObject) -> None:
+        check(api, data.draw(local_queries(api)))
+
     prop()
+    local()
 
 
 def test_answers_equal_reference_unrolled(api: Api) -> None:

@@ -20,10 +20,13 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    Interval,
     Select,
     and_,
+    case,
     delete,
     distinct,
+    extract,
     func,
     insert,
     literal,
@@ -47,12 +50,14 @@ from weldpulse.storage.schema import (
     breakdown_days,
     event_days,
     events,
+    local_slots,
     multi_day_visitors,
     page_days,
     rolled_days,
     sessions,
     source_days,
     visitor_days,
+    visitor_spans,
 )
 
 
@@ -241,7 +246,7 @@ def roll_day(engine: Engine, site: str, day: date) -> None:
     """(Re)computes one site's day rollups from raw rows and marks them current."""
     with write_transaction(engine, exclusive=True) as conn:
         tables = (page_days, source_days, event_days, breakdown_days, attr_days,
-                  multi_day_visitors)  # fmt: skip
+                  multi_day_visitors, local_slots, visitor_spans)  # fmt: skip
         for table in (*tables, rolled_days):
             conn.execute(delete(table).where(table.c.site_id == site, table.c.day == day))
         for table, rows in (
@@ -251,6 +256,8 @@ def roll_day(engine: Engine, site: str, day: date) -> None:
             (breakdown_days, breakdown_day_rows),
             (attr_days, attr_day_rows),
             (multi_day_visitors, multi_day_rows),
+            (local_slots, local_slot_rows),
+            (visitor_spans, visitor_span_rows),
         ):
             stmt = rows(site, day)
             conn.execute(insert(table).from_select(list(stmt.selected_columns.keys()), stmt))
@@ -280,3 +287,61 @@ def roll_pending(engine: Engine, before: date, budget_s: float | None = None) ->
             return len(todo) - done
         roll_day(engine, site, day)
     return 0
+
+
+SLOT_SUMS = ("firsts", "lasts", "pageviews", "sessions", "bounces", "duration", "views")
+
+
+def slot_of(at: ColumnElement[datetime]) -> ColumnElement[datetime]:
+    """The start of `at`'s 15-minute slot (a CASE of interval literals: the same SQL on
+    DuckDB and PostgreSQL)."""
+    minute = extract("minute", at)
+    starts = [literal(timedelta(minutes=m), Interval()) for m in (0, 15, 30, 45)]
+    quarter = case(*((minute < m, at) for m, at in zip((15, 30, 45), starts, strict=False)),
+                   else_=starts[3])  # fmt: skip
+    return func.date_trunc("hour", at) + quarter
+
+
+def _slot_part(at: ColumnElement[datetime], **sums: ColumnElement) -> Select:
+    """One source of local_slots columns: the given sums per slot of `at`, zeros for the others."""
+    slot = slot_of(at).label("slot_at")  # one object: DuckDB matches GROUP BY by parameter
+    zero = {"duration": literal(0.0, Float)}
+    return select(
+        slot, *(sums.get(n, zero.get(n, literal(0, Integer))).label(n) for n in SLOT_SUMS)
+    ).group_by(slot)
+
+
+def local_slot_rows(site: str, day: date) -> Select:
+    """local_slots rows of one site and day: each visitor's first and last event of the day,
+    pageviews, and the sessions starting that day, per 15-minute slot."""
+    rng, e, s = _day(day), events.c, sessions.c
+    in_day = (e.site_id == site, e.ts >= rng.start, e.ts <= rng.end)
+    spans = (
+        select(func.min(e.ts).label("first"), func.max(e.ts).label("last"))
+        .where(*in_day)
+        .group_by(e.visitor_id)
+        .subquery("spans")
+    )
+    c = union_all(
+        _slot_part(spans.c.first, firsts=func.count()),
+        _slot_part(spans.c.last, lasts=func.count()),
+        _slot_part(e.ts, pageviews=func.count()).where(*in_day, e.name == PAGEVIEW),
+        _slot_part(s.started_at, sessions=func.count(), bounces=func.sum(session_bounce),
+                   duration=func.sum(s.duration), views=func.sum(s.pageviews)).where(
+            s.site_id == site, s.started_at >= rng.start, s.started_at <= rng.end
+        ),
+    ).subquery("day_slots").c  # fmt: skip
+    return select(
+        *_key(site, day), c.slot_at, *(func.sum(c[n]).label(n) for n in SLOT_SUMS)
+    ).group_by(c.slot_at)
+
+
+def visitor_span_rows(site: str, day: date) -> Select:
+    """visitor_spans rows of one site and day: each visitor's first and last event time."""
+    rng, e = _day(day), events.c
+    return (
+        select(*_key(site, day), e.visitor_id, func.min(e.ts).label("first_ts"),
+               func.max(e.ts).label("last_ts"))
+        .where(e.site_id == site, e.ts >= rng.start, e.ts <= rng.end)
+        .group_by(e.visitor_id)
+    )  # fmt: skip

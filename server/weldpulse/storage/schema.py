@@ -305,3 +305,38 @@ ingest_positions = Table(
     Column("log_id", String(64), primary_key=True),
     Column("position", BigInteger, nullable=False),
 )
+
+# Per site, rolled UTC day and 15-minute slot of it (slot_at: its start, naive UTC):
+# the additive figures of the slot, and of the day's visitors how many had their
+# first (firsts) and their last (lasts) event of that day in the slot. Every real
+# zone's offset is a whole number of slots, so local buckets are unions of slots;
+# a local bucket edge b inside a UTC day splits it in a prefix, whose visitors are
+# the firsts of slots before b, and a suffix, the lasts of slots from b on
+# (stats/engine/local.py). Trusted only while rolled_days marks the day.
+local_slots = Table(
+    "local_slots",
+    events_db,
+    Column("site_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("slot_at", DateTime, nullable=False),
+    Column("firsts", Integer, nullable=False),
+    Column("lasts", Integer, nullable=False),
+    Column("pageviews", Integer, nullable=False),
+    Column("sessions", Integer, nullable=False),  # sessions starting in the slot
+    Column("bounces", Integer, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("views", Integer, nullable=False),  # those sessions' pageviews
+)
+
+# Per site, rolled UTC day and visitor: its first and last event that day. Queries
+# count the few multi-day visitors of local buckets from them (local.py) instead
+# of scanning their events; trusted only while rolled_days marks the day.
+visitor_spans = Table(
+    "visitor_spans",
+    events_db,
+    Column("site_id", String(36), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("visitor_id", BigInteger, nullable=False),
+    Column("first_ts", DateTime, nullable=False),
+    Column("last_ts", DateTime, nullable=False),
+)

@@ -4,8 +4,10 @@ A part (the event or the session statements of one span) reads the day
 rollups only where they hold exactly what it asks: whole UTC days marked
 current in rolled_days for every site, dimensions and filters the rollup has
 columns for, and time buckets that are whole UTC days (a zone whose offset is
-0 all along the span). Everything else reads raw rows, which are exact for
-any query; so the planner may always say "raw" and only speed is lost.
+0 all along the span; other zones' local days, weeks and months read the
+15-minute slot rollup instead, see local.py). Everything else reads raw
+rows, which are exact for any query; so the planner may always say "raw"
+and only speed is lost.
 """
 
 from collections.abc import Callable
@@ -102,18 +104,29 @@ def _whole_days(dims: tuple[Dimension, ...], zone: ZoneInfo, rng: Range) -> bool
     )
 
 
+# Local buckets (local.py): days or longer; the slot rollup has no times on page.
+LOCAL_METRICS = {"visitors", "pageviews", "percentage"}
+
+
+def _local(dims: tuple[Dimension, ...]) -> bool:
+    """Whether the time dimension has buckets of whole local days (the slot rollup's)."""
+    return all(d.column in ("day", "week", "month") for d in dims if d.kind == "time")
+
+
 def event_rollup(
     metrics: tuple[Metric, ...], dims: tuple[Dimension, ...], filters: Node | None,
     zone: ZoneInfo, rng: Range,
 ) -> str | None:  # fmt: skip
     """The rollup the event statements of a query part can read: "totals" (visitor_days,
     breakdown_days, page_days times), "pages" (page_days), "custom" (event_days), "attrs"
-    (attr_days: page, hostname or session attributes, no time), or None."""
+    (attr_days: page, hostname or session attributes, no time), "local" (local_slots), or None."""
     wanted = {m.name for m in metrics if m.kind == "event"}
     names = [d.name for d in dims]
     if filters is None and all(d.kind == "time" for d in dims) and wanted <= TOTAL_METRICS:
-        # Local days split UTC days: visitors per local day cannot come from day rollups.
-        return "totals" if _whole_days(dims, zone, rng) else None
+        if _whole_days(dims, zone, rng):
+            return "totals"
+        # Local days split UTC days: their visitors come from the slot rollup (local.py).
+        return "local" if _local(dims) and wanted <= LOCAL_METRICS else None
     if names == ["page"] and _scoped(filters, "is", {"page"}) and wanted <= PAGE_METRICS:
         return "pages"
     if names == ["event_name"] and _scoped(filters, "is_not", set()):
@@ -129,11 +142,14 @@ def session_rollup(
     zone: ZoneInfo, rng: Range,
 ) -> str | None:  # fmt: skip
     """The rollup the session statements of a query part can read: "sources" (source_days),
-    "entries" (page_days entries), "attrs" (attr_days: session attributes), or None."""
+    "entries" (page_days entries), "attrs" (attr_days: session attributes), "local"
+    (local_slots), or None."""
     wanted = {m.name for m in metrics if m.kind == "session"}
     names = {d.name for d in dims if d.kind != "time"}
     if names <= {"source"} and _on(filters, {"source"}) and wanted <= SOURCE_METRICS:
-        return "sources" if _whole_days(dims, zone, rng) else None
+        if _whole_days(dims, zone, rng):
+            return "sources"
+        return "local" if not names and filters is None and _local(dims) else None
     if [d.name for d in dims] == ["entry_page"] and _on(filters, {"entry_page"}):
         return "entries" if wanted <= ENTRY_METRICS else None
     kind = attr_kind(dims)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Executable, Integer, Select, literal_column, select, union_all
 from weldpulse.api.params import Range
-from weldpulse.stats.engine import buckets, paging, plan, rolled, runner
+from weldpulse.stats.engine import buckets, local, paging, plan, rolled, runner
 from weldpulse.stats.engine.filters import Condition, Node
 from weldpulse.stats.engine.registry import GOAL, METRICS, POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
@@ -99,12 +99,24 @@ def _tables(
                 else None,
                 plan.session_rollup(q.metrics, dims, q.filters, q.zone, rng) if "session" in kinds
                 else None) for rng in ranges]  # fmt: skip
-    run.prefetch(q.sites, [rng for rng, parts in zip(ranges, rollups, strict=True) if any(parts)])
+    day_parts = [rng for rng, parts in zip(ranges, rollups, strict=True)
+                 if any(p and p != "local" for p in parts)]  # fmt: skip
+    run.prefetch(q.sites, day_parts)
     wants_time = any(m.name == "time_on_page" for m in q.metrics)
     visitors = any(m.name in ("visitors", "percentage") for m in q.metrics)
+    local_plans: dict[int, local.LocalPlan] = {}
+
+    def local_plan(i: int) -> local.LocalPlan:  # looked up only for the parts that read it
+        if i not in local_plans:
+            column = time.column if time else None
+            local_plans[i] = local.plan(run.execute, q.sites, ranges[i], q.zone, column)
+        return local_plans[i]
+
     rolled_parts: list[tuple[int, Select]] = []
     for i, (span, rng, clock) in enumerate(zip(spans, ranges, clocks, strict=True)):
-        if rollup := rollups[i][0]:
+        if rollups[i][0] == "local":
+            rolled_parts += [(i, s) for s in local.event_statements(local_plan(i), dims, clock)]
+        elif rollup := rollups[i][0]:
             stmts = rolled.event_statements(rollup, run.plan(q.sites, rng), dims, q.filters, clock,
                                             wants_time, visitors, top)  # fmt: skip
             rolled_parts += [(i, stmt) for stmt in stmts]
@@ -116,7 +128,9 @@ def _tables(
             _add_divisors(run, q, rows, dims, span)
     rolled_parts = []
     for i, (span, rng, clock) in enumerate(zip(spans, ranges, clocks, strict=True)):
-        if rollup := rollups[i][1]:
+        if rollups[i][1] == "local":
+            rolled_parts += [(i, s) for s in local.session_statements(local_plan(i), dims, clock)]
+        elif rollup := rollups[i][1]:
             stmts = rolled.session_statements(rollup, run.plan(q.sites, rng), dims,
                                               q.filters, clock)  # fmt: skip
             rolled_parts += [(i, stmt) for stmt in stmts]
