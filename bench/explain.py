@@ -17,12 +17,15 @@ from queries import SHAPES
 from run import WINDOWS
 from sqlalchemy import Connection, event
 from weldpulse.stats.engine import run as engine_run
+from weldpulse.stats.engine.goals import Goal
 from weldpulse.stats.engine.request import parse_query
-from weldpulse.storage import engines
+from weldpulse.storage import engines, goals
 from weldpulse.v1 import analytics_pb2 as pb
 
 
-def profile(conn: Connection, site: str, shape: str, window: str) -> dict[str, Any]:
+def profile(
+    conn: Connection, site: str, shape: str, window: str, site_goals: list[Goal]
+) -> dict[str, Any]:
     """Answers the shape once, recording each statement's SQL, parameters and milliseconds."""
     body = SHAPES[shape].body(site, WINDOWS[window])
     request = json_format.ParseDict(body, pb.QueryRequest())
@@ -35,7 +38,7 @@ def profile(conn: Connection, site: str, shape: str, window: str) -> dict[str, A
         statements[-1]["ms"] = round((time.perf_counter() - statements[-1].pop("started")) * 1e3, 1)
 
     started = time.perf_counter()
-    q = parse_query(request, (site,), lambda _: "UTC")
+    q = parse_query(request, (site,), lambda _: "UTC", site_goals)
     event.listen(conn, "before_cursor_execute", before)
     event.listen(conn, "after_cursor_execute", after)
     try:
@@ -55,11 +58,17 @@ def profile(conn: Connection, site: str, shape: str, window: str) -> dict[str, A
 
 def main(data_dir: str, shape: str, window: str = "30d") -> None:
     info = json.loads((Path(data_dir) / "load.json").read_text())
+    site = info["sites"][0]
+    meta = engines.connect(info["meta_url"])
+    with meta.connect() as conn:  # the goals the server would read (g_* shapes)
+        rows = conn.execute(goals.site_goals_stmt([site])).all()
+    meta.dispose()
+    site_goals = [Goal(r.site_id, r.name, r.event_name or "", r.page_path or "") for r in rows]
     ev = engines.connect(info["events_url"])
     try:
         with ev.connect() as conn:
-            profile(conn, info["sites"][0], shape, window)  # warm caches
-            result = profile(conn, info["sites"][0], shape, window)
+            profile(conn, site, shape, window, site_goals)  # warm caches
+            result = profile(conn, site, shape, window, site_goals)
             print(f"{shape}/{window}: {result['total_ms']} ms in all, statements "
                   f"{result['statements_ms']} ms, {result['rows']} rows")  # fmt: skip
             for s in result["statements"]:
