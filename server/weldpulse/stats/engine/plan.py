@@ -10,17 +10,14 @@ rows, which are exact for any query; so the planner may always say "raw"
 and only speed is lost.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Executable
 from weldpulse.api.params import Range
 from weldpulse.stats.engine.filters import Node
 from weldpulse.stats.engine.registry import Dimension, Metric
-from weldpulse.stats.exact import Split, rolled_days_of, split
+from weldpulse.stats.exact import Split, split
 from weldpulse.storage.schema import ATTR_KINDS, EVENT_ATTRS
 from weldpulse.timezones import is_utc
 
@@ -44,12 +41,6 @@ class Plan:
 
 def raw(sites: tuple[str, ...], rng: Range) -> Plan:
     return Plan(sites, rng, split(rng, ()))
-
-
-def rolled(execute: Callable[[Executable], Any], sites: tuple[str, ...], rng: Range) -> Plan:
-    """The range split at the whole UTC days whose rollups are current for every site."""
-    days = [r.day for r in execute(rolled_days_of(sites, rng))]
-    return Plan(sites, rng, split(rng, days))
 
 
 # Metrics each rollup holds the sums of; any other (or a new) metric reads raw rows.
