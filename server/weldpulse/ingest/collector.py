@@ -32,6 +32,7 @@ from weldpulse.ingest.log import ApplierLease, ApplierLock, IngestLog, LogFull, 
 from weldpulse.observability import INGESTED
 from weldpulse.storage import rollups, writer
 from weldpulse.storage.schema import sessions
+from weldpulse.storage.statistics import Statistics
 
 log = logging.getLogger(__name__)
 MAX_BATCH_EVENTS = 20_000  # events per log commit, and per store transaction
@@ -305,6 +306,7 @@ class Applier:
         self._resumed = False  # the store's position read (the store may be down at start)
         self._next_try = 0.0  # when a process that does not apply next tries to
         self._waiting: list[tuple[int, list[tuple[int, Future[int]]]]] = []
+        self._statistics = Statistics(engine)
         self._mutex = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -393,6 +395,7 @@ class Applier:
             self._position = last
         INGESTED.inc(len(items))
         self._release_waiting(last)
+        self._statistics.applied(len(items))  # after the waiters: they need not wait for it
         if time.monotonic() >= self._discard_at:
             self._discard()
         return True

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Text, literal
+from sqlalchemy import ColumnElement, Connection, Executable, Text, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -72,6 +72,19 @@ def custom_plans(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+JOINS_SESSIONS = "weldpulse_joins_sessions"  # an execution option: see joined()
+
+
+def joined(stmt: Executable, joins: bool = True) -> Any:
+    """`stmt`, marked (if `joins`) as joining sessions and events: Budget runs it with
+    hash_joins. Marked where it is built, so any caller (union, rollup part) runs it so."""
+    return stmt.execution_options(**{JOINS_SESSIONS: True}) if joins else stmt
+
+
+def is_joined(stmt: Executable) -> bool:
+    return bool(stmt.get_execution_options().get(JOINS_SESSIONS))
 
 
 def hash_joins(conn: Connection, on: bool) -> None:

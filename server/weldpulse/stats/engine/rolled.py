@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from weldpulse.api.params import Range
 from weldpulse.domain import PAGEVIEW
+from weldpulse.stats.engine.dialect import joined
 from weldpulse.stats.engine.filters import Node
 from weldpulse.stats.engine.plan import Plan, attr_kind
 from weldpulse.stats.engine.registry import Dimension
@@ -182,7 +183,8 @@ def _attr_visitors(p: Plan, dims: Sequence[Dimension], filters: Node | None,
         total(rows.c.events).label("events"),
         *(g.label(f"d{i}") for i, g in enumerate(group)),
     ).group_by(*group)
-    return stmt.where(where(filters, rows, rows)) if filters is not None else stmt
+    stmt = stmt.where(where(filters, rows, rows)) if filters is not None else stmt
+    return joined(stmt, any(x.kind == "session" for x in dims))  # the raw rows join sessions
 
 
 def _custom_visitors(p: Plan) -> Select:

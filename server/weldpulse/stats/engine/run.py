@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Executable, Integer, Select, literal_column, select, union_all
 from weldpulse.api.params import Range
-from weldpulse.stats.engine import buckets, local, paging, plan, rolled, runner
+from weldpulse.stats.engine import buckets, dialect, local, paging, plan, rolled, runner
 from weldpulse.stats.engine.filters import Condition, Node
 from weldpulse.stats.engine.registry import GOAL, METRICS, POINTS, Dimension, Metric
 from weldpulse.stats.engine.request import Query
@@ -23,8 +23,6 @@ from weldpulse.stats.engine.sql import (
     Clock,
     by_links,
     event_stmt,
-    joins_events,
-    joins_sessions,
     session_stmt,
     time_on_page_stmt,
 )
@@ -149,7 +147,7 @@ def _raw_events(
     # completing one: the filter without goal conditions is all that is left to apply.
     filters = q.base_filters if GOAL in dims else q.filters
     stmt = event_stmt(q.sites, span, dims, filters, clock, wants_time and not links, q.goals)
-    for r in run.execute(stmt, joins_sessions(dims, filters)):
+    for r in run.execute(stmt):
         key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
         rows.setdefault(key, {}).update(
             visitors=r.visitors, pageviews=r.pageviews, events=r.events,
@@ -157,7 +155,7 @@ def _raw_events(
         )  # fmt: skip
     if links:
         stmt = time_on_page_stmt(q.sites, span, dims, q.filters, clock)
-        for r in run.execute(stmt, joins_sessions(dims, q.filters)):
+        for r in run.execute(stmt):
             key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
             if key in rows:  # a pageview in scope: its row has events in scope
                 rows[key].update(time_total=r.time_total or 0, time_count=r.time_count)
@@ -168,7 +166,7 @@ def _raw_sessions(
     rows: dict[Key, Values],
 ) -> None:  # fmt: skip
     stmt = session_stmt(q.sites, span, dims, q.filters, clock)
-    for r in run.execute(stmt, joins_events(q.filters)):
+    for r in run.execute(stmt):
         key = tuple(_key(r._mapping[f"d{i}"]) for i in range(len(dims)))
         rows.setdefault(key, {}).update(
             sessions=r.sessions, bounces=r.bounces, duration=r.duration, views=r.views,
@@ -199,7 +197,8 @@ def _merged(parts: Sequence[tuple[int, Select]]) -> list[tuple[Executable, int |
             sub = stmt.subquery()
             period = literal_column(str(i), Integer).label("period")
             members.append(select(period, *(sub.c[name] for name in names)))
-        out.append((union_all(*members), None))
+        joins = any(dialect.is_joined(stmt) for _, stmt in group)
+        out.append((dialect.joined(union_all(*members), joins), None))
     return out
 
 

@@ -107,13 +107,13 @@ class Budget:
             "the date_range, the dimensions or the filters"
         )
 
-    def execute(self, stmt: Executable, hash_joins: bool = False) -> CursorResult[Any]:
-        """Runs `stmt` (with `hash_joins`: as a statement joining sessions and events)."""
+    def execute(self, stmt: Executable) -> CursorResult[Any]:
+        """Runs `stmt` (one marked dialect.joined: with hash joins only)."""
         if self.deadline - time.monotonic() <= 0:
             raise self.error()
         token = WATCHDOG.arm(self.deadline, self._cancel)
         try:
-            if not hash_joins:
+            if not dialect.is_joined(stmt):
                 return self.conn.execute(stmt)
             dialect.hash_joins(self.conn, True)
             result = self.conn.execute(stmt)

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from weldpulse.api.params import Range
 from weldpulse.domain import PAGEVIEW
-from weldpulse.stats.engine.dialect import matches, prop
+from weldpulse.stats.engine.dialect import joined, matches, prop
 from weldpulse.stats.engine.filters import Condition, Node
 from weldpulse.stats.engine.goals import completes, goal_pairs
 from weldpulse.stats.engine.registry import GOAL, PROP_PREFIX, Dimension
@@ -156,7 +156,7 @@ def event_stmt(
     keys = [
         bucket(e.c.ts, d.column, clock) if d.kind == "time" else dim_value(d, e, s) for d in dims
     ]
-    return _group(stmt, keys)
+    return joined(_group(stmt, keys), needs_sessions)
 
 
 def joins_sessions(dims: Sequence[Dimension], filters: Node | None) -> bool:
@@ -208,7 +208,7 @@ def session_stmt(
             stmt = stmt.where(where(filters, None, s))
     keys = [bucket(s.c.started_at, d.column, clock) if d.kind == "time" else dim_value(d, None, s)
             for d in dims]  # fmt: skip
-    return _group(stmt, keys)
+    return joined(_group(stmt, keys), joins_events(filters))
 
 
 def _sessions_with_event(sites: Sequence[str], span: Span, filters: Node) -> Select:
@@ -288,4 +288,4 @@ def time_on_page_stmt(
     keys = [
         bucket(p.c.ts, d.column, clock) if d.kind == "time" else dim_value(d, p, s) for d in dims
     ]
-    return _group(stmt, keys)
+    return joined(_group(stmt, keys), needs_sessions)
