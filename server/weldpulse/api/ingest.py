@@ -11,7 +11,7 @@ import grpc
 from cachetools import TTLCache
 from google.protobuf import struct_pb2
 from sqlalchemy import Engine
-from weldpulse.api.context import authorize_site, principal_var
+from weldpulse.api.context import authorize_site, call_var, principal_var, text_headers
 from weldpulse.api.params import iso_instant
 from weldpulse.errors import BadRequest, Unavailable
 from weldpulse.ingest import enrich
@@ -54,9 +54,9 @@ def _scalar(value: struct_pb2.Value) -> Any:
 
 
 def _headers(context: AioCtx) -> dict[str, str]:
-    """The call's text headers, read once (grpc rebuilds them at each read); the first of a
-    repeated name wins."""
-    return {k: v for k, v in reversed(context.invocation_metadata() or ()) if isinstance(v, str)}
+    """The call's text headers, as the call layer read them (grpc rebuilds them at each read)."""
+    call = call_var.get(None)
+    return call.metadata if call is not None else text_headers(context.invocation_metadata())
 
 
 def client_ip(headers: dict[str, str], context: AioCtx, trusted_hops: int) -> str:
