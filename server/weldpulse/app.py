@@ -1,5 +1,6 @@
 """Builds and runs the gRPC server: services, interceptors, limits, health and graceful shutdown."""
 
+import gc
 import os
 import signal
 import threading
@@ -52,6 +53,7 @@ from weldpulse.v1 import (
 )
 
 log = structlog.get_logger(__name__)
+GC_YOUNG = 10_000  # allocations between two collections of the youngest generation (700 default)
 SERVICE_NAME = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 INGEST_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
 FUNNEL_NAME = funnels_pb2.DESCRIPTOR.services_by_name["FunnelService"].full_name
@@ -248,6 +250,7 @@ class Running:
         if options.metrics_port is not None:
             self.metrics, _ = start_http_server(options.metrics_port, addr=settings.host)
             log.info("metrics listening", port=self.metrics.server_port)
+        settle_gc()
 
     def stop(self) -> None:
         shutdown(self.server, self.health, self.options)
@@ -256,6 +259,18 @@ class Running:
         self.metadata.dispose()
         if self.events is not None:
             self.events.dispose()
+
+
+def settle_gc() -> None:
+    """Keeps the start-up heap out of cyclic collections, and collects young objects less often.
+
+    Under wrk, collections took ~4.8% of a serving process's CPU: each full
+    one walks every module, descriptor and compiled statement, and a collect's
+    objects (freed by refcounts, few in cycles) set off a young one every ~20 calls.
+    With the start-up objects frozen and a 10,000-object first generation: 2.5-3%.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
 
 
 def wait_for_signal() -> None:
