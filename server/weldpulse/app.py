@@ -53,7 +53,6 @@ from weldpulse.v1 import (
 )
 
 log = structlog.get_logger(__name__)
-GC_YOUNG = 10_000  # allocations between two collections of the youngest generation (700 default)
 SERVICE_NAME = analytics_pb2.DESCRIPTOR.services_by_name["AnalyticsService"].full_name
 INGEST_NAME = ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
 FUNNEL_NAME = funnels_pb2.DESCRIPTOR.services_by_name["FunnelService"].full_name
@@ -262,15 +261,14 @@ class Running:
 
 
 def settle_gc() -> None:
-    """Keeps the start-up heap out of cyclic collections, and collects young objects less often.
+    """Keeps the start-up heap (modules, descriptors, compiled statements) out of collections.
 
-    Under wrk, collections took ~4.8% of a serving process's CPU: each full
-    one walks every module, descriptor and compiled statement, and a collect's
-    objects (freed by refcounts, few in cycles) set off a young one every ~20 calls.
-    With the start-up objects frozen and a 10,000-object first generation: 2.5-3%.
+    Under wrk, cyclic collections took 4.8-4.9% of a serving process's CPU,
+    3.4-4.1% with this. (Collecting the young generation less often saved
+    more, but kept refused calls' cyclic garbage, 900 KB messages in it, for
+    longer: tests/test_input_bounds.py.)
     """
     gc.freeze()
-    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
 
 
 def wait_for_signal() -> None:
