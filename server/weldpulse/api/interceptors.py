@@ -190,8 +190,7 @@ class Gate(aio.ServerInterceptor):
             sync = serving.SyncContext(context, asyncio.get_running_loop(), pool)
             with saturation:
                 try:
-                    with _entered(layers, method, sync):
-                        return await inner(await _first(requests, method), context)
+                    return await _nested(layers, 0, method, sync, requests, context, inner)
                 except serving.Aborted as aborted:
                     status = aborted.code, aborted.details
                 # Outside the except: the abort's exception then chains no traceback that
@@ -282,6 +281,23 @@ async def _first(requests: Any, method: str) -> Any:
             )
         return request
     raise NotServed(f"{method} requires exactly one request message")
+
+
+async def _nested(
+    layers: list[Layer],
+    index: int,
+    method: str,
+    sync: serving.SyncContext,
+    requests: Any,
+    context: aio.ServicerContext,
+    inner: Callable[..., Any],
+) -> Any:
+    """`inner` inside the layers' scopes from `index` on, as nested `with` statements (what
+    `_entered` does with an ExitStack and a generator: ~5-10 µs more a call)."""
+    if index == len(layers):
+        return await inner(await _first(requests, method), context)
+    with layers[index].scope(method, sync):
+        return await _nested(layers, index + 1, method, sync, requests, context, inner)
 
 
 def _service(method: str) -> str:
