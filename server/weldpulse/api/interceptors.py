@@ -190,7 +190,7 @@ class Gate(aio.ServerInterceptor):
             sync = serving.SyncContext(context, asyncio.get_running_loop(), pool)
             with saturation:
                 try:
-                    return await _nested(layers, 0, method, sync, requests, context, inner)
+                    return await _nested(layers, 0, method, sync, context, inner)
                 except serving.Aborted as aborted:
                     status = aborted.code, aborted.details
                 # Outside the except: the abort's exception then chains no traceback that
@@ -275,11 +275,7 @@ def _held(
 
 async def _first(requests: Any, method: str) -> Any:
     async for request in requests:
-        if isinstance(request, _Undecodable):
-            raise BadRequest(
-                "request: not valid protobuf, or nested too deeply (props: at most about 30 levels)"
-            )
-        return request
+        return _decoded(request)
     raise NotServed(f"{method} requires exactly one request message")
 
 
@@ -288,16 +284,32 @@ async def _nested(
     index: int,
     method: str,
     sync: serving.SyncContext,
-    requests: Any,
     context: aio.ServicerContext,
     inner: Callable[..., Any],
 ) -> Any:
     """`inner` inside the layers' scopes from `index` on, as nested `with` statements (what
     `_entered` does with an ExitStack and a generator: ~5-10 µs more a call)."""
     if index == len(layers):
-        return await inner(await _first(requests, method), context)
+        return await inner(await _read_one(context, method), context)
     with layers[index].scope(method, sync):
-        return await _nested(layers, index + 1, method, sync, requests, context, inner)
+        return await _nested(layers, index + 1, method, sync, context, inner)
+
+
+async def _read_one(context: aio.ServicerContext, method: str) -> Any:
+    """The call's request message, read from the call itself: starting and finalizing grpc's
+    request iterator (an async generator) cost a no-op call ~0.05 ms more (0.35 vs 0.30)."""
+    request = await context.read()
+    if request is aio.EOF:
+        raise NotServed(f"{method} requires exactly one request message")
+    return _decoded(request)
+
+
+def _decoded(request: Any) -> Any:
+    if isinstance(request, _Undecodable):
+        raise BadRequest(
+            "request: not valid protobuf, or nested too deeply (props: at most about 30 levels)"
+        )
+    return request
 
 
 def _service(method: str) -> str:
@@ -340,11 +352,7 @@ def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], An
 
 def _one(requests: Iterator[Any], method: str) -> Any:
     for request in requests:
-        if isinstance(request, _Undecodable):
-            raise BadRequest(
-                "request: not valid protobuf, or nested too deeply (props: at most about 30 levels)"
-            )
-        return request
+        return _decoded(request)
     raise NotServed(f"{method} requires exactly one request message")  # as grpcio says
 
 
