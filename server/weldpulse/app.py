@@ -138,6 +138,7 @@ def build_server(
     health_servicer: health.HealthServicer | None = None,
     ingest: IngestOptions | None = None,
     extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
+    collector: Collector | None = None,
 ) -> tuple[Server, int]:
     """A started server and the port it listens on (`port=0` picks a free one).
 
@@ -156,7 +157,7 @@ def build_server(
         interceptors=[gate(metadata, limiter or limiter_for(options), options, pool)],
         options=channel_options(options),
     )
-    collector = collector_for(events, enrichment)
+    collector = collector or collector_for(events, enrichment)
     salts = Salts(metadata)
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(
         IngestServicer(
@@ -236,6 +237,7 @@ class Running:
             settings.metadata_url, events_url, settings.duckdb.config()
         )
         self.health = health.HealthServicer()
+        self.collector = collector_for(self.events, settings.ingest)
         self.server, self.port = build_server(
             self.metadata,
             self.events,
@@ -244,6 +246,7 @@ class Running:
             options=options,
             health_servicer=self.health,
             ingest=settings.ingest,
+            collector=self.collector,
         )
         self.metrics = None
         if options.metrics_port is not None:
@@ -253,6 +256,9 @@ class Running:
 
     def stop(self) -> None:
         shutdown(self.server, self.health, self.options)
+        # The writer closes in its own thread once the server has stopped; the process
+        # must not exit before it stored what is logged (a daemon thread would just end).
+        self.collector.close()
         if self.metrics is not None:
             self.metrics.shutdown()
         self.metadata.dispose()

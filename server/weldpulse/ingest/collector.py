@@ -197,6 +197,8 @@ class Collector:
         self.applier = (
             None if events is None else Applier(events, log, now, roll_every_s, applier_lock)
         )
+        self._closing = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._append_loop, name="appender", daemon=True)
         self._thread.start()
 
@@ -225,12 +227,19 @@ class Collector:
         return self._backlog > self.max_backlog
 
     def close(self) -> None:
-        """Logs what is queued, stores what is logged (if this process applies), then stops."""
-        self._queue.put(None)
-        self._thread.join()
-        if self.applier is not None:
-            self.applier.close()
-        self.log.close()
+        """Logs what is queued, stores what is logged (if this process applies), then stops.
+
+        Once only: a second caller returns when the first one's close is done.
+        """
+        with self._closing:
+            if self._closed:
+                return
+            self._queue.put(None)
+            self._thread.join()
+            if self.applier is not None:
+                self.applier.close()
+            self.log.close()
+            self._closed = True
 
     def _append_loop(self) -> None:
         while True:
