@@ -14,6 +14,10 @@ validation; nothing stored). `--code DIR` runs another checkout's server (its `s
 
 `--ingest-processes 0 1 2` adds that many ingest-only processes (as
 WELDPULSE_INGEST_PROCESSES does for `weldpulse up`), each count in turn per round.
+`--collect-only` runs the collect series alone (no floor, bot or imports) and
+samples the processes' RSS every second, for the memory target at length:
+
+    python bench/ingest_wire.py --collect-only --seconds 600
 """
 
 import argparse
@@ -198,7 +202,13 @@ def _backlog(log: Path) -> int:
 
 
 def measure(
-    code: Path, engine: str, servers: int, seconds: int, pg_url: str | None, ingest_only: int = 0
+    code: Path,
+    engine: str,
+    servers: int,
+    seconds: int,
+    pg_url: str | None,
+    ingest_only: int = 0,
+    collect_only: bool = False,
 ) -> dict:
     data = Path(tempfile.mkdtemp(prefix="weldpulse-wire-"))
     meta = f"sqlite:///{data}/metadata.sqlite3"
@@ -239,12 +249,13 @@ def measure(
     }  # fmt: skip
     try:
         port = envoy.http_port
-        result["floor"] = _floor(
-            data, COLLECT_LUA % {"site_key": info["site_key"], "ua": UA}, seconds
-        )
-        lua = COLLECT_LUA % {"site_key": info["site_key"], "ua": BOT}
-        _wrk(port, lua, 32, 2)  # warm-up
-        result["bot"] = _wrk(port, lua, 32, seconds)
+        if not collect_only:
+            result["floor"] = _floor(
+                data, COLLECT_LUA % {"site_key": info["site_key"], "ua": UA}, seconds
+            )
+            lua = COLLECT_LUA % {"site_key": info["site_key"], "ua": BOT}
+            _wrk(port, lua, 32, 2)  # warm-up
+            result["bot"] = _wrk(port, lua, 32, seconds)
         lua = COLLECT_LUA % {"site_key": info["site_key"], "ua": UA}
         _wrk(port, lua, 32, 2)
         stop, visible = threading.Event(), []  # type: ignore[var-annotated]
@@ -257,6 +268,9 @@ def measure(
         }
         before = {name: _cpu_s(ps) for name, ps in watched.items()}
         wrk_before = _children_cpu_s()
+        rss: list[int] = []
+        sampler = threading.Thread(target=_sample_rss, args=(procs + ingest.procs, stop, rss))
+        sampler.start()
         started = time.perf_counter()
         try:
             result["collect"] = _wrk(port, lua, 32, seconds)
@@ -266,12 +280,19 @@ def measure(
                 name: round((_cpu_s(ps) - before[name]) / wall, 2) for name, ps in watched.items()
             }
             result["collect_cores"]["wrk"] = round((_children_cpu_s() - wrk_before) / wall, 2)
-            result["collect_per_floor"] = round(
-                result["collect"]["per_s"] / result["floor"]["per_s"], 2
-            )
+            if not collect_only:
+                result["collect_per_floor"] = round(
+                    result["collect"]["per_s"] / result["floor"]["per_s"], 2
+                )
         finally:
             stop.set()
             marker.join()
+            sampler.join()
+        if rss:
+            # RSS of the weldpulse processes together, sampled every second of the series.
+            tenth = max(1, len(rss) // 10)
+            result["rss_over_time_mib"] = {"start": rss[0], "end": rss[-1], "max": max(rss),
+                                           "every_tenth": rss[::tenth]}  # fmt: skip
         visible.sort()
         result["ack_to_visible_ms"] = {
             "n": len(visible),
@@ -283,6 +304,9 @@ def measure(
         while _backlog(log) and time.perf_counter() - started < 60:
             time.sleep(0.05)
         result["drain_s"] = round(time.perf_counter() - started, 2)
+        if collect_only:
+            result["rss_mib"] = [_rss(p.pid) for p in procs + ingest.procs]
+            return result
         body = data / "import.json"
         _import_body(info["site_id"], body)
         imp = _wrk(port, IMPORT_LUA % {"key": info["key"], "body": body}, 4, seconds, "/v1/import")
@@ -341,9 +365,15 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _rss(pid: int) -> int:
+def _sample_rss(procs: list[Any], stop: threading.Event, out: list[int]) -> None:
+    """The processes' summed resident memory (VmRSS, MiB), once a second until `stop`."""
+    while not stop.wait(1.0):
+        out.append(sum(_rss(p.pid, "VmRSS:") for p in procs))
+
+
+def _rss(pid: int, field: str = "VmHWM:") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return int(line.split()[1]) // 1024
     return 0
 
@@ -358,6 +388,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--ingest-processes", type=int, nargs="+", default=[0])
+    parser.add_argument("--collect-only", action="store_true")
     args = parser.parse_args()
     codes = args.code or [ROOT]
     labels = args.label or [str(c) for c in codes]
@@ -365,7 +396,7 @@ def main() -> None:
         for code, label in zip(codes, labels, strict=True):
             for n in args.ingest_processes:
                 res = measure(code.resolve(), args.engine, args.servers, args.seconds,
-                              args.postgres_url, n)  # fmt: skip
+                              args.postgres_url, n, args.collect_only)  # fmt: skip
                 print(json.dumps({"round": r, "label": label, **res}), flush=True)
 
 

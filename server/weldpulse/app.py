@@ -1,5 +1,6 @@
 """Builds and runs the gRPC server: services, interceptors, limits, health and graceful shutdown."""
 
+import gc
 import os
 import signal
 import threading
@@ -137,6 +138,7 @@ def build_server(
     health_servicer: health.HealthServicer | None = None,
     ingest: IngestOptions | None = None,
     extra_handlers: Sequence[grpc.GenericRpcHandler] = (),
+    collector: Collector | None = None,
 ) -> tuple[Server, int]:
     """A started server and the port it listens on (`port=0` picks a free one).
 
@@ -155,7 +157,7 @@ def build_server(
         interceptors=[gate(metadata, limiter or limiter_for(options), options, pool)],
         options=channel_options(options),
     )
-    collector = collector_for(events, enrichment)
+    collector = collector or collector_for(events, enrichment)
     salts = Salts(metadata)
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(
         IngestServicer(
@@ -235,6 +237,7 @@ class Running:
             settings.metadata_url, events_url, settings.duckdb.config()
         )
         self.health = health.HealthServicer()
+        self.collector = collector_for(self.events, settings.ingest)
         self.server, self.port = build_server(
             self.metadata,
             self.events,
@@ -243,19 +246,35 @@ class Running:
             options=options,
             health_servicer=self.health,
             ingest=settings.ingest,
+            collector=self.collector,
         )
         self.metrics = None
         if options.metrics_port is not None:
             self.metrics, _ = start_http_server(options.metrics_port, addr=settings.host)
             log.info("metrics listening", port=self.metrics.server_port)
+        settle_gc()
 
     def stop(self) -> None:
         shutdown(self.server, self.health, self.options)
+        # The writer closes in its own thread once the server has stopped; the process
+        # must not exit before it stored what is logged (a daemon thread would just end).
+        self.collector.close()
         if self.metrics is not None:
             self.metrics.shutdown()
         self.metadata.dispose()
         if self.events is not None:
             self.events.dispose()
+
+
+def settle_gc() -> None:
+    """Keeps the start-up heap (modules, descriptors, compiled statements) out of collections.
+
+    Under wrk, cyclic collections took 4.8-4.9% of a serving process's CPU,
+    3.4-4.1% with this. (Collecting the young generation less often saved
+    more, but kept refused calls' cyclic garbage, 900 KB messages in it, for
+    longer: tests/test_input_bounds.py.)
+    """
+    gc.freeze()
 
 
 def wait_for_signal() -> None:

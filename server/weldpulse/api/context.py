@@ -1,6 +1,7 @@
 """Per-call state the interceptors set and the servicers read: the call and its caller."""
 
 import contextvars
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from weldpulse.api.params import parse_site
@@ -10,12 +11,19 @@ from weldpulse.storage.accounts import Principal
 
 @dataclass
 class Call:
-    """One RPC: its request id, and the headers (initial metadata) it will answer with."""
+    """One RPC: its request id, the text headers it came with, and those it will answer with."""
 
     method: str
     request_id: str
     headers: list[tuple[str, str]] = field(default_factory=list)
     key_id: str | None = None  # the API key's id (never the key), once authenticated
+    # Read once per call: grpc builds the whole metadata tuple again at each read.
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def text_headers(metadata: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str]:
+    """A call's text headers by name; the first of a repeated name wins, binary ones left out."""
+    return {k: v for k, v in reversed(tuple(metadata or ())) if isinstance(v, str)}
 
 
 # Set by the interceptors' layers for the duration of one call (api.interceptors).

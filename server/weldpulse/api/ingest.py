@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, date, datetime
@@ -11,7 +12,7 @@ import grpc
 from cachetools import TTLCache
 from google.protobuf import struct_pb2
 from sqlalchemy import Engine
-from weldpulse.api.context import authorize_site, principal_var
+from weldpulse.api.context import authorize_site, call_var, principal_var, text_headers
 from weldpulse.api.params import iso_instant
 from weldpulse.errors import BadRequest, Unavailable
 from weldpulse.ingest import enrich
@@ -54,9 +55,9 @@ def _scalar(value: struct_pb2.Value) -> Any:
 
 
 def _headers(context: AioCtx) -> dict[str, str]:
-    """The call's text headers, read once (grpc rebuilds them at each read); the first of a
-    repeated name wins."""
-    return {k: v for k, v in reversed(context.invocation_metadata() or ()) if isinstance(v, str)}
+    """The call's text headers, as the call layer read them (grpc rebuilds them at each read)."""
+    call = call_var.get(None)
+    return call.metadata if call is not None else text_headers(context.invocation_metadata())
 
 
 def client_ip(headers: dict[str, str], context: AioCtx, trusted_hops: int) -> str:
@@ -104,7 +105,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self.geo = geo
         self.trusted_hops = trusted_hops
         self.country_header = country_header.lower()
-        self._sites: TTLCache[str, Site] = TTLCache(SITE_CACHE_SIZE, SITE_CACHE_SECONDS)
+        # Site key: (site, until when it stands). A plain dict: the loop reads it with one
+        # get and no lock (a TTLCache read mutates it); only `_site_for_key` writes, locked.
+        self._sites: dict[str, tuple[Site, float]] = {}
         self._misses: TTLCache[str, bool] = TTLCache(MISS_CACHE_SIZE, SITE_CACHE_SECONDS)
         self._cache_lock = threading.Lock()  # cachetools caches are not thread-safe
         self._salted_day: date | None = None  # collects of this day find its salt cached
@@ -116,7 +119,23 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         if not keys.is_site_key_form(site_key):
             raise BadRequest("site_key: not a site key (sk_live_ and 24 letters or digits)")
         with self._cache_lock:
-            return self._sites.get(site_key), site_key in self._misses
+            return self._known_site(site_key), site_key in self._misses
+
+    def _known_site(self, site_key: str) -> Site | None:
+        """The site of a key looked up less than SITE_CACHE_SECONDS ago (a well-formed key)."""
+        known = self._sites.get(site_key)
+        return known[0] if known is not None and known[1] > time.monotonic() else None
+
+    def _remember(self, site_key: str, site: Site) -> None:
+        """Caches a site (under the lock): past SITE_CACHE_SIZE, the expired and then the
+        oldest entries go."""
+        if len(self._sites) >= SITE_CACHE_SIZE:
+            now = time.monotonic()
+            self._sites = {k: known for k, known in self._sites.items() if known[1] > now}
+            while len(self._sites) >= SITE_CACHE_SIZE:
+                del self._sites[next(iter(self._sites))]
+        self._sites.pop(site_key, None)
+        self._sites[site_key] = (site, time.monotonic() + SITE_CACHE_SECONDS)
 
     async def _site_on_loop(self, site_key: str) -> Site:
         """The key's site; only a cache miss leaves the event loop (a metadata query)."""
@@ -137,7 +156,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 if site is None:
                     self._misses[site_key] = True
                 else:
-                    self._sites[site_key] = site
+                    self._remember(site_key, site)
         if site is None:
             raise BadRequest("site_key: unknown or inactive site")
         return site
@@ -208,7 +227,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
     async def Collect(self, request: pb.CollectRequest, context: AioCtx) -> pb.CollectResponse:
         """Runs on the event loop (api.interceptors.Gate): ~0.1 ms of CPU, then awaits the log."""
-        site = await self._site_on_loop(request.site_key)
+        site = self._known_site(request.site_key) or await self._site_on_loop(request.site_key)
         headers = _headers(context)
         user_agent = headers.get("user-agent", "")
         hit = Hit(

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import grpc
@@ -37,7 +38,7 @@ from grpc_reflection.v1alpha.reflection import SERVICE_NAME as REFLECTION_SERVIC
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from weldpulse.api import serving
-from weldpulse.api.context import Call, call_var, principal_var
+from weldpulse.api.context import Call, call_var, principal_var, text_headers
 from weldpulse.api.ratelimit import Limiter
 from weldpulse.errors import ApiError, BadRequest, Forbidden, RateLimited, Unauthorized
 from weldpulse.observability import (
@@ -189,8 +190,7 @@ class Gate(aio.ServerInterceptor):
             sync = serving.SyncContext(context, asyncio.get_running_loop(), pool)
             with saturation:
                 try:
-                    with _entered(layers, method, sync):
-                        return await inner(await _first(requests, method), context)
+                    return await _nested(layers, 0, method, sync, context, inner)
                 except serving.Aborted as aborted:
                     status = aborted.code, aborted.details
                 # Outside the except: the abort's exception then chains no traceback that
@@ -275,12 +275,41 @@ def _held(
 
 async def _first(requests: Any, method: str) -> Any:
     async for request in requests:
-        if isinstance(request, _Undecodable):
-            raise BadRequest(
-                "request: not valid protobuf, or nested too deeply (props: at most about 30 levels)"
-            )
-        return request
+        return _decoded(request)
     raise NotServed(f"{method} requires exactly one request message")
+
+
+async def _nested(
+    layers: list[Layer],
+    index: int,
+    method: str,
+    sync: serving.SyncContext,
+    context: aio.ServicerContext,
+    inner: Callable[..., Any],
+) -> Any:
+    """`inner` inside the layers' scopes from `index` on, as nested `with` statements (what
+    `_entered` does with an ExitStack and a generator: ~5-10 µs more a call)."""
+    if index == len(layers):
+        return await inner(await _read_one(context, method), context)
+    with layers[index].scope(method, sync):
+        return await _nested(layers, index + 1, method, sync, context, inner)
+
+
+async def _read_one(context: aio.ServicerContext, method: str) -> Any:
+    """The call's request message, read from the call itself: starting and finalizing grpc's
+    request iterator (an async generator) cost a no-op call ~0.05 ms more (0.35 vs 0.30)."""
+    request = await context.read()
+    if request is aio.EOF:
+        raise NotServed(f"{method} requires exactly one request message")
+    return _decoded(request)
+
+
+def _decoded(request: Any) -> Any:
+    if isinstance(request, _Undecodable):
+        raise BadRequest(
+            "request: not valid protobuf, or nested too deeply (props: at most about 30 levels)"
+        )
+    return request
 
 
 def _service(method: str) -> str:
@@ -323,11 +352,7 @@ def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], An
 
 def _one(requests: Iterator[Any], method: str) -> Any:
     for request in requests:
-        if isinstance(request, _Undecodable):
-            raise BadRequest(
-                "request: not valid protobuf, or nested too deeply (props: at most about 30 levels)"
-            )
-        return request
+        return _decoded(request)
     raise NotServed(f"{method} requires exactly one request message")  # as grpcio says
 
 
@@ -366,13 +391,6 @@ class _Saturation:
         return False
 
 
-def _metadata(context: grpc.ServicerContext, name: str) -> str | None:
-    for key, value in context.invocation_metadata():
-        if key == name and isinstance(value, str):
-            return value
-    return None
-
-
 class CallLayer(Layer):
     """Request id, one JSON access-log line (none for a successful collect) and metrics per
     call; cancels its SQL when it ends.
@@ -386,32 +404,36 @@ class CallLayer(Layer):
 
     @contextmanager
     def scope(self, method: str, context: grpc.ServicerContext) -> Iterator[None]:
-        given = _metadata(context, "x-request-id")
+        metadata = text_headers(context.invocation_metadata())
+        given = metadata.get("x-request-id")
         request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
-        call = Call(method, request_id)
+        call = Call(method, request_id, metadata=metadata)
         call_token = call_var.set(call)
         guard = engines.StatementGuard()
         guard_token = engines.current_guard.set(guard)
         # gRPC runs callbacks when the call terminates: finished, cancelled or past its deadline.
         context.add_callback(guard.end)
         started = time.perf_counter()
+        # As structlog's bound_contextvars, without reading every context variable first.
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id, method=method)
         try:
-            with structlog.contextvars.bound_contextvars(request_id=request_id, method=method):
-                try:
-                    yield
-                finally:
-                    _log_call(call, guard, context, time.perf_counter() - started)
+            yield
         finally:
-            engines.current_guard.reset(guard_token)
-            call_var.reset(call_token)
+            try:
+                _log_call(call, guard, context, time.perf_counter() - started)
+            finally:
+                structlog.contextvars.reset_contextvars(**bound)
+                engines.current_guard.reset(guard_token)
+                call_var.reset(call_token)
 
 
 def _log_call(
     call: Call, guard: engines.StatementGuard, context: grpc.ServicerContext, elapsed: float
 ) -> None:
     code = _status(context)
-    REQUESTS.labels(call.method, code).inc()
-    LATENCY.labels(call.method).observe(elapsed)
+    requests, latency = _series(call.method, code)
+    requests.inc()
+    latency.observe(elapsed)
     if code != "OK":
         ERRORS.labels(call.method, code).inc()
     if guard.cancelled:
@@ -425,6 +447,13 @@ def _log_call(
         key_id=call.key_id,
         cancelled_statements=guard.cancelled,
     )
+
+
+@lru_cache(maxsize=1024)  # the served methods times the status codes: unknown methods get no call
+def _series(method: str, code: str) -> tuple[Any, Any]:
+    """The call's request counter and latency histogram (`labels` takes a lock and checks each
+    label: ~4 µs a call)."""
+    return REQUESTS.labels(method, code), LATENCY.labels(method)
 
 
 def _status(context: grpc.ServicerContext) -> str:
@@ -521,7 +550,7 @@ class AuthLayer(Layer):
 
 
 def _bearer_token(context: grpc.ServicerContext) -> str | None:
-    value = _metadata(context, "authorization")
+    value = call_var.get().metadata.get("authorization")  # read by the call layer
     if value is not None:
         scheme, _, token = value.strip().partition(" ")
         if scheme.lower() == "bearer" and token.strip():
