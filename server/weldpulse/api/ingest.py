@@ -1,6 +1,7 @@
 """IngestService: the public collect endpoint and the authenticated import."""
 
 import asyncio
+import operator
 import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -36,6 +37,8 @@ SITE_CACHE_SIZE = 10_000
 MISS_CACHE_SIZE = 1_000
 RETRY_AFTER = (("retry-after", "1"),)  # seconds: a full backlog drains at ~10k+ events/s
 ECHO_CHARS = 40  # how much of a bad value an error message repeats
+ROW_FIELDS = ("timestamp", "name", "url", "referrer", "user_agent", "ip", "visitor_id")
+_row = operator.attrgetter(*ROW_FIELDS)
 
 
 def _props(message: struct_pb2.Struct) -> dict[str, Any]:
@@ -247,16 +250,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         with self.metadata.connect() as conn:
             row = conn.execute(accounts.site_by_id_stmt(request.site_id)).one()
         site = Site(row.id, row.domain)
-        raw: dict[str, list[Any]] = {
-            "timestamp": [ev.timestamp for ev in request.events],
-            "name": [ev.name for ev in request.events],
-            "url": [ev.url for ev in request.events],
-            "referrer": [ev.referrer for ev in request.events],
-            "user_agent": [ev.user_agent for ev in request.events],
-            "ip": [ev.ip for ev in request.events],
-            "props": [_props(ev.props) for ev in request.events],
-            "visitor_id": [ev.visitor_id for ev in request.events],
-        }
+        # The rows' fields as columns: attrgetter and zip read and transpose them in C.
+        raw: dict[str, list[Any]] = dict(
+            zip(ROW_FIELDS, map(list, zip(*map(_row, request.events), strict=True)), strict=True)
+        )
+        raw["props"] = [_props(ev.props) if ev.HasField("props") else {} for ev in request.events]
         # Checked and enriched a column at a time, each distinct value once; logged as one record.
         accepted, errors = import_rows(site, raw, self.salts, self.geo, _parse_timestamp)
         rejected = [pb.ImportRejection(index=i, error=errors[i]) for i in sorted(errors)]
