@@ -230,49 +230,72 @@ class Rows:
         self.n = n
         self.standing: list[int] | None = None  # None: every row
         self.rejected: dict[int, str] = {}
+        self._distinct: dict[int, tuple[list[Any], set[Any]]] = {}  # by id of a column
+
+    def check(self, step: Callable[[Any], object], values: list[Any]) -> None:
+        """Runs step(value) on each distinct value; rows of a refused value are rejected."""
+        refused = {}
+        for value in self._values(values):
+            try:
+                step(value)
+            except BadRequest as err:
+                refused[value] = err.message
+        if refused:
+            self._reject([refused.get(v) for v in self.kept(values)])
 
     def step(self, step: Callable[[Any], T], values: list[Any]) -> list[T]:
         """step(value) for each row (one value per row of the call); rejected rows get None."""
         rows = self.standing
-        picked = values if rows is None else [values[i] for i in rows]
         memo: dict[Any, Any] = {}
-        refused = False
-        for value in set(picked):
+        refusals = {}
+        for value in self._values(values):
             try:
                 memo[value] = step(value)
             except BadRequest as err:
-                memo[value] = _Refused(err.message)
-                refused = True
-        results = list(map(memo.__getitem__, picked))
-        if refused:
-            self._reject(results)
+                refusals[value] = err.message
+        if refusals:
+            self._reject([refusals.get(v) for v in self.kept(values)])
+            for value in refusals:
+                memo[value] = None
+        results = list(
+            map(memo.__getitem__, values if rows is None else self._picked(values, rows))
+        )
         return self._spread(rows, results)
 
     def each(self, step: Callable[[Any], T], values: list[Any]) -> list[T]:
         """step(value) per row, for values that are not hashable (props)."""
         rows = self.standing
-        picked = values if rows is None else [values[i] for i in rows]
         results: list[Any] = []
-        refused = False
-        for value in picked:
+        messages: list[str | None] = []
+        for value in self.kept(values):
             try:
                 results.append(step(value))
+                messages.append(None)
             except BadRequest as err:
-                results.append(_Refused(err.message))
-                refused = True
-        if refused:
-            self._reject(results)
+                results.append(None)
+                messages.append(err.message)
+        if any(messages):
+            self._reject(messages)
         return self._spread(rows, results)
 
-    def _reject(self, results: list[Any]) -> None:
+    def _values(self, values: list[Any]) -> set[Any]:
+        """The distinct values of the standing rows (kept while no row is rejected)."""
+        known = self._distinct.get(id(values))
+        if known is None or known[0] is not values:
+            known = self._distinct[id(values)] = (values, set(self.kept(values)))
+        return known[1]
+
+    def _reject(self, messages: list[str | None]) -> None:
+        """Rejects the standing rows that have a message (one per standing row)."""
         standing = range(self.n) if self.standing is None else self.standing
         kept = []
-        for i, result in zip(standing, results, strict=True):
-            if type(result) is _Refused:
-                self.rejected[i] = result.message
-            else:
+        for i, message in zip(standing, messages, strict=True):
+            if message is None:
                 kept.append(i)
+            else:
+                self.rejected[i] = message
         self.standing = kept
+        self._distinct.clear()
 
     def _spread(self, rows: list[int] | None, results: list[Any]) -> list[Any]:
         """The results of `rows` placed at their rows' indexes."""
@@ -283,9 +306,13 @@ class Rows:
             out[i] = result
         return out
 
+    @staticmethod
+    def _picked(values: list[T], rows: list[int]) -> list[T]:
+        return [values[i] for i in rows]
+
     def kept(self, values: list[T]) -> list[T]:
         """The values of the rows still standing."""
-        return values if self.standing is None else [values[i] for i in self.standing]
+        return values if self.standing is None else self._picked(values, self.standing)
 
 
 def import_rows(
@@ -305,18 +332,18 @@ def import_rows(
     urls, referrers, agents, ips = raw["url"], raw["referrer"], raw["user_agent"], raw["ip"]
     opaque = raw["visitor_id"]
     ts = rows.step(parse_timestamp, raw["timestamp"])
-    rows.step(_name, raw["name"])
-    rows.step(_user_agent, agents)
-    rows.step(_url_given, urls)
-    rows.step(_referrer_bytes, referrers)
-    rows.step(lambda url: _url_on_site((url, site.domain)), urls)
-    rows.step(_referrer_url, referrers)
-    rows.step(_visitor, opaque)
+    rows.check(_name, raw["name"])
+    rows.check(_user_agent, agents)
+    rows.check(_url_given, urls)
+    rows.check(_referrer_bytes, referrers)
+    rows.check(lambda url: _url_on_site((url, site.domain)), urls)
+    rows.check(_referrer_url, referrers)
+    rows.check(_visitor, opaque)
     props = rows.each(lambda given: _props(given) if given else {}, raw["props"])
-    rows.step(_timestamp, ts)
-    rows.step(_identified, list(zip(ips, opaque, strict=True)))
-    rows.step(_ip, ips)
-    rows.step(_not_bot, agents)
+    rows.check(_timestamp, ts)
+    rows.check(_identified, list(zip(ips, opaque, strict=True)))
+    rows.check(_ip, ips)
+    rows.check(_not_bot, agents)
     devices = rows.step(_device, agents)
     places = rows.step(lambda ip: _place(geo, ip), ips)
     visitors = rows.step(
