@@ -5,7 +5,7 @@ import json
 import secrets
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -160,21 +160,19 @@ def _next_seqs(conn: Connection, n: int) -> list[int]:
     return sorted(conn.execute(values).scalars())
 
 
-def _visitor_days(cols: dict[str, list]) -> dict[str, list]:
+def _visitor_days(table: pa.Table) -> dict[str, list]:
     """The batch's rows of the visitor_days rollup: pageviews and events per visitor-day.
 
-    Grouped by Arrow (hashing in C), not per event in Python.
+    Grouped by Arrow over the events' table (hashing in C), not per event in Python.
     """
-    table = pa.table(
+    keys = pa.table(
         {
-            **{name: cols[name] for name in DAY_KEY if name != "day"},
-            "day": pc.cast(pa.array(cols["ts"], pa.timestamp("us")), pa.date32()),
-            "pageview": pc.cast(
-                pc.equal(pa.array(cols["name"], pa.string()), PAGEVIEW), pa.int64()
-            ),
+            **{name: table.column(name) for name in DAY_KEY if name != "day"},
+            "day": pc.cast(table.column("ts"), pa.date32()),
+            "pageview": pc.cast(pc.equal(table.column("name"), PAGEVIEW), pa.int64()),
         }
     )
-    days = table.group_by(list(DAY_KEY)).aggregate([("pageview", "sum"), ("pageview", "count")])
+    days = keys.group_by(list(DAY_KEY)).aggregate([("pageview", "sum"), ("pageview", "count")])
     columns = {name: days.column(name).to_pylist() for name in DAY_KEY}
     columns["pageviews"] = days.column("pageview_sum").to_pylist()
     columns["events"] = days.column("pageview_count").to_pylist()
@@ -208,11 +206,20 @@ def _driver(conn: Connection) -> Any:
     return raw
 
 
+Rows: TypeAlias = dict[str, list] | pa.Table  # columns as lists, or as an Arrow table
+
+
+def _arrow(columns: Rows) -> pa.Table:
+    return columns if isinstance(columns, pa.Table) else pa.table(columns)
+
+
 class BulkWriter:
     """Any SQL engine: executemany inserts and updates (SQLite in tests, a fallback)."""
 
-    def append(self, conn: Connection, table: Table, columns: dict[str, list]) -> None:
+    def append(self, conn: Connection, table: Table, columns: Rows) -> None:
         """Inserts rows given as columns."""
+        if isinstance(columns, pa.Table):
+            columns = columns.to_pydict()
         rows = [dict(zip(columns, r, strict=True)) for r in zip(*columns.values(), strict=True)]
         conn.execute(table.insert(), rows)
 
@@ -230,17 +237,18 @@ class BulkWriter:
 class DuckDBWriter(BulkWriter):
     """DuckDB's bulk path: scan an Arrow table; executemany inserts ~6.5k rows/s there."""
 
-    def _scan(self, conn: Connection, name: str, columns: dict[str, list], sql: str) -> None:
+    def _scan(self, conn: Connection, name: str, columns: Rows, sql: str) -> None:
         raw = _driver(conn)
-        raw.register(name, pa.table(columns))
+        raw.register(name, _arrow(columns))
         try:
             raw.execute(sql)
         finally:
             raw.unregister(name)
 
-    def append(self, conn: Connection, table: Table, columns: dict[str, list]) -> None:
+    def append(self, conn: Connection, table: Table, columns: Rows) -> None:
         name = f"_weldpulse_{table.name}_batch"
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM {name}"
+        names = columns.column_names if isinstance(columns, pa.Table) else columns
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) SELECT * FROM {name}"
         self._scan(conn, name, columns, sql)
 
     def update_sessions(self, conn: Connection, changed: list[dict]) -> None:
@@ -263,7 +271,7 @@ class PostgresWriter(BulkWriter):
     (so "" stays an empty string) and leaves nulls unquoted empty (NULL in CSV).
     """
 
-    def append(self, conn: Connection, table: Table, columns: dict[str, list]) -> None:
+    def append(self, conn: Connection, table: Table, columns: Rows) -> None:
         self._copy(conn, table.name, columns)
 
     def update_sessions(self, conn: Connection, changed: list[dict]) -> None:
@@ -280,11 +288,12 @@ class PostgresWriter(BulkWriter):
         )
 
     @staticmethod
-    def _copy(conn: Connection, table: str, columns: dict[str, list]) -> None:
+    def _copy(conn: Connection, table: str, columns: Rows) -> None:
         data = io.BytesIO()
-        csv.write_csv(pa.table(columns), data, CSV_OPTIONS)
+        arrow = _arrow(columns)
+        csv.write_csv(arrow, data, CSV_OPTIONS)
         cursor = _driver(conn).cursor()
-        names = ", ".join(columns)
+        names = ", ".join(arrow.column_names)
         with cursor.copy(f"COPY {table} ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
             copy.write(data.getbuffer())
 
@@ -333,9 +342,10 @@ def record_columns(engine: Engine, cols: Columns, position: tuple[str, int] | No
     with write_transaction(engine) as conn:
         if n:
             event_cols, created, changed = _sessionize(conn, cols)
-            days = _visitor_days(event_cols)
+            table = pa.table(event_cols)  # once: the insert and the rollup both read it
+            days = _visitor_days(table)
             rollups.unmark(conn, _touched_days(event_cols, days, changed.values()))
-            bulk.append(conn, events, event_cols)
+            bulk.append(conn, events, table)
             if created:
                 bulk.append(conn, sessions, _by_column(created.values(), SESSION_COLUMNS))
             bulk.append(conn, visitor_days, days)
