@@ -5,6 +5,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from weldpulse.domain import EVENT_FIELDS, SESSION_GAP, Columns, Event
@@ -336,7 +337,7 @@ def import_rows(
     rows.check(_user_agent, agents)
     rows.check(_url_given, urls)
     rows.check(_referrer_bytes, referrers)
-    rows.check(lambda url: _url_on_site((url, site.domain)), urls)
+    rows.check(lambda url: _on_site(url, site.domain), urls)
     rows.check(_referrer_url, referrers)
     rows.check(_visitor, opaque)
     props = rows.each(lambda given: _props(given) if given else {}, raw["props"])
@@ -352,7 +353,7 @@ def import_rows(
     )
     pages = rows.step(_page_fields, urls)
     sources = rows.step(
-        lambda key: enrich.source(key[0], key[1], site.domain),
+        lambda key: _source(key[0], key[1], site.domain),
         list(zip(urls, referrers, strict=True)),
     )
     refs = rows.step(enrich.referrer_url, referrers)
@@ -433,6 +434,32 @@ def _visitor_ids(
     return visitor, salts.visitor_id(site_id, ip, user_agent, day[0] - timedelta(days=1))
 
 
+# Imports repeat a site's pages across calls: what a URL gives is kept (each entry
+# holds at most a 2,000-byte URL and its parts, so at most ~20 MB in all).
+PAGE_CACHE = 4_096
+
+
+@lru_cache(maxsize=PAGE_CACHE)
+def _url_error(url: str, domain: str) -> str:
+    """_url_on_site's message for the URL, "" if none."""
+    try:
+        _url_on_site((url, domain))
+    except BadRequest as err:
+        return err.message
+    return ""
+
+
+def _on_site(url: str, domain: str) -> None:
+    if message := _url_error(url, domain):
+        raise BadRequest(message)
+
+
+@lru_cache(maxsize=PAGE_CACHE)
+def _source(url: str, referrer: str, domain: str) -> str:
+    return enrich.source(url, referrer, domain)
+
+
+@lru_cache(maxsize=PAGE_CACHE)
 def _page_fields(url: str) -> tuple[str, ...]:
     """pathname, hostname and the UTM parameters (UTM_PARAMS' order) of a page URL."""
     pathname, host, utm = _page(url)
