@@ -258,6 +258,8 @@ class Rows:
             self._reject([refusals.get(v) for v in self.kept(values)])
             for value in refusals:
                 memo[value] = None
+        if rows is None and len(memo) == 1:  # one value for every row (an agent, a day)
+            return [next(iter(memo.values()))] * self.n
         results = list(
             map(memo.__getitem__, values if rows is None else self._picked(values, rows))
         )
@@ -388,7 +390,12 @@ def import_rows(
 
 
 def _unzipped(values: list[tuple], width: int) -> list[list]:
-    return [list(column) for column in zip(*values, strict=True)] if values else [[]] * width
+    """Tuples as columns; the same tuple in every row (one agent, one IP) as repeated values."""
+    if not values:
+        return [[] for _ in range(width)]
+    if values.count(values[0]) == len(values):  # identical objects compare at once
+        return [[value] * len(values) for value in values[0]]
+    return [list(column) for column in zip(*values, strict=True)]
 
 
 def _identified(ip_visitor: tuple[str, str]) -> None:
