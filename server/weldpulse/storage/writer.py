@@ -210,7 +210,17 @@ Rows: TypeAlias = dict[str, list] | pa.Table  # columns as lists, or as an Arrow
 
 
 def _arrow(columns: Rows) -> pa.Table:
-    return columns if isinstance(columns, pa.Table) else pa.table(columns)
+    if isinstance(columns, pa.Table):
+        return columns
+    return pa.table({name: _array(values) for name, values in columns.items()})
+
+
+def _array(values: list) -> pa.Array:
+    """One column as Arrow; one object in every row (an import's site, "" of a field, as
+    decode repeats them) is filled in C rather than converted row by row."""
+    if values and values[-1] is values[0] and values.count(values[0]) == len(values):
+        return pa.repeat(values[0], len(values))
+    return pa.array(values)
 
 
 class BulkWriter:
@@ -342,7 +352,7 @@ def record_columns(engine: Engine, cols: Columns, position: tuple[str, int] | No
     with write_transaction(engine) as conn:
         if n:
             event_cols, created, changed = _sessionize(conn, cols)
-            table = pa.table(event_cols)  # once: the insert and the rollup both read it
+            table = _arrow(event_cols)  # once: the insert and the rollup both read it
             days = _visitor_days(table)
             rollups.unmark(conn, _touched_days(event_cols, days, changed.values()))
             bulk.append(conn, events, table)
