@@ -3,7 +3,8 @@
 Logs the events (one record per collect, as a burst leaves them) while no
 applier runs, then starts a Collector on the same log and store and times
 until the log is empty (wall, and CPU of this process: the applier's, and
-DuckDB's threads on the embedded store; PostgreSQL's own is not counted). `--engine postgres --postgres-url URL` for PostgreSQL.
+DuckDB's threads on the embedded store; PostgreSQL's own is not counted).
+`--engine postgres --postgres-url URL` for PostgreSQL.
 """
 
 import argparse
@@ -51,7 +52,7 @@ def main() -> None:
     if args.engine == "postgres":
         _drop_database(url)
     print(f"{args.engine}: replayed {args.events} events in {elapsed:.2f} s "
-          f"({args.events / elapsed:,.0f} events/s), {cpu:.2f} s of this process's CPU")  # fmt: skip
+          f"({args.events / elapsed:,.0f} events/s), {cpu:.2f} s of its CPU")  # fmt: skip
 
 
 if __name__ == "__main__":
