@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from test_collect import CHROME_MAC, read
 from weldpulse.app import build_server
 from weldpulse.config import IngestOptions
-from weldpulse.domain import Event
+from weldpulse.domain import Event, columns_of
 from weldpulse.envoy import Envoy
 from weldpulse.ingest.collector import Collector, _continue_sessions, decode, encode
 from weldpulse.ingest.hits import Enriched
@@ -77,7 +77,8 @@ def test_the_log_path_answers_exactly_as_direct_commits(
     # The old path: each group commit of up to 32 collects straight into the store.
     old = _event_set(old_site, seed)
     for lo in range(0, len(old), OLD_BATCH):
-        writer.record(stack.events, _continue_sessions(stack.events, old[lo : lo + OLD_BATCH]))
+        window = _columns(old[lo : lo + OLD_BATCH])
+        writer.record_columns(stack.events, _continue_sessions(stack.events, window))
     # The new path: one submission per collect through the log, acknowledged
     # while the store is held, then applied in one run (a window as wide as
     # the backlog: arrival order within it does not matter).
@@ -106,7 +107,14 @@ def test_records_json_dumps_wrote_before_orjson_still_replay() -> None:
     fields = [f.name for f in dataclasses.fields(Event)]
     rows = [[*(getattr(i.event, n) for n in fields), i.previous_visitor_id] for i in items]
     old = json.dumps(rows, default=datetime.isoformat, separators=(",", ":")).encode()
-    assert decode([old, encode(items[:3])]) == items + items[:3]
+    # Beside them, events as rows (a collect's record) and as columns (an import's).
+    bodies = [old, encode(items[:3]), encode(_columns(items[3:5])), encode(items[5:6])]
+    assert decode(bodies) == _columns(items + items[:6])
+
+
+def _columns(items: list[Enriched]) -> dict[str, list]:
+    cols = columns_of([i.event for i in items])
+    return {**cols, "previous_visitor_id": [i.previous_visitor_id for i in items]}
 
 
 def _answers(stack: Stack, tenant: Tenant, path: str, *sites: str) -> list[list[dict]]:

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from iso3166 import countries_by_alpha2
 from sqlalchemy import func, select
 from weldpulse.api.ingest import _parse_timestamp, _props
-from weldpulse.domain import SESSION_GAP
+from weldpulse.domain import SESSION_GAP, columns_of
 from weldpulse.errors import BadRequest
 from weldpulse.ingest import enrich
-from weldpulse.ingest.hits import Hit, Once, Site, Step, check, check_ip, direct, enrich_hit
+from weldpulse.ingest.hits import Hit, Site, check, check_ip, enrich_hit, import_rows
 from weldpulse.ingest.visitors import Salts
 from weldpulse.storage.schema import events
 
@@ -195,13 +195,18 @@ class FixedSalts(Salts):
         return day.isoformat().encode()
 
 
-def _outcome(hit: Hit, salts: Salts, once: Step) -> object:
-    """What an import makes of one hit: its first error's message, or the enriched event."""
+def _alone(hit: Hit, salts: Salts) -> object:
+    """What an import made of one hit checked alone: its first error's message, or its event."""
     try:
-        props = check(hit, once)
+        props = check(hit)
+        if not hit.ip and not hit.opaque_visitor:
+            raise BadRequest("ip or visitor_id: one is required")
         if hit.ip:
-            once(check_ip, hit.ip)
-        return enrich_hit(hit, props, salts, enrich.GeoIP(None), once=once)
+            check_ip(hit.ip)
+        if hit.user_agent and enrich.is_bot(hit.user_agent):
+            raise BadRequest("user_agent: a known bot; not stored")
+        item = enrich_hit(hit, props, salts, enrich.GeoIP(None))
+        return item.event, item.previous_visitor_id
     except BadRequest as err:
         return err.message
 
@@ -213,24 +218,54 @@ moments = st.integers(-2 * 3600, 2 * 3600).map(lambda s: MIDNIGHT + timedelta(se
 @settings(max_examples=150, deadline=None)
 @given(
     pools=st.tuples(
-        st.lists(urls, min_size=1, max_size=3),
+        st.lists(
+            st.one_of(st.just(f"https://{DOMAIN}/a?utm_source=n"), urls), min_size=1, max_size=3
+        ),
         st.lists(st.one_of(st.just("https://www.google.com/"), urls), min_size=1, max_size=3),
         st.lists(user_agents, min_size=1, max_size=2),
         st.lists(st.sampled_from(["", "203.0.113.9", "2001:db8::1", "nope"]), min_size=1),
         st.lists(st.sampled_from(["", "v1", "x" * 201]), min_size=1, max_size=2),
-        st.lists(st.one_of(moments, st.just(MIDNIGHT + SESSION_GAP)), min_size=1, max_size=3),
+        st.lists(
+            st.one_of(
+                moments.map(datetime.isoformat),
+                st.sampled_from([(MIDNIGHT + SESSION_GAP).isoformat(), "nope", "9999-12-31"]),
+            ),
+            min_size=1,
+            max_size=3,
+        ),
+        st.lists(st.sampled_from(["pageview", " ", "signup "]), min_size=1, max_size=2),
+        st.lists(st.sampled_from([{}, {"plan": 1.0}, {"bad": None}]), min_size=1, max_size=2),
     ),
     data=st.data(),
 )
-def test_an_imports_memo_checks_and_enriches_each_hit_as_alone(
+def test_an_import_checks_and_enriches_each_row_as_alone(
     pools: tuple[list, ...], data: st.DataObject
 ) -> None:
-    # One call's hits repeat values from small pools, so the memo answers most steps.
-    once, salts = Once(), FixedSalts()
-    for _ in range(data.draw(st.integers(1, 12))):
-        url, referrer, ua, ip, visitor, ts = (data.draw(st.sampled_from(p)) for p in pools)
-        hit = Hit(Site("s", DOMAIN), ts, "pageview", url, referrer, ua, ip, {}, visitor)
-        assert _outcome(hit, salts, once) == _outcome(hit, salts, direct)
+    # One call's rows repeat values from small pools: each column's values are
+    # worked on once, and a refused value must reject exactly its rows.
+    salts, site = FixedSalts(), Site("s", DOMAIN)
+    rows = [
+        tuple(data.draw(st.sampled_from(p)) for p in pools)
+        for _ in range(data.draw(st.integers(1, 12)))
+    ]
+    expected: list[Any] = []
+    for url, referrer, ua, ip, visitor, ts, name, props in rows:
+        try:
+            at = _parse_timestamp(ts)
+        except BadRequest as err:
+            expected.append(err.message)
+            continue
+        expected.append(_alone(Hit(site, at, name, url, referrer, ua, ip, props, visitor), salts))
+    names = ("url", "referrer", "user_agent", "ip", "visitor_id", "timestamp", "name", "props")
+    columns = zip(*rows, strict=True)
+    raw = {name: list(column) for name, column in zip(names, columns, strict=True)}
+    cols, rejected = import_rows(site, raw, salts, enrich.GeoIP(None), _parse_timestamp)
+    accepted = [e for e in expected if not isinstance(e, str)]
+    assert rejected == {i: e for i, e in enumerate(expected) if isinstance(e, str)}
+    assert cols == {
+        **columns_of([event for event, _ in accepted]),
+        "previous_visitor_id": [previous for _, previous in accepted],
+    }
 
 
 # End to end: random payloads with valid keys through Envoy.

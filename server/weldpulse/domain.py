@@ -1,7 +1,10 @@
 """Shared by ingestion, the stores and the queries: the event, the pageview, the session gap."""
 
-from dataclasses import dataclass, field
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
+from typing import Any, TypeAlias
 
 # The event name the tracker sends for a page load; every other name is a custom event.
 PAGEVIEW = "pageview"
@@ -37,3 +40,29 @@ class Event:
     utm_content: str = ""
     utm_term: str = ""
     city: str = ""  # English name from the GeoIP database
+
+
+EVENT_FIELDS = tuple(f.name for f in fields(Event))
+# Events as columns: each of EVENT_FIELDS (and maybe "previous_visitor_id") → one list,
+# row i of every list one event. Imports are logged and applied in this shape.
+Columns: TypeAlias = dict[str, list[Any]]
+_event_fields = operator.attrgetter(*EVENT_FIELDS)
+
+
+def columns_of(events: Sequence[Event]) -> Columns:
+    """The events as columns: one tuple per event, transposed in C."""
+    if not events:
+        return {name: [] for name in EVENT_FIELDS}
+    return dict(
+        zip(EVENT_FIELDS, map(list, zip(*map(_event_fields, events), strict=True)), strict=True)
+    )
+
+
+def in_time_order(columns: Columns) -> Columns:
+    """The rows sorted by ts, stably: equal timestamps keep their receive order."""
+    ts = columns["ts"]
+    order = sorted(range(len(ts)), key=ts.__getitem__)
+    if len(order) < 2 or order == list(range(len(order))):
+        return dict(columns)
+    pick = operator.itemgetter(*order)
+    return {name: list(pick(values)) for name, values in columns.items()}

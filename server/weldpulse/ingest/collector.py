@@ -9,7 +9,6 @@ log position in the same transaction, and keeps the finished days' rollups.
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import logging
 import operator
@@ -21,12 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
 from pathlib import Path
 from typing import Literal
 
 import orjson
 from sqlalchemy import Engine, select
-from weldpulse.domain import SESSION_GAP, Event
+from weldpulse.domain import EVENT_FIELDS, SESSION_GAP, Columns, in_time_order
 from weldpulse.ingest.hits import Enriched
 from weldpulse.ingest.log import ApplierLease, ApplierLock, IngestLog, LogFull, SqliteLog
 from weldpulse.observability import INGESTED
@@ -49,38 +49,41 @@ ROLL_EVERY_S = 60.0  # how often to look for finished days without a current rol
 ROLL_BUDGET_S = 0.5  # rolling pauses writes; at most about this long per look
 
 
-def _continue_sessions(engine: Engine, items: list[Enriched]) -> list[Event]:
-    """Keeps yesterday's visitor id for hits that continue a session across midnight.
+def _continue_sessions(engine: Engine, cols: Columns) -> Columns:
+    """The events in time order, yesterday's visitor id kept for those that continue a session.
 
-    A hit continues when its previous-day visitor id had an event at most
-    SESSION_GAP before it, stored already or earlier in this very batch; the
-    stored sessions' ends are compared per hit, so the answer does not
-    depend on how hits were grouped into batches.
+    A row continues when its previous-day visitor id (`previous_visitor_id`)
+    had an event at most SESSION_GAP before it, stored already or earlier in
+    this very batch; the stored sessions' ends are compared per row, so the
+    answer does not depend on how rows were grouped into batches.
     """
-    items = sorted(items, key=lambda i: i.event.ts)
-    candidates = [i for i in items if i.previous_visitor_id is not None]
+    cols = in_time_order(cols)
+    previous = cols.pop("previous_visitor_id")
+    candidates = [i for i, prev in enumerate(previous) if prev is not None]
+    if not candidates:  # no row in the first SESSION_GAP of a day: nothing to continue
+        return cols
+    times, sites = cols["ts"], cols["site_id"]
+    visitors = cols["visitor_id"] = list(cols["visitor_id"])
     last_seen: dict[tuple[str, int], datetime] = {}
-    if candidates:
-        since = min(i.event.ts for i in candidates) - SESSION_GAP
-        stmt = select(sessions.c.site_id, sessions.c.visitor_id, sessions.c.ended_at).where(
-            sessions.c.visitor_id.in_({i.previous_visitor_id for i in candidates}),
-            sessions.c.ended_at >= since,
-        )
-        with engine.connect() as conn:
-            for r in conn.execute(stmt):
-                key = (r.site_id, r.visitor_id)
-                last_seen[key] = max(r.ended_at, last_seen.get(key, r.ended_at))
-    out = []
-    for item in items:
-        event, prev = item.event, item.previous_visitor_id
+    since = min(times[i] for i in candidates) - SESSION_GAP
+    stmt = select(sessions.c.site_id, sessions.c.visitor_id, sessions.c.ended_at).where(
+        sessions.c.visitor_id.in_({previous[i] for i in candidates}),
+        sessions.c.ended_at >= since,
+    )
+    with engine.connect() as conn:
+        for r in conn.execute(stmt):
+            key = (r.site_id, r.visitor_id)
+            last_seen[key] = max(r.ended_at, last_seen.get(key, r.ended_at))
+    # Rows after the last candidate cannot change an answer: the loop stops there.
+    for i in range(candidates[-1] + 1):
+        ts, site, prev = times[i], sites[i], previous[i]
         if prev is not None:
-            seen = last_seen.get((event.site_id, prev))
-            if seen is not None and event.ts - seen <= SESSION_GAP:
-                event = dataclasses.replace(event, visitor_id=prev)
-        key = (event.site_id, event.visitor_id)
-        last_seen[key] = max(event.ts, last_seen.get(key, event.ts))
-        out.append(event)
-    return out
+            seen = last_seen.get((site, prev))
+            if seen is not None and ts - seen <= SESSION_GAP:
+                visitors[i] = prev
+        key = (site, visitors[i])
+        last_seen[key] = max(ts, last_seen.get(key, ts))
+    return cols
 
 
 def _utc_now() -> datetime:
@@ -91,30 +94,58 @@ class Overloaded(Exception):
     """The store is too far behind (or the log is full): nothing was accepted, retry later."""
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(Event))
+_FIELDS = (*EVENT_FIELDS, "previous_visitor_id")
+_fields = operator.attrgetter(*EVENT_FIELDS)
 
 
-_fields = operator.attrgetter(*_FIELDS)
+def encode(items: Sequence[Enriched] | Columns) -> bytes:
+    """One log record: an import's columns as one JSON object, or events as JSON arrays.
 
-
-def encode(items: Sequence[Enriched]) -> bytes:
-    """One log record: the events' fields as JSON arrays, the previous-day visitor id last.
-
-    orjson writes what json.dumps(default=datetime.isoformat) wrote (UTF-8
-    rather than \\u escapes), ~10x faster: records of either kind replay alike.
+    Arrays: the events' fields, the previous-day visitor id last. orjson
+    writes what json.dumps(default=datetime.isoformat) wrote (UTF-8 rather
+    than \\u escapes), ~10x faster: records of either kind replay alike.
+    Columns: a value every row shares (the site, often the day's device or
+    "" of a field) is written once, so the applier neither reads nor parses it n times.
     """
+    if isinstance(items, dict):
+        n = len(items["ts"])
+        same = {name: v[0] for name, v in items.items() if v.count(v[0]) == n}
+        varying = {name: v for name, v in items.items() if name not in same}
+        return orjson.dumps({"rows": n, "same": same, "columns": varying})
     return orjson.dumps([[*_fields(i.event), i.previous_visitor_id] for i in items])
 
 
-def decode(bodies: Sequence[bytes]) -> list[Enriched]:
-    """The events of many log records, parsed as one JSON document (one call, not one each)."""
-    width = len(_FIELDS)
-    out = []
-    for records in orjson.loads(b"[" + b",".join(bodies) + b"]"):
-        for row in records:
-            ts = datetime.fromisoformat(row[1])
-            out.append(Enriched(Event(row[0], ts, *row[2:width]), row[width]))
-    return out
+def count(items: Sequence[Enriched] | Columns) -> int:
+    """How many events a submission holds."""
+    return len(items["ts"]) if isinstance(items, dict) else len(items)
+
+
+def decode(bodies: Sequence[bytes]) -> Columns:
+    """The events of many log records as columns, parsed as one JSON document (one call)."""
+    parts: list[Columns] = []
+    rows: list[list] = []
+    for record in orjson.loads(b"[" + b",".join(bodies) + b"]"):
+        if isinstance(record, dict):  # an import's columns
+            if rows:
+                parts.append(_transposed(rows))
+                rows = []
+            n = record["rows"]
+            parts.append({name: [v] * n for name, v in record["same"].items()} | record["columns"])
+        else:
+            rows.extend(record)
+    if rows or not parts:
+        parts.append(_transposed(rows))
+    cols = parts[0] if len(parts) == 1 else {
+        name: list(chain.from_iterable(p[name] for p in parts)) for name in _FIELDS
+    }  # fmt: skip
+    cols["ts"] = list(map(datetime.fromisoformat, cols["ts"]))
+    return cols
+
+
+def _transposed(rows: list[list]) -> Columns:
+    if not rows:
+        return {name: [] for name in _FIELDS}
+    return dict(zip(_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
 
 
 @contextmanager
@@ -204,7 +235,9 @@ class Collector:
         self._thread.start()
 
     def submit(
-        self, items: Sequence[Enriched], signal: "asyncio.Future[None] | None" = None
+        self,
+        items: Sequence[Enriched] | Columns,
+        signal: "asyncio.Future[None] | None" = None,
     ) -> "Future[int]":
         """A future resolving to the number of events once they are acknowledged.
 
@@ -217,7 +250,7 @@ class Collector:
         if self._over_backlog():
             raise Overloaded(f"more than {self.max_backlog} events wait to be stored")
         future: Future[int] = Future()
-        self._queue.put((len(items), encode(items), future, signal))
+        self._queue.put((count(items), encode(items), future, signal))
         return future
 
     def _over_backlog(self) -> bool:
@@ -428,12 +461,11 @@ class Applier:
         last = records[-1][0]
         self._compact_finished_day()
         with _cyclic_gc_paused():
-            items = decode([body for _, body in records])
-            events = _continue_sessions(self.engine, items)
-            writer.record(self.engine, events, position=(self.log.log_id, last))
+            cols = _continue_sessions(self.engine, decode([body for _, body in records]))
+            writer.record_columns(self.engine, cols, position=(self.log.log_id, last))
         with self._mutex:
             self._position = last
-        INGESTED.inc(len(items))
+        INGESTED.inc(len(cols["ts"]))
         self._release_waiting(last)
         self._statistics.applied(len(items))  # after the waiters: they need not wait for it
         if time.monotonic() >= self._discard_at:
