@@ -465,12 +465,13 @@ class Applier:
             writer.record_columns(self.engine, cols, position=(self.log.log_id, last))
         with self._mutex:
             self._position = last
-        INGESTED.inc(len(cols["ts"]))
+        stored = len(cols["ts"])
+        INGESTED.inc(stored)
         self._release_waiting(last)
-        self._statistics.applied(len(items))  # after the waiters: they need not wait for it
+        self._statistics.applied(stored)  # after the waiters: they need not wait for it
         if time.monotonic() >= self._discard_at:
             self._discard()
-        return len(items)
+        return stored
 
     def _discard(self) -> None:
         """Deletes the applied records from the log: at most once a DISCARD_EVERY_S under
