@@ -1,7 +1,7 @@
 """Shared by ingestion, the stores and the queries: the event, the pageview, the session gap."""
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
@@ -49,13 +49,15 @@ Columns: TypeAlias = dict[str, list[Any]]
 _event_fields = operator.attrgetter(*EVENT_FIELDS)
 
 
+def transposed(names: Sequence[str], rows: Iterable[Sequence[Any]]) -> Columns:
+    """Rows of values (one per name, in order) as columns, transposed in C."""
+    columns = list(map(list, zip(*rows, strict=True)))
+    return dict(zip(names, columns, strict=True)) if columns else {name: [] for name in names}
+
+
 def columns_of(events: Sequence[Event]) -> Columns:
-    """The events as columns: one tuple per event, transposed in C."""
-    if not events:
-        return {name: [] for name in EVENT_FIELDS}
-    return dict(
-        zip(EVENT_FIELDS, map(list, zip(*map(_event_fields, events), strict=True)), strict=True)
-    )
+    """The events as columns."""
+    return transposed(EVENT_FIELDS, map(_event_fields, events))
 
 
 def in_time_order(columns: Columns) -> Columns:

@@ -15,7 +15,7 @@ from google.protobuf import struct_pb2
 from sqlalchemy import Engine
 from weldpulse.api.context import authorize_site, call_var, principal_var, text_headers
 from weldpulse.api.params import iso_instant
-from weldpulse.domain import Columns
+from weldpulse.domain import Columns, transposed
 from weldpulse.errors import BadRequest, Unavailable
 from weldpulse.ingest import enrich
 from weldpulse.ingest.collector import Collector, Overloaded, count
@@ -270,9 +270,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             row = conn.execute(accounts.site_by_id_stmt(request.site_id)).one()
         site = Site(row.id, row.domain)
         # The rows' fields as columns: attrgetter and zip read and transpose them in C.
-        raw: dict[str, list[Any]] = dict(
-            zip(ROW_FIELDS, map(list, zip(*map(_row, request.events), strict=True)), strict=True)
-        )
+        raw = transposed(ROW_FIELDS, map(_row, request.events))
         raw["props"] = [_props(ev.props) if ev.HasField("props") else {} for ev in request.events]
         # Checked and enriched a column at a time, each distinct value once; logged as one record.
         accepted, errors = import_rows(site, raw, self.salts, self.geo, _parse_timestamp)

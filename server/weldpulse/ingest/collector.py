@@ -26,7 +26,7 @@ from typing import Literal
 
 import orjson
 from sqlalchemy import Engine, select
-from weldpulse.domain import EVENT_FIELDS, SESSION_GAP, Columns, in_time_order
+from weldpulse.domain import EVENT_FIELDS, SESSION_GAP, Columns, in_time_order, transposed
 from weldpulse.ingest.hits import Enriched
 from weldpulse.ingest.log import ApplierLease, ApplierLock, IngestLog, LogFull, SqliteLog
 from weldpulse.observability import INGESTED
@@ -127,25 +127,19 @@ def decode(bodies: Sequence[bytes]) -> Columns:
     for record in orjson.loads(b"[" + b",".join(bodies) + b"]"):
         if isinstance(record, dict):  # an import's columns
             if rows:
-                parts.append(_transposed(rows))
+                parts.append(transposed(_FIELDS, rows))
                 rows = []
             n = record["rows"]
             parts.append({name: [v] * n for name, v in record["same"].items()} | record["columns"])
         else:
             rows.extend(record)
     if rows or not parts:
-        parts.append(_transposed(rows))
+        parts.append(transposed(_FIELDS, rows))
     cols = parts[0] if len(parts) == 1 else {
         name: list(chain.from_iterable(p[name] for p in parts)) for name in _FIELDS
     }  # fmt: skip
     cols["ts"] = list(map(datetime.fromisoformat, cols["ts"]))
     return cols
-
-
-def _transposed(rows: list[list]) -> Columns:
-    if not rows:
-        return {name: [] for name in _FIELDS}
-    return dict(zip(_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
 
 
 @contextmanager
